@@ -1,0 +1,133 @@
+package balancebin
+
+import "strings"
+
+// Separators of backbalance.bin.
+const (
+	proxySep = " -> " // before each proxy
+	localSep = " => " // before the local service
+)
+
+// defaultLocal is the local service of an entry that names none.
+var defaultLocal = HostPort{Host: "127.0.0.1", Port: 80}
+
+// BackEntry is one line of backbalance.bin: how a subserver registers with
+// the gateway under Name.
+type BackEntry struct {
+	// Pos is the position of the entry's first character.
+	Pos Position
+	// TLS is true when the entry starts with "SSL ".
+	TLS bool
+	// Name is the server name as written; see Key.
+	Name string
+	// Password is everything between "=" and the "#" before the gateway.
+	Password string
+	// Gateway is the address of the gateway.
+	Gateway HostPort
+	// Proxies are the HTTP proxies to go through, in order.
+	Proxies []Proxy
+	// Local is the service to expose, 127.0.0.1:80 when the entry names
+	// none.
+	Local HostPort
+	// LocalSet is true when the entry names its local service.
+	LocalSet bool
+}
+
+// Key returns the name in lower case, the form in which names compare.
+func (e BackEntry) Key() string { return strings.ToLower(e.Name) }
+
+// UseTLS reports whether the connection to the gateway uses TLS: when the
+// entry starts with "SSL " or the gateway port is 443.
+func (e BackEntry) UseTLS() bool { return e.TLS || e.Gateway.Port == 443 }
+
+// ParseBack reads the content of a backbalance.bin file; file names it in
+// positions. It returns the entries in file order, or an *Error for the
+// first malformed one.
+//
+// The local service follows the last " => " and the proxies are separated
+// by " -> ", so the password holds no " -> ". The password ends at the last
+// "#" before the first " -> ": it may hold "#", the gateway address may
+// not.
+func ParseBack(file string, data []byte) ([]BackEntry, error) {
+	var entries []BackEntry
+	for _, s := range split(file, data) {
+		e, err := s.backEntry()
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// backEntry parses a backbalance.bin entry.
+func (s *segment) backEntry() (BackEntry, error) {
+	kw, off, err := s.lead([]string{"SSL"}, `"SSL"`)
+	if err != nil {
+		return BackEntry{}, err
+	}
+	name, off, err := s.name(off)
+	if err != nil {
+		return BackEntry{}, err
+	}
+	e := BackEntry{Pos: s.pos, TLS: kw != "", Name: name, Local: defaultLocal}
+	end := s.trimEnd(off)
+	rest := end // end of the proxies
+	if k := strings.LastIndex(s.text[off:end], localSep); k >= 0 {
+		rest = off + k
+		local, p, err := s.hostPort(rest+len(localSep), end)
+		if err != nil {
+			return BackEntry{}, err
+		}
+		if err := s.finish(p, end, `";"`); err != nil {
+			return BackEntry{}, err
+		}
+		e.Local, e.LocalSet = local, true
+	}
+	if err := s.gateway(&e, off, rest); err != nil {
+		return BackEntry{}, err
+	}
+	if err := s.terminated(); err != nil {
+		return BackEntry{}, err
+	}
+	return e, nil
+}
+
+// gateway parses password "#" gateway { " -> " proxy } between off and end.
+// The password ends at the last "#" before the first " -> ".
+func (s *segment) gateway(e *BackEntry, off, end int) error {
+	ge := end // end of the gateway address
+	if j := strings.Index(s.text[off:end], proxySep); j >= 0 {
+		ge = off + j
+	}
+	h := strings.LastIndexByte(s.text[off:ge], '#')
+	switch {
+	case h < 0:
+		return s.fail(ge, s.found(ge), `"#" followed by the gateway address`)
+	case h == 0:
+		return s.fail(off, "#", `a password before "#"`)
+	}
+	e.Password = s.text[off : off+h]
+	gw, p, err := s.hostPort(off+h+1, ge)
+	if err != nil {
+		return err
+	}
+	if err := s.finish(p, ge, `" -> ", " => " or ";"`); err != nil {
+		return err
+	}
+	e.Gateway = gw
+	for p := ge; p < end; {
+		ps := p + len(proxySep) // start of the proxy
+		pe := end
+		if j := strings.Index(s.text[ps:end], proxySep); j >= 0 {
+			pe = ps + j
+		}
+		px, err := s.proxy(ps, pe)
+		if err != nil {
+			return err
+		}
+		e.Proxies = append(e.Proxies, px)
+		p = pe
+	}
+	return nil
+}
