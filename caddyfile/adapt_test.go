@@ -1,0 +1,163 @@
+package caddyfile_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/tildegate/tildegate"
+)
+
+var update = flag.Bool("update", false, "rewrite the JSON half of the golden files from the adapter's output")
+
+// goldenSeparator splits a golden file into its Caddyfile and its JSON.
+const goldenSeparator = "----------"
+
+// TestAdaptGolden adapts every testdata/adapt/*.caddyfiletest Caddyfile and
+// compares the JSON with the file's second half.
+func TestAdaptGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caddyfileText, expected, ok := strings.Cut(string(data), goldenSeparator)
+			if !ok {
+				t.Fatalf("%s: no %q line", file, goldenSeparator)
+			}
+			caddyfileText = strings.TrimSpace(caddyfileText) + "\n"
+			if *update {
+				writeGolden(t, file, caddyfileText)
+				return
+			}
+			if !caddytest.CompareAdapt(t, file, caddyfileText, "caddyfile", strings.TrimSpace(expected)) {
+				t.Errorf("%s: adapted JSON differs (see the diff above; -update rewrites it)", file)
+			}
+		})
+	}
+}
+
+func writeGolden(t *testing.T, file, caddyfileText string) {
+	t.Helper()
+	result, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfileText), nil)
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, result, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	out := caddyfileText + goldenSeparator + "\n" + pretty.String() + "\n"
+	if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAdaptErrors checks that each mistake is refused with a message that
+// says what is wrong and where.
+func TestAdaptErrors(t *testing.T) {
+	cases := []struct {
+		name, caddyfile, want string
+	}{
+		{
+			name: "server defined twice",
+			caddyfile: `:8080 {
+	tildegate {
+		server srv1 http://127.0.0.1:9001
+		server SRV1 http://127.0.0.1:9002
+	}
+}`,
+			want: "server SRV1 is defined twice: Caddyfile:3 and Caddyfile:4",
+		},
+		{
+			name: "unknown option",
+			caddyfile: `:8080 {
+	tildegate {
+		balance_fil /etc/balance.bin
+	}
+}`,
+			want: `unrecognized tildegate option "balance_fil"`,
+		},
+		{
+			name: "upstreams in a balance_file block",
+			caddyfile: `:8080 {
+	tildegate {
+		balance_file /etc/balance.bin {
+			to http://127.0.0.1:9001
+		}
+	}
+}`,
+			want: "upstreams come from the file",
+		},
+		{
+			name: "server without upstreams",
+			caddyfile: `:8080 {
+	tildegate {
+		server srv1
+	}
+}`,
+			want: "server srv1: no upstreams",
+		},
+		{
+			name: "bad server name",
+			caddyfile: `:8080 {
+	tildegate {
+		server srv/1 http://127.0.0.1:9001
+	}
+}`,
+			want: `server name "srv/1": '/' is not allowed`,
+		},
+		{
+			name: "bad reverse_proxy option",
+			caddyfile: `:8080 {
+	tildegate {
+		server srv1 http://127.0.0.1:9001 {
+			lb_policy no_such_policy
+		}
+	}
+}`,
+			want: "no_such_policy",
+		},
+		{
+			name: "bad poll interval",
+			caddyfile: `:8080 {
+	tildegate {
+		poll_interval soon
+	}
+}`,
+			want: "poll_interval",
+		},
+		{
+			name: "argument after directive",
+			caddyfile: `:8080 {
+	tildegate /~~* extra {
+	}
+}`,
+			want: "Caddyfile:2",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(c.caddyfile), map[string]any{"filename": "Caddyfile"})
+			if err == nil {
+				t.Fatalf("adapted without error; want one containing %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}

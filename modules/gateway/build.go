@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+)
+
+// Defaults applied to a name's reverse proxy when its configuration leaves
+// them unset.
+const (
+	// defaultFailDuration is how long an upstream that failed is held out.
+	defaultFailDuration = 10 * time.Second
+	// stickyCookiePrefix names the cookie that keeps a client on one
+	// upstream of a name.
+	stickyCookiePrefix = "tildegate_"
+)
+
+// routeSpec is a name's definition before it is provisioned.
+type routeSpec struct {
+	name   string
+	origin string
+	proxy  *reverseproxy.Handler // nil: no web entry
+	back   *balancebin.Entry
+	rdp    []balancebin.HostPort
+}
+
+// buildTable turns the inline servers and the balance files' entries into a
+// provisioned table. On error nothing stays provisioned.
+func (h *Handler) buildTable(files [][]balancebin.Entry) (*table, error) {
+	specs, err := h.routeSpecs(files)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := caddy.NewContext(h.ctx)
+	t := &table{routes: make(map[string]*route, len(specs)), cancel: cancel}
+	for key, spec := range specs {
+		rt, err := provisionRoute(ctx, key, spec)
+		if err != nil {
+			t.cleanup()
+			return nil, err
+		}
+		t.routes[key] = rt
+	}
+	return t, nil
+}
+
+func provisionRoute(ctx caddy.Context, key string, spec *routeSpec) (*route, error) {
+	rt := &route{
+		name:       spec.name,
+		origin:     spec.origin,
+		prefix:     namePrefix + spec.name,
+		back:       spec.back,
+		rdpTargets: spec.rdp,
+	}
+	rt.prefixHeader = []string{rt.prefix}
+	if spec.proxy == nil {
+		return rt, nil
+	}
+	applyDefaults(spec.proxy, key)
+	if err := spec.proxy.Provision(ctx); err != nil {
+		return nil, fmt.Errorf("server %s (%s): %w", spec.name, spec.origin, err)
+	}
+	rt.proxy = spec.proxy
+	for _, u := range spec.proxy.Upstreams {
+		host := u.Dial
+		if h, _, err := net.SplitHostPort(u.Dial); err == nil {
+			host = h
+		}
+		rt.backendHosts = append(rt.backendHosts, host)
+	}
+	return rt, nil
+}
+
+// applyDefaults gives a name with several upstreams what a server farm
+// needs wherever its configuration leaves it unset: a client stays on one
+// server (remote desktop sessions must not hop), a failed server is retried
+// on another at once, and passive health checks hold a failing server out.
+// A single upstream keeps Caddy's own defaults: with nowhere to fail over
+// to, holding it out would only turn errors into 503s.
+func applyDefaults(rp *reverseproxy.Handler, key string) {
+	if len(rp.Upstreams) < 2 {
+		return
+	}
+	if rp.HealthChecks == nil {
+		rp.HealthChecks = new(reverseproxy.HealthChecks)
+	}
+	if rp.HealthChecks.Passive == nil {
+		rp.HealthChecks.Passive = new(reverseproxy.PassiveHealthChecks)
+	}
+	if rp.HealthChecks.Passive.FailDuration == 0 {
+		rp.HealthChecks.Passive.FailDuration = caddy.Duration(defaultFailDuration)
+	}
+	if rp.LoadBalancing == nil {
+		rp.LoadBalancing = new(reverseproxy.LoadBalancing)
+	}
+	lb := rp.LoadBalancing
+	if lb.SelectionPolicyRaw == nil {
+		lb.SelectionPolicyRaw = caddyconfig.JSONModuleObject(reverseproxy.CookieHashSelection{
+			Name:        stickyCookiePrefix + key,
+			FallbackRaw: caddyconfig.JSONModuleObject(reverseproxy.LeastConnSelection{}, "policy", "least_conn", nil),
+		}, "policy", "cookie", nil)
+	}
+	if lb.Retries == 0 && lb.TryDuration == 0 {
+		lb.Retries = len(rp.Upstreams) - 1
+	}
+}
+
+// routeSpecs gathers every name's definition, refusing a name defined in
+// two places.
+func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec, error) {
+	specs := make(map[string]*routeSpec)
+	names := make([]string, 0, len(h.Servers))
+	for name := range h.Servers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := checkName(name); err != nil {
+			return nil, fmt.Errorf("servers: %w", err)
+		}
+		key := strings.ToLower(name)
+		origin := fmt.Sprintf("server %s", name)
+		if prev := specs[key]; prev != nil {
+			return nil, fmt.Errorf("name %q is defined twice: %s and %s", name, prev.origin, origin)
+		}
+		rp := new(reverseproxy.Handler)
+		if err := json.Unmarshal(h.Servers[name], rp); err != nil {
+			return nil, fmt.Errorf("%s: %w", origin, err)
+		}
+		specs[key] = &routeSpec{name: name, origin: origin, proxy: rp}
+	}
+	for i, entries := range files {
+		fileSpecs, err := h.fileSpecs(h.BalanceFiles[i], entries)
+		if err != nil {
+			return nil, err
+		}
+		for key, spec := range fileSpecs {
+			if prev := specs[key]; prev != nil {
+				return nil, fmt.Errorf("name %q is defined twice: %s and %s", spec.name, prev.origin, spec.origin)
+			}
+			specs[key] = spec
+		}
+	}
+	return specs, nil
+}
+
+// fileSpecs groups one balance file's entries by name. Several direct
+// entries for a name are its load-balanced upstreams; they must agree on
+// TLS. RDPPORT lines give RDP targets; a back entry stands alone.
+func (h *Handler) fileSpecs(bf BalanceFile, entries []balancebin.Entry) (map[string]*routeSpec, error) {
+	specs := make(map[string]*routeSpec)
+	first := make(map[string]*balancebin.Entry) // first web entry per name
+	for i := range entries {
+		e := &entries[i]
+		key := e.Key()
+		spec := specs[key]
+		if spec == nil {
+			spec = &routeSpec{name: e.Name, origin: e.Pos.String()}
+			specs[key] = spec
+		}
+		switch {
+		case e.RDP:
+			spec.rdp = append(spec.rdp, e.Target)
+			continue
+		case spec.back != nil || (e.Back && first[key] != nil):
+			prev := first[key]
+			if spec.back != nil {
+				prev = spec.back
+			}
+			return nil, fmt.Errorf("%s: name %q already has an entry at %s; a back entry must be the name's only web entry", e.Pos, e.Name, prev.Pos)
+		case e.Back:
+			spec.back = e
+			continue
+		}
+		if prev := first[key]; prev != nil {
+			if prev.TLS.Encrypted() != e.TLS.Encrypted() || prev.TLS.Verified() != e.TLS.Verified() {
+				return nil, fmt.Errorf("%s: %q uses TLS mode %q but its entry at %s uses %q; all entries of a name must agree", e.Pos, e.Name, tlsName(e.TLS), prev.Pos, tlsName(prev.TLS))
+			}
+		} else {
+			first[key] = e
+			rp := new(reverseproxy.Handler)
+			if len(bf.Proxy) > 0 {
+				if err := json.Unmarshal(bf.Proxy, rp); err != nil {
+					return nil, fmt.Errorf("balance file %s: proxy options: %w", bf.Path, err)
+				}
+			}
+			if err := h.setTLS(rp, e.TLS); err != nil {
+				return nil, fmt.Errorf("balance file %s: %w", bf.Path, err)
+			}
+			spec.proxy = rp
+			spec.origin = e.Pos.String()
+		}
+		spec.proxy.Upstreams = append(spec.proxy.Upstreams, &reverseproxy.Upstream{Dial: e.Target.String()})
+	}
+	return specs, nil
+}
+
+func tlsName(k balancebin.TLSKeyword) string {
+	if k == "" {
+		return "plain HTTP"
+	}
+	return string(k)
+}
+
+// setTLS makes the proxy speak HTTPS to its upstreams for SSL entries,
+// verifying their certificates only for the strict forms.
+func (h *Handler) setTLS(rp *reverseproxy.Handler, mode balancebin.TLSKeyword) error {
+	if !mode.Encrypted() {
+		return nil
+	}
+	transport := new(reverseproxy.HTTPTransport)
+	if rp.TransportRaw != nil {
+		var probe struct {
+			Protocol string `json:"protocol"`
+		}
+		if err := json.Unmarshal(rp.TransportRaw, &probe); err != nil {
+			return fmt.Errorf("proxy transport: %w", err)
+		}
+		if probe.Protocol != "http" {
+			return fmt.Errorf("SSL entries need the http transport, not %q", probe.Protocol)
+		}
+		if err := json.Unmarshal(rp.TransportRaw, transport); err != nil {
+			return fmt.Errorf("proxy transport: %w", err)
+		}
+	}
+	if transport.TLS == nil {
+		transport.TLS = new(reverseproxy.TLSConfig)
+	}
+	if mode.Verified() {
+		if h.CAFile != "" {
+			transport.TLS.CARaw = caddyconfig.JSONModuleObject(caddytls.FileCAPool{TrustedCACertPEMFiles: []string{h.CAFile}}, "provider", "file", nil)
+		}
+	} else {
+		transport.TLS.InsecureSkipVerify = true
+	}
+	rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "http", nil)
+	return nil
+}
+
+// checkName refuses a server name that could not appear in /~~name.
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("empty server name")
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("server name %q: %q is not allowed (letters, digits, '-', '_' and '.')", name, c)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("tildegate", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("tildegate", httpcaddyfile.Before, "respond")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Handler)
+	return g, g.unmarshal(h.Dispenser, &h)
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	tildegate [<matcher>] {
+//	    balance_file <path> [{
+//	        <reverse_proxy options>
+//	    }]
+//	    server <name> <upstreams...> [{
+//	        <reverse_proxy options>
+//	    }]
+//	    ca_file <path>
+//	    poll_interval <duration>
+//	}
+//
+// balance_file reads a TSplus balance.bin and reloads it when it changes;
+// the options in its block (load balancing, health checks, transport,
+// headers: anything reverse_proxy takes but upstreams) apply to every name
+// in the file. server defines one name inline: its upstreams and block are
+// exactly those of reverse_proxy. Both may appear several times; a name
+// defined twice is an error. ca_file is a PEM file of CA certificates that
+// balance.bin SSL_STRICT entries trust instead of the system roots.
+// poll_interval is how often files are checked when file notifications
+// miss a change (default 1s).
+func (g *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return g.unmarshal(d, nil)
+}
+
+// unmarshal parses the directive; helper, when present, lets reverse_proxy
+// blocks use handle_response.
+func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	defined := make(map[string]string) // lower-case name -> file:line
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "balance_file":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			bf := BalanceFile{Path: d.Val()}
+			rp, err := unmarshalProxyBlock(d, helper)
+			if err != nil {
+				return err
+			}
+			if len(rp.Upstreams) > 0 || rp.DynamicUpstreamsRaw != nil {
+				return d.Errf("balance_file %s: upstreams come from the file; 'to' and 'dynamic' are not allowed here", bf.Path)
+			}
+			if bf.Proxy, err = marshalProxy(rp); err != nil {
+				return d.Errf("balance_file %s: %v", bf.Path, err)
+			}
+			g.BalanceFiles = append(g.BalanceFiles, bf)
+
+		case "server":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			if err := checkName(name); err != nil {
+				return d.Err(err.Error())
+			}
+			here := fmt.Sprintf("%s:%d", d.File(), d.Line())
+			if prev, ok := defined[strings.ToLower(name)]; ok {
+				return d.Errf("server %s is defined twice: %s and %s", name, prev, here)
+			}
+			defined[strings.ToLower(name)] = here
+			rp, err := unmarshalProxyBlock(d, helper)
+			if err != nil {
+				return err
+			}
+			if len(rp.Upstreams) == 0 && rp.DynamicUpstreamsRaw == nil {
+				return d.Errf("server %s: no upstreams", name)
+			}
+			raw, err := marshalProxy(rp)
+			if err != nil {
+				return d.Errf("server %s: %v", name, err)
+			}
+			if g.Servers == nil {
+				g.Servers = make(map[string]json.RawMessage)
+			}
+			g.Servers[name] = raw
+
+		case "ca_file":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			g.CAFile = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		case "poll_interval":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("poll_interval: %v", err)
+			}
+			if dur <= 0 {
+				return d.Errf("poll_interval must be positive, not %s", d.Val())
+			}
+			g.PollInterval = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		default:
+			return d.Errf("unrecognized tildegate option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalProxyBlock hands the rest of the current line and its block to
+// reverse_proxy's own parser, as if they followed "reverse_proxy".
+func unmarshalProxyBlock(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper) (*reverseproxy.Handler, error) {
+	segment := d.NextSegment() // starts at the name or path, which rp takes for its directive
+
+	rp := new(reverseproxy.Handler)
+	if err := rp.UnmarshalCaddyfile(caddyfile.NewDispenser(segment)); err != nil {
+		return nil, err
+	}
+	if helper != nil {
+		if err := rp.FinalizeUnmarshalCaddyfile(*helper); err != nil {
+			return nil, err
+		}
+	}
+	return rp, nil
+}
+
+func marshalProxy(rp *reverseproxy.Handler) (json.RawMessage, error) {
+	raw, err := json.Marshal(rp)
+	if err != nil {
+		return nil, err
+	}
+	if string(raw) == "{}" {
+		return nil, nil
+	}
+	return raw, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,219 @@
+// Package gateway is the Caddy HTTP handler http.handlers.tildegate: it routes
+// /~~name requests to the servers of a farm through Caddy's reverse proxy.
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// namePrefix starts every routed path: /~~name/...
+const namePrefix = "/~~"
+
+// Handler routes requests whose path starts with /~~name to the server
+// named name, with the prefix stripped; other requests go on to the next
+// handler. Names come from inline servers and from TSplus balance.bin files,
+// which are watched and reloaded when they change.
+type Handler struct {
+	// BalanceFiles are TSplus balance.bin files, read as they are and
+	// reloaded when they change.
+	BalanceFiles []BalanceFile `json:"balance_files,omitempty"`
+
+	// Servers maps a name to the reverse_proxy handler that serves it: the
+	// same JSON as Caddy's reverse_proxy handler (upstreams, load_balancing,
+	// health_checks, transport, ...) without the "handler" key.
+	Servers map[string]json.RawMessage `json:"servers,omitempty"`
+
+	// CAFile is a PEM file of CA certificates that balance.bin SSL_STRICT
+	// entries trust instead of the system roots.
+	CAFile string `json:"ca_file,omitempty"`
+
+	// PollInterval is how often balance files are checked for changes when
+	// file system notifications miss them. Default: 1s.
+	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
+
+	ctx     caddy.Context
+	logger  *zap.Logger
+	tables  *tableRef
+	files   *fileSet
+	stopped chan struct{}
+}
+
+// BalanceFile is one balance.bin file and the reverse proxy options that
+// apply to its entries.
+type BalanceFile struct {
+	// Path of the file.
+	Path string `json:"path"`
+
+	// Proxy is reverse_proxy handler JSON (load_balancing, health_checks,
+	// transport, headers, ...) applied to every entry of the file. It must
+	// not name upstreams: the file does.
+	Proxy json.RawMessage `json:"proxy,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.tildegate",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision reads the balance files, builds the routing table and starts
+// watching the files. A file that does not parse refuses the config.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.ctx = ctx
+	h.logger = ctx.Logger()
+	h.tables = new(tableRef)
+	if h.PollInterval <= 0 {
+		h.PollInterval = caddy.Duration(time.Second)
+	}
+	paths := make([]string, len(h.BalanceFiles))
+	for i, bf := range h.BalanceFiles {
+		if bf.Path == "" {
+			return fmt.Errorf("balance_files[%d]: path is empty", i)
+		}
+		paths[i] = bf.Path
+	}
+	h.files = newFileSet(paths)
+	if _, err := h.files.read(); err != nil {
+		return err
+	}
+	t, err := h.buildTable(h.files.entries())
+	if err != nil {
+		return err
+	}
+	h.tables.swap(t)
+	if len(paths) > 0 {
+		h.stopped = make(chan struct{})
+		go h.watch(paths)
+	}
+	return nil
+}
+
+// Cleanup stops the file watcher and retires the routing table; requests
+// and websockets still running on it finish first, and requests that the
+// old server still takes during a reload are served by it.
+func (h *Handler) Cleanup() error {
+	if h.stopped != nil {
+		<-h.stopped
+	}
+	h.tables.close()
+	return nil
+}
+
+// reload re-reads the balance files and, if any changed, swaps in a new
+// table. A file that no longer parses leaves the current table in force.
+// Only the watcher calls it.
+func (h *Handler) reload() {
+	changed, err := h.files.read()
+	if err != nil {
+		h.logger.Error("balance file not loaded; the last good table stays in force", zap.Error(err))
+		return
+	}
+	if !changed {
+		return
+	}
+	t, err := h.buildTable(h.files.entries())
+	if err != nil {
+		h.logger.Error("balance files not loaded; the last good table stays in force", zap.Error(err))
+		return
+	}
+	h.tables.swap(t)
+	h.logger.Info("balance files reloaded", zap.Strings("files", h.files.paths), zap.Int("names", len(t.routes)))
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path := r.URL.Path
+	if !strings.HasPrefix(path, namePrefix) {
+		return next.ServeHTTP(w, r)
+	}
+	end := strings.IndexByte(path[len(namePrefix):], '/')
+	if end < 0 {
+		end = len(path)
+	} else {
+		end += len(namePrefix)
+	}
+	prefix, rest := path[:end], path[end:]
+	name := prefix[len(namePrefix):]
+
+	t := h.tables.acquire()
+	defer t.release()
+	rt := t.routes[lookupKey(name)]
+	switch {
+	case rt == nil:
+		http.Error(w, fmt.Sprintf("tildegate: no server named %q", name), http.StatusNotFound)
+		return nil
+	case rest == "":
+		target := prefix + "/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusPermanentRedirect)
+		return nil
+	case rt.back != nil:
+		http.Error(w, "tildegate: no agent connected for "+rt.name, http.StatusServiceUnavailable)
+		return nil
+	case rt.proxy == nil:
+		http.Error(w, "tildegate: "+rt.name+" has no web entry", http.StatusNotFound)
+		return nil
+	}
+
+	stripPrefix(r, rest)
+	if prefix == rt.prefix {
+		r.Header["X-Forwarded-Prefix"] = rt.prefixHeader
+	} else {
+		r.Header.Set("X-Forwarded-Prefix", prefix)
+	}
+	pw := getPrefixWriter(w, r, prefix, rt)
+	defer putPrefixWriter(pw)
+	return rt.proxy.ServeHTTP(pw, r, next)
+}
+
+// lookupKey is the table key for a name: names match case-insensitively.
+// It allocates only when the name has upper-case letters.
+func lookupKey(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(name)
+		}
+	}
+	return name
+}
+
+// stripPrefix removes the /~~name prefix from the request's path, keeping
+// the escaped form when it still matches.
+func stripPrefix(r *http.Request, rest string) {
+	r.URL.Path = rest
+	raw := r.URL.RawPath
+	if raw == "" {
+		return
+	}
+	r.URL.RawPath = ""
+	if slash := strings.IndexByte(raw[1:], '/'); slash >= 0 {
+		rawRest := raw[slash+1:]
+		if unescaped, err := url.PathUnescape(rawRest); err == nil && unescaped == rest {
+			r.URL.RawPath = rawRest
+		}
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
