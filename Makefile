@@ -1,0 +1,60 @@
+# Run from the repository root.
+
+GO ?= go
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: all build run test deps fmt-check vet staticcheck agent-check bench clean
+
+all: build
+
+# build puts Caddy with tildegate and the agent into bin/.
+build:
+	$(GO) build -o bin/caddy ./cmd/caddy
+	$(GO) build -o bin/tildegate-agent ./cmd/tildegate-agent
+
+# run starts the demo in examples/demo: a gateway on 127.0.0.1:8080 and two
+# backends on 127.0.0.1:8081 and :8082, routed by examples/demo/balance.bin.
+run:
+	$(GO) build -o bin/caddy ./cmd/caddy
+	@echo
+	@echo "    Open http://127.0.0.1:8080/ in a browser"
+	@echo "    (edit examples/demo/balance.bin to change the routes live; Ctrl-C stops)"
+	@echo
+	bin/caddy run --config examples/demo/Caddyfile --adapter caddyfile
+
+test: deps fmt-check vet staticcheck agent-check
+	scripts/test.sh
+
+# deps installs the system packages the tests use (squid, wrk, ...).
+deps:
+	scripts/install-deps.sh
+
+fmt-check:
+	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print | xargs $(GOFMT) -l); \
+	if [ -n "$$files" ]; then \
+		echo "gofmt -w needed on:"; echo "$$files"; exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+# agent-check makes sure the agent stays small and portable: it must not
+# link Caddy, and it must build for Windows.
+agent-check:
+	@deps=$$($(GO) list -deps ./cmd/tildegate-agent) || exit 1; \
+	if echo "$$deps" | grep -q caddyserver; then \
+		echo "cmd/tildegate-agent must not depend on Caddy, but it imports:"; \
+		echo "$$deps" | grep caddyserver; exit 1; \
+	fi
+	GOOS=windows $(GO) build -o /dev/null ./cmd/tildegate-agent
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+clean:
+	rm -rf bin
