@@ -63,7 +63,7 @@ localhost:%d {
 
 // startGateway loads a Caddyfile into the test binary's Caddy and returns a
 // client that trusts it and keeps cookies.
-func startGateway(t *testing.T, caddyfile string) *caddytest.Tester {
+func startGateway(t testing.TB, caddyfile string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
