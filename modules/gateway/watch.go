@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,12 +32,17 @@ func stampAll(paths []string) []fileStamp {
 	return stamps
 }
 
-// watch reloads the balance files when they change, on a file system
-// notification or, where none comes, when polling sees a new size or
-// modification time. It returns when the handler's context ends.
+// watch reloads the balance files when they change; see watchFiles.
 func (h *Handler) watch(paths []string) {
 	defer close(h.stopped)
+	watchFiles(h.ctx, paths, time.Duration(h.PollInterval), true, h.logger, h.reload)
+}
 
+// watchFiles calls changed when one of paths changes: on a file system
+// notification (when notify is set and the system has them) or, where none
+// comes, when polling every interval sees a new size or modification time.
+// It returns when ctx ends.
+func watchFiles(ctx context.Context, paths []string, interval time.Duration, notify bool, logger *zap.Logger, changed func()) {
 	watched := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		if abs, err := filepath.Abs(p); err == nil {
@@ -45,40 +51,42 @@ func (h *Handler) watch(paths []string) {
 	}
 	var events <-chan fsnotify.Event
 	var errs <-chan error
-	if w, err := fsnotify.NewWatcher(); err != nil {
-		h.logger.Warn("file notifications unavailable; polling balance files", zap.Error(err))
-	} else {
-		defer w.Close()
-		for abs := range watched {
-			if err := w.Add(filepath.Dir(abs)); err != nil {
-				h.logger.Warn("cannot watch folder; polling it", zap.String("folder", filepath.Dir(abs)), zap.Error(err))
+	if notify {
+		if w, err := fsnotify.NewWatcher(); err != nil {
+			logger.Warn("file notifications unavailable; polling balance files", zap.Error(err))
+		} else {
+			defer w.Close()
+			for abs := range watched {
+				if err := w.Add(filepath.Dir(abs)); err != nil {
+					logger.Warn("cannot watch folder; polling it", zap.String("folder", filepath.Dir(abs)), zap.Error(err))
+				}
 			}
+			events, errs = w.Events, w.Errors
 		}
-		events, errs = w.Events, w.Errors
 	}
 
-	ticker := time.NewTicker(time.Duration(h.PollInterval))
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	stamps := stampAll(paths)
 	var settle <-chan time.Time
 	for {
 		select {
-		case <-h.ctx.Done():
+		case <-ctx.Done():
 			return
 		case ev := <-events:
 			if watched[filepath.Clean(ev.Name)] && settle == nil {
 				settle = time.After(settleDelay)
 			}
 		case err := <-errs:
-			h.logger.Warn("file notification error; polling continues", zap.Error(err))
+			logger.Warn("file notification error; polling continues", zap.Error(err))
 		case <-settle:
 			settle = nil
 			stamps = stampAll(paths)
-			h.reload()
+			changed()
 		case <-ticker.C:
 			if now := stampAll(paths); !slices.Equal(now, stamps) {
 				stamps = now
-				h.reload()
+				changed()
 			}
 		}
 	}
