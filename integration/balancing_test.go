@@ -35,7 +35,7 @@ func newJarClient(t *testing.T) *http.Client {
 func TestStickyFailover(t *testing.T) {
 	a, b := newBackend(t, "a", false), newBackend(t, "b", false)
 	balance := writeFile(t, t.TempDir(), "balance.bin", fmt.Sprintf("/~~farm=%s;\n/~~farm=%s;\n", a.hostPort(), b.hostPort()))
-	startGateway(t, gatewayConfig("", "\t\tbalance_file "+balance))
+	startGateway(t, gatewayConfig("", "\t\tbalance_file "+balance), "caddyfile")
 
 	spread := map[string]int{}
 	for range 20 {
@@ -72,7 +72,7 @@ func TestActiveHealthChecks(t *testing.T) {
 			lb_policy round_robin
 			health_uri /health
 			health_interval 100ms
-		}`, a.hostPort(), b.hostPort())))
+		}`, a.hostPort(), b.hostPort())), "caddyfile")
 	// the first check runs at provisioning; give it a moment to record b as down
 	eventually(t, 2*time.Second, func() error {
 		for range 10 {

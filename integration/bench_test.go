@@ -27,7 +27,7 @@ http://localhost:%d {
 	}
 	reverse_proxy /plain/* http://%s
 }
-`, httpPort, addr, addr))
+`, httpPort, addr, addr), "caddyfile")
 
 	transport := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}
 	b.Cleanup(transport.CloseIdleConnections)

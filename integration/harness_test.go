@@ -61,23 +61,12 @@ localhost:%d {
 `, httpsPort, block)
 }
 
-// startGateway loads a Caddyfile into the test binary's Caddy and returns a
-// client that trusts it and keeps cookies.
-func startGateway(t testing.TB, caddyfile string) *caddytest.Tester {
+// startGateway loads a config ("caddyfile" or "json") into the test
+// binary's Caddy and returns a client that trusts it and keeps cookies.
+func startGateway(t testing.TB, config, configType string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfile, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	return tester
-}
-
-// startGatewayJSON loads a JSON config the same way.
-func startGatewayJSON(t *testing.T, config string) *caddytest.Tester {
-	t.Helper()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(config, "json")
+	tester.InitServer(config, configType)
 	if t.Failed() {
 		t.FailNow()
 	}

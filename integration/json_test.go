@@ -36,7 +36,7 @@ func TestJSONConfig(t *testing.T) {
 		}
 	}
 }`, adminAddr, httpPort, httpPort, a.hostPort(), balance)
-	tester := startGatewayJSON(t, config)
+	tester := startGateway(t, config, "json")
 	base := fmt.Sprintf("http://localhost:%d", httpPort)
 	if got := backendOf(t, tester.Client, base+"/~~inline/"); got != "a" {
 		t.Errorf("inline server answered by %s", got)

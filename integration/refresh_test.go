@@ -49,7 +49,7 @@ func TestBalanceFileRefresh(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
 	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s;\n", a.hostPort()))
-	startGateway(t, gatewayConfig(logFile, "\t\tbalance_file "+balance))
+	startGateway(t, gatewayConfig(logFile, "\t\tbalance_file "+balance), "caddyfile")
 	client := newJarClient(t)
 	if got := backendOf(t, client, gatewayURL+"/~~srv1/"); got != "a" {
 		t.Fatalf("before the edit: %s", got)
@@ -146,7 +146,7 @@ func TestAdminReloadUnderLoad(t *testing.T) {
 		cfg = strings.Replace(cfg, "grace_period 1ns", "grace_period 10s", 1)
 		return strings.Replace(cfg, "fallthrough {path}", fmt.Sprintf("fallthrough %d {path}", i), 1)
 	}
-	startGateway(t, config(0))
+	startGateway(t, config(0), "caddyfile")
 	ws := openEcho(t, "srv1")
 
 	var ok, failed atomic.Int64

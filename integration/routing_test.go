@@ -19,7 +19,7 @@ func TestRouting(t *testing.T) {
 	inline := newBackend(t, "inline", false)
 	dir := t.TempDir()
 	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("# farm\r\n/~~srv1=%s;\r\n/~~home=secret#:*;\r\n/~~rdponly=127.0.0.1:3389 RDPPORT;\r\n", srv1.hostPort()))
-	tester := startGateway(t, gatewayConfig("", fmt.Sprintf("\t\tbalance_file %s\n\t\tserver inline http://%s", balance, inline.hostPort())))
+	tester := startGateway(t, gatewayConfig("", fmt.Sprintf("\t\tbalance_file %s\n\t\tserver inline http://%s", balance, inline.hostPort())), "caddyfile")
 	client := tester.Client
 
 	t.Run("prefix stripped, query kept, forwarded headers", func(t *testing.T) {

@@ -22,7 +22,7 @@ SSL_JVM_TM_STRICT /~~jvmstrict=%[1]s;
 /~~plain=%[1]s;
 `, secure.hostPort()))
 
-	tester := startGateway(t, gatewayConfig("", "\t\tbalance_file "+balance))
+	tester := startGateway(t, gatewayConfig("", "\t\tbalance_file "+balance), "caddyfile")
 	for name, wantOK := range map[string]bool{"any": true, "jvm": true, "strict": false, "jvmstrict": false, "plain": false} {
 		res, body := get(t, tester.Client, gatewayURL+"/~~"+name+"/x")
 		if ok := res.StatusCode == http.StatusOK && strings.Contains(body, `"backend":"secure"`); ok != wantOK {
@@ -30,7 +30,7 @@ SSL_JVM_TM_STRICT /~~jvmstrict=%[1]s;
 		}
 	}
 
-	tester = startGateway(t, gatewayConfig("", fmt.Sprintf("\t\tbalance_file %s\n\t\tca_file %s", balance, caFile)))
+	tester = startGateway(t, gatewayConfig("", fmt.Sprintf("\t\tbalance_file %s\n\t\tca_file %s", balance, caFile)), "caddyfile")
 	for _, name := range []string{"strict", "jvmstrict"} {
 		res, body := get(t, tester.Client, gatewayURL+"/~~"+name+"/x")
 		if res.StatusCode != http.StatusOK || !strings.Contains(body, `"path":"/x"`) {

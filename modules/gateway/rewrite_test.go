@@ -16,8 +16,19 @@ func newTestWriter(tlsOn bool, prefix string) *prefixWriter {
 	return getPrefixWriter(httptest.NewRecorder(), r, prefix, rt)
 }
 
+type rewriteCase struct{ in, want string }
+
+func checkRewrites(t *testing.T, name string, rewrite func(string) string, cases []rewriteCase) {
+	t.Helper()
+	for _, c := range cases {
+		if got := rewrite(c.in); got != c.want {
+			t.Errorf("%s(%q) = %q, want %q", name, c.in, got, c.want)
+		}
+	}
+}
+
 func TestRewriteURL(t *testing.T) {
-	cases := []struct{ in, want string }{
+	cases := []rewriteCase{
 		{"/login", "/~~srv1/login"},
 		{"/", "/~~srv1/"},
 		{"/~~srv1/already", "/~~srv1/already"},
@@ -35,19 +46,14 @@ func TestRewriteURL(t *testing.T) {
 		{"mailto:admin@10.0.0.7", "mailto:admin@10.0.0.7"},
 		{"http://[bad", "http://[bad"},
 	}
-	pw := newTestWriter(true, "/~~srv1")
-	for _, c := range cases {
-		if got := pw.rewriteURL(c.in); got != c.want {
-			t.Errorf("rewriteURL(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
+	checkRewrites(t, "rewriteURL", newTestWriter(true, "/~~srv1").rewriteURL, cases)
 	if got := newTestWriter(false, "/~~srv1").rewriteURL("http://10.0.0.7/x"); got != "http://gw.example/~~srv1/x" {
 		t.Errorf("plain HTTP gateway: got %q", got)
 	}
 }
 
 func TestRewriteCookie(t *testing.T) {
-	cases := []struct{ in, want string }{
+	cases := []rewriteCase{
 		{"sid=1; Path=/; HttpOnly", "sid=1; Path=/~~srv1/; HttpOnly"},
 		{"sid=1; path=/app", "sid=1; Path=/~~srv1/app"},
 		{"sid=1; Path=/~~srv1/app", "sid=1; Path=/~~srv1/app"},
@@ -58,27 +64,17 @@ func TestRewriteCookie(t *testing.T) {
 		{"sid=1; Domain=10.0.0.7", "sid=1"},
 		{"sid=1; Domain=ternal", "sid=1; Domain=ternal"},
 	}
-	pw := newTestWriter(true, "/~~srv1")
-	for _, c := range cases {
-		if got := pw.rewriteCookie(c.in); got != c.want {
-			t.Errorf("rewriteCookie(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
+	checkRewrites(t, "rewriteCookie", newTestWriter(true, "/~~srv1").rewriteCookie, cases)
 }
 
 func TestRewriteRefresh(t *testing.T) {
-	cases := []struct{ in, want string }{
+	cases := []rewriteCase{
 		{"5; url=/next", "5; url=/~~srv1/next"},
 		{"0;URL='http://10.0.0.7/a'", "0; url=https://gw.example/~~srv1/a"},
 		{"5", "5"},
 		{"5; other", "5; other"},
 	}
-	pw := newTestWriter(true, "/~~srv1")
-	for _, c := range cases {
-		if got := pw.rewriteRefresh(c.in); got != c.want {
-			t.Errorf("rewriteRefresh(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
+	checkRewrites(t, "rewriteRefresh", newTestWriter(true, "/~~srv1").rewriteRefresh, cases)
 }
 
 func TestPrefixWriterRewritesOnceBeforeStatus(t *testing.T) {
