@@ -134,3 +134,17 @@ func (s *segment) filter(off, end int) (Filter, error) {
 	}
 	return f, nil
 }
+
+// ParseFilter reads an address filter as written after "*" in a back entry
+// ("51.254.22.85", "51.254.*", "home.dyndns.net"); an empty one, or "*",
+// allows any address. where names the filter's place in error messages.
+func ParseFilter(where, v string) (Filter, error) {
+	if v == "" || v == "*" {
+		return Filter{Star: true}, nil
+	}
+	s := &segment{text: v, pos: Position{File: where, Line: 1, Column: 1}, end: ""}
+	if i := strings.IndexFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == ';' }); i >= 0 {
+		return Filter{}, s.fail(i, v[i:i+1], expectFilter)
+	}
+	return s.filter(0, len(v))
+}

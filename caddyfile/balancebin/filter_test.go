@@ -3,6 +3,7 @@ package balancebin
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -69,6 +70,26 @@ func TestFilterKindString(t *testing.T) {
 	} {
 		if got := k.String(); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestParseFilter(t *testing.T) {
+	for in, want := range map[string]Filter{
+		"":             {Star: true},
+		"*":            {Star: true},
+		"1.2.3.4":      {Kind: FilterIP, Value: "1.2.3.4", Star: true},
+		"51.254.*":     {Kind: FilterPrefix, Value: "51.254.*", Star: true},
+		"home.example": {Kind: FilterDNS, Value: "home.example", Star: true},
+	} {
+		got, err := ParseFilter("allow", in)
+		if err != nil || got != want {
+			t.Errorf("ParseFilter(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"1.2.3.*.4", "1.2.3", "a b", "1.2.3.4.5.*"} {
+		if _, err := ParseFilter("allow", bad); err == nil || !strings.HasPrefix(err.Error(), "allow:1:") {
+			t.Errorf("ParseFilter(%q) error %v, want one at allow:1:", bad, err)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/modules/broker"
 )
 
 // Defaults applied to a name's reverse proxy when its configuration leaves
@@ -23,6 +24,9 @@ const (
 	// stickyCookiePrefix names the cookie that keeps a client on one
 	// upstream of a name.
 	stickyCookiePrefix = "tildegate_"
+	// agentUpstreamSuffix makes the upstream address of a back entry: the
+	// transport ignores it, but Caddy keys upstream state by it.
+	agentUpstreamSuffix = ".agent.tildegate.invalid:80"
 )
 
 // routeSpec is a name's definition before it is provisioned.
@@ -30,8 +34,11 @@ type routeSpec struct {
 	name   string
 	origin string
 	proxy  *reverseproxy.Handler // nil: no web entry
-	back   *balancebin.Entry
-	rdp    []balancebin.HostPort
+	// backLine is the balance.bin line of a back entry, back the entry as
+	// the broker checks it.
+	backLine *balancebin.Entry
+	back     *broker.Entry
+	rdp      []balancebin.HostPort
 }
 
 // buildTable turns the inline servers and the balance files' entries into a
@@ -42,7 +49,7 @@ func (h *Handler) buildTable(files [][]balancebin.Entry) (*table, error) {
 		return nil, err
 	}
 	ctx, cancel := caddy.NewContext(h.ctx)
-	t := &table{routes: make(map[string]*route, len(specs)), cancel: cancel}
+	t := &table{routes: make(map[string]*route, len(specs)), cancel: cancel, broker: h.broker}
 	for key, spec := range specs {
 		rt, err := provisionRoute(ctx, key, spec)
 		if err != nil {
@@ -50,7 +57,11 @@ func (h *Handler) buildTable(files [][]balancebin.Entry) (*table, error) {
 			return nil, err
 		}
 		t.routes[key] = rt
+		if spec.back != nil {
+			t.backEntries = append(t.backEntries, *spec.back)
+		}
 	}
+	h.broker.Claim(t.backEntries)
 	return t, nil
 }
 
@@ -139,6 +150,26 @@ func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec,
 		}
 		specs[key] = &routeSpec{name: name, origin: origin, proxy: rp}
 	}
+	agentNames := make([]string, 0, len(h.Agents))
+	for name := range h.Agents {
+		agentNames = append(agentNames, name)
+	}
+	slices.Sort(agentNames)
+	for _, name := range agentNames {
+		origin := fmt.Sprintf("agent %s", name)
+		if err := checkName(name); err != nil {
+			return nil, fmt.Errorf("agents: %w", err)
+		}
+		key := strings.ToLower(name)
+		if prev := specs[key]; prev != nil {
+			return nil, fmt.Errorf("name %q is defined twice: %s and %s", name, prev.origin, origin)
+		}
+		spec, err := h.inlineAgentSpec(name, origin, h.Agents[name])
+		if err != nil {
+			return nil, err
+		}
+		specs[key] = spec
+	}
 	for i, entries := range files {
 		fileSpecs, err := h.fileSpecs(h.BalanceFiles[i], entries)
 		if err != nil {
@@ -172,14 +203,20 @@ func (h *Handler) fileSpecs(bf BalanceFile, entries []balancebin.Entry) (map[str
 		case e.RDP:
 			spec.rdp = append(spec.rdp, e.Target)
 			continue
-		case spec.back != nil || (e.Back && first[key] != nil):
+		case spec.backLine != nil || (e.Back && first[key] != nil):
 			prev := first[key]
-			if spec.back != nil {
-				prev = spec.back
+			if spec.backLine != nil {
+				prev = spec.backLine
 			}
 			return nil, fmt.Errorf("%s: name %q already has an entry at %s; a back entry must be the name's only web entry", e.Pos, e.Name, prev.Pos)
 		case e.Back:
-			spec.back = e
+			spec.backLine = e
+			spec.origin = e.Pos.String()
+			back := &broker.Entry{Name: e.Name, Key: h.broker.Key(e.Name, e.Password), Filter: e.Filter,
+				RequireTLS: e.TLS.Encrypted(), Origin: spec.origin, Settings: h.tunnelSettings()}
+			if err := h.setBack(spec, back, bf.Proxy); err != nil {
+				return nil, fmt.Errorf("balance file %s: %w", bf.Path, err)
+			}
 			continue
 		}
 		if prev := first[key]; prev != nil {
@@ -203,6 +240,57 @@ func (h *Handler) fileSpecs(bf BalanceFile, entries []balancebin.Entry) (map[str
 		spec.proxy.Upstreams = append(spec.proxy.Upstreams, &reverseproxy.Upstream{Dial: e.Target.String()})
 	}
 	return specs, nil
+}
+
+// inlineAgentSpec is the route of a back entry defined in the handler's
+// config rather than in a balance file.
+func (h *Handler) inlineAgentSpec(name, origin string, a AgentEntry) (*routeSpec, error) {
+	password := caddy.NewReplacer().ReplaceKnown(a.Password, "")
+	if password == "" {
+		return nil, fmt.Errorf("%s: the password is empty (after placeholders: %q)", origin, a.Password)
+	}
+	filter, err := balancebin.ParseFilter(origin+" allow", a.Allow)
+	if err != nil {
+		return nil, err
+	}
+	spec := &routeSpec{name: name, origin: origin}
+	back := &broker.Entry{Name: name, Key: h.broker.Key(name, password), Filter: filter,
+		RequireTLS: a.RequireTLS, Origin: origin, Settings: h.tunnelSettings()}
+	if err := h.setBack(spec, back, a.Proxy); err != nil {
+		return nil, fmt.Errorf("%s: %w", origin, err)
+	}
+	return spec, nil
+}
+
+// setBack makes spec a back entry: its reverse proxy (with the options of
+// template, which must not name upstreams or TLS) reaches the agent
+// through the broker's transport.
+func (h *Handler) setBack(spec *routeSpec, back *broker.Entry, template json.RawMessage) error {
+	rp := new(reverseproxy.Handler)
+	if len(template) > 0 {
+		if err := json.Unmarshal(template, rp); err != nil {
+			return fmt.Errorf("proxy options: %w", err)
+		}
+	}
+	transport := &broker.Transport{Name: back.Name}
+	if rp.TransportRaw != nil {
+		var probe struct {
+			Protocol string `json:"protocol"`
+		}
+		if err := json.Unmarshal(rp.TransportRaw, &probe); err != nil || probe.Protocol != "http" {
+			return fmt.Errorf("back entry %s: only http transport options can apply to a back entry", back.Name)
+		}
+		transport.HTTP = new(reverseproxy.HTTPTransport)
+		if err := json.Unmarshal(rp.TransportRaw, transport.HTTP); err != nil {
+			return fmt.Errorf("proxy transport: %w", err)
+		}
+		transport.HTTP.TLS = nil
+	}
+	rp.TransportRaw = caddyconfig.JSONModuleObject(transport, "protocol", "tildegate", nil)
+	rp.Upstreams = reverseproxy.UpstreamPool{{Dial: strings.ToLower(back.Name) + agentUpstreamSuffix}}
+	spec.proxy = rp
+	spec.back = back
+	return nil
 }
 
 func tlsName(k balancebin.TLSKeyword) string {

@@ -3,13 +3,16 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
 )
 
 func init() {
@@ -40,7 +43,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // headers: anything reverse_proxy takes but upstreams) apply to every name
 // in the file. server defines one name inline: its upstreams and block are
 // exactly those of reverse_proxy. Both may appear several times; a name
-// defined twice is an error. ca_file is a PEM file of CA certificates that
+// defined twice is an error. agent defines a back entry inline: a server
+// that runs tildegate-agent and connects out to the gateway; its password
+// may be a placeholder such as {env.HOME_PW} or {file./path}, allow is a
+// balance.bin address filter (1.2.3.4, 51.254.* or a DNS name) and
+// require_tls refuses agents without TLS. tunnel tunes the back
+// connections of all back entries. ca_file is a PEM file of CA certificates that
 // balance.bin SSL_STRICT entries trust instead of the system roots.
 // poll_interval is how often files are checked when file notifications
 // miss a change (default 1s).
@@ -104,6 +112,39 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 			}
 			g.Servers[name] = raw
 
+		case "agent":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			if err := checkName(name); err != nil {
+				return d.Err(err.Error())
+			}
+			here := fmt.Sprintf("%s:%d", d.File(), d.Line())
+			if prev, ok := defined[strings.ToLower(name)]; ok {
+				return d.Errf("%s is defined twice: %s and %s", name, prev, here)
+			}
+			defined[strings.ToLower(name)] = here
+			a, err := unmarshalAgent(d, name)
+			if err != nil {
+				return err
+			}
+			if g.Agents == nil {
+				g.Agents = make(map[string]AgentEntry)
+			}
+			g.Agents[name] = a
+
+		case "tunnel":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if g.Tunnel == nil {
+				g.Tunnel = new(TunnelConfig)
+			}
+			if err := unmarshalTunnel(d, g.Tunnel); err != nil {
+				return err
+			}
+
 		case "ca_file":
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -132,6 +173,75 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 		default:
 			return d.Errf("unrecognized tildegate option %q", d.Val())
 		}
+	}
+	return nil
+}
+
+func unmarshalAgent(d *caddyfile.Dispenser, name string) (AgentEntry, error) {
+	var a AgentEntry
+	if d.NextArg() {
+		return a, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "password":
+			if !d.NextArg() {
+				return a, d.ArgErr()
+			}
+			a.Password = d.Val()
+		case "allow":
+			if !d.NextArg() {
+				return a, d.ArgErr()
+			}
+			a.Allow = d.Val()
+			if _, err := balancebin.ParseFilter(fmt.Sprintf("%s:%d", d.File(), d.Line()), a.Allow); err != nil {
+				return a, d.Errf("agent %s: allow: %v", name, err)
+			}
+		case "require_tls":
+			a.RequireTLS = true
+		default:
+			return a, d.Errf("unrecognized agent option %q", d.Val())
+		}
+		if d.NextArg() {
+			return a, d.ArgErr()
+		}
+	}
+	if a.Password == "" {
+		return a, d.Errf("agent %s: password is required", name)
+	}
+	return a, nil
+}
+
+func unmarshalTunnel(d *caddyfile.Dispenser, c *TunnelConfig) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		option := d.Val()
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		switch option {
+		case "alive_interval", "dead_after", "back_wait", "ticket_ttl":
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: want a positive duration, not %q", option, d.Val())
+			}
+			*map[string]*caddy.Duration{"alive_interval": &c.AliveInterval, "dead_after": &c.DeadAfter,
+				"back_wait": &c.BackWait, "ticket_ttl": &c.TicketTTL}[option] = caddy.Duration(dur)
+		case "max_back_conns", "max_pending_tickets":
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return d.Errf("%s: want a positive number, not %q", option, d.Val())
+			}
+			*map[string]*int{"max_back_conns": &c.MaxBackConns, "max_pending_tickets": &c.MaxPendingTickets}[option] = n
+		default:
+			return d.Errf("unrecognized tunnel option %q", option)
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	if c.DeadAfter > 0 && c.AliveInterval >= c.DeadAfter {
+		return d.Errf("tunnel: alive_interval (%s) must be shorter than dead_after (%s)",
+			time.Duration(c.AliveInterval), time.Duration(c.DeadAfter))
 	}
 	return nil
 }

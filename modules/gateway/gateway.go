@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/tildegate/tildegate/modules/broker"
 	"go.uber.org/zap"
 )
 
@@ -36,6 +37,14 @@ type Handler struct {
 	// health_checks, transport, ...) without the "handler" key.
 	Servers map[string]json.RawMessage `json:"servers,omitempty"`
 
+	// Agents maps a name to a back entry defined here rather than in a
+	// balance file: a server that connects out to the gateway through
+	// tildegate-agent.
+	Agents map[string]AgentEntry `json:"agents,omitempty"`
+
+	// Tunnel tunes the back connections of every back entry.
+	Tunnel *TunnelConfig `json:"tunnel,omitempty"`
+
 	// CAFile is a PEM file of CA certificates that balance.bin SSL_STRICT
 	// entries trust instead of the system roots.
 	CAFile string `json:"ca_file,omitempty"`
@@ -46,6 +55,7 @@ type Handler struct {
 
 	ctx     caddy.Context
 	logger  *zap.Logger
+	broker  *broker.Broker
 	tables  *tableRef
 	files   *fileSet
 	stopped chan struct{}
@@ -63,6 +73,62 @@ type BalanceFile struct {
 	Proxy json.RawMessage `json:"proxy,omitempty"`
 }
 
+// AgentEntry is a back entry: the agent that serves the name must prove
+// that it knows Password.
+type AgentEntry struct {
+	// Password the agent must prove; placeholders such as {env.HOME_PW}
+	// or {file./etc/tildegate/home.pw} keep it out of the config.
+	Password string `json:"password"`
+
+	// Allow is the address filter of balance.bin back entries: an IPv4
+	// address ("1.2.3.4"), a prefix ("51.254.*") or a DNS name resolved when
+	// the agent connects. Empty allows any address.
+	Allow string `json:"allow,omitempty"`
+
+	// RequireTLS refuses agents that connect without TLS.
+	RequireTLS bool `json:"require_tls,omitempty"`
+
+	// Proxy is reverse_proxy handler JSON (headers, timeouts, http transport
+	// options) for the name's requests; upstreams come from the agent.
+	Proxy json.RawMessage `json:"proxy,omitempty"`
+}
+
+// TunnelConfig tunes the back connections.
+type TunnelConfig struct {
+	// AliveInterval is how long either side stays silent on a control
+	// connection before it sends an alive frame. Default: 20s.
+	AliveInterval caddy.Duration `json:"alive_interval,omitempty"`
+	// DeadAfter is how long a silent control connection lives before it is
+	// closed and its name freed. Default: 60s.
+	DeadAfter caddy.Duration `json:"dead_after,omitempty"`
+	// BackWait is how long a request waits for a back connection before it
+	// is answered 504. Default: 10s.
+	BackWait caddy.Duration `json:"back_wait,omitempty"`
+	// TicketTTL is how long a ticket stays valid. Default: 10s.
+	TicketTTL caddy.Duration `json:"ticket_ttl,omitempty"`
+	// MaxBackConns limits the back connections per name. Default: 64.
+	MaxBackConns int `json:"max_back_conns,omitempty"`
+	// MaxPendingTickets limits the tickets per name waiting for their back
+	// connection. Default: 32.
+	MaxPendingTickets int `json:"max_pending_tickets,omitempty"`
+}
+
+// tunnelSettings is the broker's form of the tunnel config.
+func (h *Handler) tunnelSettings() broker.Settings {
+	c := h.Tunnel
+	if c == nil {
+		c = new(TunnelConfig)
+	}
+	return broker.Settings{
+		Alive:        time.Duration(c.AliveInterval),
+		Dead:         time.Duration(c.DeadAfter),
+		BackWait:     time.Duration(c.BackWait),
+		TicketTTL:    time.Duration(c.TicketTTL),
+		MaxBackConns: c.MaxBackConns,
+		MaxPending:   c.MaxPendingTickets,
+	}.WithDefaults()
+}
+
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -77,6 +143,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
 	h.tables = new(tableRef)
+	h.broker = broker.Acquire(h.logger)
 	if h.PollInterval <= 0 {
 		h.PollInterval = caddy.Duration(time.Second)
 	}
@@ -86,6 +153,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("balance_files[%d]: path is empty", i)
 		}
 		paths[i] = bf.Path
+	}
+	if s := h.tunnelSettings(); s.Alive >= s.Dead {
+		return fmt.Errorf("tunnel: alive_interval (%s) must be shorter than dead_after (%s)", s.Alive, s.Dead)
 	}
 	h.files = newFileSet(paths)
 	if _, err := h.files.read(); err != nil {
@@ -111,6 +181,9 @@ func (h *Handler) Cleanup() error {
 		<-h.stopped
 	}
 	h.tables.close()
+	if h.broker != nil {
+		broker.Release()
+	}
 	return nil
 }
 
@@ -150,6 +223,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	prefix, rest := path[:end], path[end:]
 	name := prefix[len(namePrefix):]
 
+	if broker.IsUpgrade(r) {
+		h.broker.ServeUpgrade(w, r, name)
+		return nil
+	}
+
 	t := h.tables.acquire()
 	defer t.release()
 	rt := t.routes[lookupKey(name)]
@@ -164,8 +242,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 		return nil
-	case rt.back != nil:
-		http.Error(w, "tildegate: no agent connected for "+rt.name, http.StatusServiceUnavailable)
+	case rt.back != nil && !h.broker.Connected(rt.name):
+		http.Error(w, "tildegate: no agent connected for "+rt.name, http.StatusBadGateway)
 		return nil
 	case rt.proxy == nil:
 		http.Error(w, "tildegate: "+rt.name+" has no web entry", http.StatusNotFound)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/modules/broker"
 )
 
 // route is what one /~~name leads to.
@@ -24,7 +25,7 @@ type route struct {
 	proxy        *reverseproxy.Handler
 	backendHosts []string
 
-	back       *balancebin.Entry
+	back       *broker.Entry
 	rdpTargets []balancebin.HostPort
 }
 
@@ -38,6 +39,10 @@ type table struct {
 	retired  atomic.Bool
 	once     sync.Once
 	cancel   context.CancelFunc // ends the table's own caddy.Context
+
+	// backEntries are claimed from broker while the table is current.
+	broker      *broker.Broker
+	backEntries []broker.Entry
 }
 
 // release ends one request's use of the table.
@@ -47,10 +52,15 @@ func (t *table) release() {
 	}
 }
 
-// retire marks the table replaced; it is cleaned up at once if idle, or by
-// the last request that still uses it.
+// retire marks the table replaced and gives up its back entries; it is
+// cleaned up at once if idle, or by the last request that still uses it.
 func (t *table) retire() {
-	t.retired.Store(true)
+	if !t.retired.CompareAndSwap(false, true) {
+		return
+	}
+	if t.broker != nil {
+		t.broker.Unclaim(t.backEntries)
+	}
 	if t.inflight.Load() == 0 {
 		t.once.Do(t.cleanup)
 	}

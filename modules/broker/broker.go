@@ -1,0 +1,236 @@
+// Package broker is the gateway's side of tildegate's back connections: it
+// accepts the agents' control and back connections through Caddy, checks
+// them, holds registrations across config reloads, and hands back
+// connections to the reverse proxy's transport
+// (http.reverse_proxy.transport.tildegate). docs/protocol.md describes the
+// protocol.
+package broker
+
+import (
+	"crypto/sha256"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
+)
+
+// Defaults of Settings.
+const (
+	DefaultAlive         = 20 * time.Second
+	DefaultDead          = 60 * time.Second
+	DefaultBackWait      = 10 * time.Second
+	DefaultTicketTTL     = 10 * time.Second
+	DefaultMaxBackConns  = 64
+	DefaultMaxPending    = 32
+	handshakeTimeout     = 10 * time.Second
+	maxSpare             = wire.MaxSpare
+	brokerPoolKey        = "tildegate.broker"
+	resolveFilterTimeout = 3 * time.Second
+)
+
+// Settings tune the tunnel; zero values take the defaults.
+type Settings struct {
+	// Alive is how long a side may stay silent before it sends an ALIVE.
+	Alive time.Duration
+	// Dead is how long a silent control connection lives.
+	Dead time.Duration
+	// BackWait is how long a request waits for a back connection.
+	BackWait time.Duration
+	// TicketTTL is how long a ticket may wait to be presented.
+	TicketTTL time.Duration
+	// MaxBackConns limits the open back connections per name.
+	MaxBackConns int
+	// MaxPending limits the tickets per name waiting for their back
+	// connection.
+	MaxPending int
+}
+
+// WithDefaults returns s with every zero field set to its default.
+func (s Settings) WithDefaults() Settings {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&s.Alive, DefaultAlive)
+	def(&s.Dead, DefaultDead)
+	def(&s.BackWait, DefaultBackWait)
+	def(&s.TicketTTL, DefaultTicketTTL)
+	if s.MaxBackConns <= 0 {
+		s.MaxBackConns = DefaultMaxBackConns
+	}
+	if s.MaxPending <= 0 {
+		s.MaxPending = DefaultMaxPending
+	}
+	return s
+}
+
+// Entry is a back entry as the broker checks it.
+type Entry struct {
+	Name       string
+	Key        wire.Key
+	Filter     balancebin.Filter
+	RequireTLS bool
+	// Origin says where the entry was defined, for logs.
+	Origin string
+	// Settings of the handler that defines the entry.
+	Settings Settings
+}
+
+func (e *Entry) sameSecret(o *Entry) bool { return wire.Equal(e.Key, o.Key) }
+
+// claim is an entry and how many routing tables currently define it.
+type claim struct {
+	entry Entry
+	refs  int
+}
+
+// Broker holds the registrations of all agents. One Broker serves every
+// tildegate handler of the process and outlives config reloads.
+type Broker struct {
+	logger *zap.Logger
+
+	mu       sync.Mutex
+	regs     map[string]*registration // by lower-case name
+	claims   map[string]*claim        // by lower-case name
+	tickets  map[[wire.TicketSize]byte]*ticket
+	used     map[[wire.TicketSize]byte]time.Time // presented tickets, for replay detection
+	keys     map[[sha256.Size]byte]wire.Key      // derived keys by name and password
+	throttle *throttle
+}
+
+var brokers = caddy.NewUsagePool()
+
+// Acquire returns the process's broker, making it on first use. Every
+// Acquire must be matched by exactly one Release.
+func Acquire(logger *zap.Logger) *Broker {
+	v, _, _ := brokers.LoadOrNew(brokerPoolKey, func() (caddy.Destructor, error) {
+		return newBroker(logger), nil
+	})
+	return v.(*Broker)
+}
+
+// Release gives up one Acquire; the last one closes every registration.
+func Release() {
+	_, _ = brokers.Delete(brokerPoolKey)
+}
+
+func newBroker(logger *zap.Logger) *Broker {
+	return &Broker{
+		logger:   logger.Named("broker"),
+		regs:     make(map[string]*registration),
+		claims:   make(map[string]*claim),
+		tickets:  make(map[[wire.TicketSize]byte]*ticket),
+		used:     make(map[[wire.TicketSize]byte]time.Time),
+		keys:     make(map[[sha256.Size]byte]wire.Key),
+		throttle: newThrottle(),
+	}
+}
+
+// Destruct closes every registration: the gateway is stopping.
+func (b *Broker) Destruct() error {
+	b.mu.Lock()
+	regs := make([]*registration, 0, len(b.regs))
+	for _, r := range b.regs {
+		regs = append(regs, r)
+	}
+	b.mu.Unlock()
+	for _, r := range regs {
+		r.close(wire.CodeShuttingDown, "the gateway is stopping")
+	}
+	return nil
+}
+
+// Key returns the key of an entry's password, deriving it once per name
+// and password: the derivation is deliberately slow.
+func (b *Broker) Key(name, password string) wire.Key {
+	id := sha256.Sum256([]byte(strings.ToLower(name) + "\x00" + password))
+	b.mu.Lock()
+	k, ok := b.keys[id]
+	b.mu.Unlock()
+	if ok {
+		return k
+	}
+	k = wire.DeriveKey(name, password)
+	b.mu.Lock()
+	b.keys[id] = k
+	b.mu.Unlock()
+	return k
+}
+
+// Claim records that a routing table defines these entries. A registration
+// whose entry changed so that its agent no longer qualifies is closed with
+// the reason.
+func (b *Broker) Claim(entries []Entry) {
+	type check struct {
+		reg   *registration
+		entry Entry
+	}
+	var checks []check
+	b.mu.Lock()
+	for _, e := range entries {
+		key := strings.ToLower(e.Name)
+		c := b.claims[key]
+		if c == nil {
+			c = new(claim)
+			b.claims[key] = c
+		}
+		c.refs++
+		c.entry = e
+		if r := b.regs[key]; r != nil {
+			checks = append(checks, check{r, e})
+		}
+	}
+	b.mu.Unlock()
+	for _, c := range checks {
+		if code, why, bad := c.reg.disqualifiedBy(&c.entry); bad {
+			c.reg.close(code, why)
+		}
+	}
+}
+
+// Unclaim undoes a Claim. An entry that no table defines any more closes
+// its registration.
+func (b *Broker) Unclaim(entries []Entry) {
+	var removed []*registration
+	b.mu.Lock()
+	for _, e := range entries {
+		key := strings.ToLower(e.Name)
+		c := b.claims[key]
+		if c == nil {
+			continue
+		}
+		if c.refs--; c.refs > 0 {
+			continue
+		}
+		delete(b.claims, key)
+		if r := b.regs[key]; r != nil {
+			removed = append(removed, r)
+		}
+	}
+	b.mu.Unlock()
+	for _, r := range removed {
+		r.close(wire.CodeEntryRemoved, "the entry was removed from the gateway's configuration")
+	}
+}
+
+// Connected reports whether an agent holds name.
+func (b *Broker) Connected(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.regs[strings.ToLower(name)] != nil
+}
+
+func (b *Broker) entry(key string) (Entry, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.claims[key]
+	if c == nil {
+		return Entry{}, false
+	}
+	return c.entry, true
+}

@@ -1,0 +1,136 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
+)
+
+// ticket is one OPEN the agent has not answered yet.
+type ticket struct {
+	reg     *registration
+	kind    wire.Kind
+	expires time.Time
+	// deliver receives the back connection; nil when nobody waits for it
+	// (a spare). Guarded by the broker's mutex.
+	deliver chan net.Conn
+}
+
+// errTooMany reports a limit reached on back connections or tickets.
+var errTooMany = errors.New("too many back connections or pending tickets")
+
+// open issues a ticket to reg and sends the OPEN frame.
+func (b *Broker) open(reg *registration, kind wire.Kind, deliver chan net.Conn) error {
+	id := [wire.TicketSize]byte(randomBytes(wire.TicketSize))
+	now := time.Now()
+	b.mu.Lock()
+	b.sweepTickets(now, reg.settings.TicketTTL)
+	if reg.pending >= reg.settings.MaxPending || int(reg.backConns.Load())+reg.pending >= reg.settings.MaxBackConns {
+		b.mu.Unlock()
+		return errTooMany
+	}
+	reg.pending++
+	b.tickets[id] = &ticket{reg: reg, kind: kind, expires: now.Add(reg.settings.TicketTTL), deliver: deliver}
+	b.mu.Unlock()
+	if err := reg.send(wire.Frame{Type: wire.FrameOpen, Ticket: id[:], Kind: kind}); err != nil {
+		b.mu.Lock()
+		if _, ok := b.tickets[id]; ok {
+			delete(b.tickets, id)
+			reg.pending--
+		}
+		b.mu.Unlock()
+		reg.close(0, "control connection lost: "+err.Error())
+		return fmt.Errorf("sending OPEN: %w", err)
+	}
+	return nil
+}
+
+// sweepTickets forgets tickets long expired and presented tickets old
+// enough that a replay would be refused as unknown anyway. Called with
+// b.mu held.
+func (b *Broker) sweepTickets(now time.Time, ttl time.Duration) {
+	for id, t := range b.tickets {
+		if now.Sub(t.expires) > ttl {
+			delete(b.tickets, id)
+			t.reg.pending--
+		}
+	}
+	for id, at := range b.used {
+		if now.Sub(at) > 10*ttl {
+			delete(b.used, id)
+		}
+	}
+}
+
+// redeem checks a back hello's ticket and proof. On success the ticket is
+// used up and its registration counts one more back connection.
+func (b *Broker) redeem(a *attempt, hello wire.Hello, binding []byte) (*ticket, wire.Code, string) {
+	id := [wire.TicketSize]byte(hello.Ticket)
+	now := time.Now()
+	b.mu.Lock()
+	t := b.tickets[id]
+	_, replayed := b.used[id]
+	if t != nil {
+		delete(b.tickets, id)
+		t.reg.pending--
+		b.used[id] = now
+	}
+	b.mu.Unlock()
+	switch {
+	case t == nil && replayed:
+		b.logger.Warn("replayed ticket refused", zap.String("name", a.name), zap.String("remote_ip", a.addr))
+		return nil, wire.CodeBadTicket, "the ticket was already used"
+	case t == nil:
+		return nil, wire.CodeBadTicket, "unknown ticket"
+	case now.After(t.expires):
+		return nil, wire.CodeBadTicket, "the ticket expired"
+	case t.reg.key != a.key:
+		return nil, wire.CodeBadTicket, "the ticket was issued for another name"
+	case !wire.Equal(hello.Session, t.reg.session):
+		return nil, wire.CodeBadTicket, "the ticket was issued for another session"
+	case !wire.Equal(hello.Proof, wire.BackProof(t.reg.sessionKey, t.reg.session, hello.Ticket, hello.Nonce, binding)):
+		return nil, wire.CodeBadTicket, "wrong proof for the ticket"
+	}
+	select {
+	case <-t.reg.done:
+		return nil, wire.CodeBadTicket, "the ticket's session has ended"
+	default:
+	}
+	t.reg.backConns.Add(1)
+	return t, 0, ""
+}
+
+// deliver hands a back connection to the request that waits for it, or
+// keeps it as a spare.
+func (b *Broker) deliver(t *ticket, c net.Conn) {
+	b.mu.Lock()
+	ch := t.deliver
+	if ch != nil {
+		ch <- c // buffered for exactly this one connection
+	}
+	b.mu.Unlock()
+	if ch == nil {
+		t.reg.addIdle(c)
+	}
+}
+
+// abandon turns a ticket whose request gave up into a spare, and keeps a
+// connection that arrived meanwhile.
+func (b *Broker) abandon(reg *registration, ch chan net.Conn) {
+	b.mu.Lock()
+	for _, t := range b.tickets {
+		if t.deliver == ch {
+			t.deliver = nil
+		}
+	}
+	b.mu.Unlock()
+	select {
+	case c := <-ch:
+		reg.addIdle(c)
+	default:
+	}
+}
