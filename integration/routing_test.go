@@ -88,7 +88,7 @@ func TestRouting(t *testing.T) {
 
 	t.Run("back entry without agent", func(t *testing.T) {
 		res, body := get(t, client, gatewayURL+"/~~home/")
-		if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "no agent connected for home") {
+		if res.StatusCode != http.StatusBadGateway || !strings.Contains(body, "no agent connected for home") {
 			t.Errorf("%d %q", res.StatusCode, body)
 		}
 	})
