@@ -24,9 +24,9 @@ import (
 // one, both routing the names of its balance.bin.
 type gateway struct {
 	*process
-	t                         testing.TB
-	dir                       string
-	balancePath, caddyfile    string
+	t                          testing.TB
+	dir                        string
+	balancePath, caddyfile     string
 	httpsPort, httpPort, admin int
 }
 
