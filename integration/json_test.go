@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"github.com/caddyserver/caddy/v2/caddytest"
 	"strings"
 	"testing"
 )
@@ -48,4 +49,16 @@ func TestJSONConfig(t *testing.T) {
 	if _, body := get(t, tester.Client, base+"/x"); body != "fallthrough" {
 		t.Errorf("other path: %q", body)
 	}
+}
+
+// TestJSONMistakes: JSON that Caddy's own handlers would refuse is refused
+// here too, with the place named.
+func TestJSONMistakes(t *testing.T) {
+	route := func(handler string) string {
+		return fmt.Sprintf(`{"admin": {"listen": %q}, "apps": {"http": {"servers": {"gw": {"listen": [":%d"],
+			"routes": [{"handle": [%s]}]}}}}}`, adminAddr, httpPort, handler)
+	}
+	caddytest.AssertLoadError(t, route(`{"handler": "tildegate", "servers": {"srv1": {"upstream": [{"dial": "127.0.0.1:1"}]}}}`), "json", `server srv1: json: unknown field`)
+	caddytest.AssertLoadError(t, route(`{"handler": "tildegate", "servers": {"srv1": {}}}`), "json", "server srv1: no upstreams")
+	caddytest.AssertLoadError(t, route(`{"handler": "tildegate", "balance_files": [{"path": "/x", "proxy": {"upstreams": [{"dial": "127.0.0.1:1"}]}}]}`), "json", "balance file /x: proxy: upstreams are not allowed here")
 }

@@ -47,10 +47,23 @@ func TestRouting(t *testing.T) {
 		}
 	})
 
-	t.Run("names are case-insensitive", func(t *testing.T) {
+	t.Run("names are case-insensitive, with one spelling", func(t *testing.T) {
+		res, _ := get(t, noRedirects(), gatewayURL+"/~~SRV1/x?y=1")
+		if res.StatusCode != http.StatusPermanentRedirect || res.Header.Get("Location") != "/~~srv1/x?y=1" {
+			t.Errorf("%d Location %q, want 308 to the configured spelling", res.StatusCode, res.Header.Get("Location"))
+		}
 		_, body := get(t, client, gatewayURL+"/~~SRV1/x")
-		if !strings.Contains(body, `"path":"/x"`) || !strings.Contains(body, `"X-Forwarded-Prefix":["/~~SRV1"]`) {
+		if !strings.Contains(body, `"path":"/x"`) || !strings.Contains(body, `"X-Forwarded-Prefix":["/~~srv1"]`) {
 			t.Errorf("body %s", body)
+		}
+	})
+
+	t.Run("dot segments refused", func(t *testing.T) {
+		for _, p := range []string{"/~~srv1/../~~inline/x", "/~~srv1/%2e%2e/~~inline/x", "/~~srv1%2F..%2F~~inline/x"} {
+			res, body := get(t, noRedirects(), gatewayURL+p)
+			if res.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s: %d %q, want 400", p, res.StatusCode, body)
+			}
 		}
 	})
 

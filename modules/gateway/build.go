@@ -42,21 +42,29 @@ type routeSpec struct {
 }
 
 // buildTable turns the inline servers and the balance files' entries into a
-// provisioned table. On error nothing stays provisioned.
-func (h *Handler) buildTable(files [][]balancebin.Entry) (*table, error) {
+// provisioned table. Routes of prev whose definition did not change are
+// shared with it rather than provisioned again. On error nothing new stays
+// provisioned.
+func (h *Handler) buildTable(files [][]balancebin.Entry, prev *table) (*table, error) {
 	specs, err := h.routeSpecs(files)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := caddy.NewContext(h.ctx)
-	t := &table{routes: make(map[string]*route, len(specs)), cancel: cancel, broker: h.broker}
+	t := &table{routes: make(map[string]*route, len(specs)), broker: h.broker}
 	for key, spec := range specs {
-		rt, err := provisionRoute(ctx, key, spec)
+		fingerprint, err := spec.fingerprint(key)
 		if err != nil {
 			t.cleanup()
 			return nil, err
 		}
-		t.routes[key] = rt
+		if old := prev.route(key); old != nil && old.fingerprint == fingerprint {
+			old.hold()
+			t.routes[key] = old
+		} else if t.routes[key], err = h.provisionRoute(spec, fingerprint); err != nil {
+			delete(t.routes, key)
+			t.cleanup()
+			return nil, err
+		}
 		if spec.back != nil {
 			t.backEntries = append(t.backEntries, *spec.back)
 		}
@@ -65,24 +73,62 @@ func (h *Handler) buildTable(files [][]balancebin.Entry) (*table, error) {
 	return t, nil
 }
 
-func provisionRoute(ctx caddy.Context, key string, spec *routeSpec) (*route, error) {
+// route returns the table's route for key, if t is a table and has one.
+func (t *table) route(key string) *route {
+	if t == nil {
+		return nil
+	}
+	return t.routes[key]
+}
+
+// fingerprint applies the defaults to the spec's proxy and returns the
+// whole definition as one string.
+func (spec *routeSpec) fingerprint(key string) (string, error) {
+	if spec.proxy != nil {
+		applyDefaults(spec.proxy, key)
+	}
+	b, err := json.Marshal(struct {
+		Name  string
+		Proxy *reverseproxy.Handler
+		Back  *broker.Entry
+		RDP   []balancebin.HostPort
+	}{spec.name, spec.proxy, spec.back, spec.rdp})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", spec.origin, err)
+	}
+	return string(b), nil
+}
+
+// provisionRoute loads the spec's reverse proxy in a context of its own,
+// so that the route can be cleaned up on its own.
+func (h *Handler) provisionRoute(spec *routeSpec, fingerprint string) (*route, error) {
+	ctx, cancel := caddy.NewContext(h.ctx)
 	rt := &route{
-		name:       spec.name,
-		origin:     spec.origin,
-		prefix:     namePrefix + spec.name,
-		back:       spec.back,
-		rdpTargets: spec.rdp,
+		name:        spec.name,
+		origin:      spec.origin,
+		prefix:      namePrefix + spec.name,
+		fingerprint: fingerprint,
+		back:        spec.back,
+		rdpTargets:  spec.rdp,
+		cancel:      cancel,
 	}
 	rt.prefixHeader = []string{rt.prefix}
+	rt.users.Store(1)
 	if spec.proxy == nil {
 		return rt, nil
 	}
-	applyDefaults(spec.proxy, key)
-	if err := spec.proxy.Provision(ctx); err != nil {
-		return nil, fmt.Errorf("server %s (%s): %w", spec.name, spec.origin, err)
+	raw, err := json.Marshal(spec.proxy)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: %w", spec.origin, err)
 	}
-	rt.proxy = spec.proxy
-	for _, u := range spec.proxy.Upstreams {
+	mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", raw)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s: %w", spec.origin, err)
+	}
+	rt.proxy = mod.(*reverseproxy.Handler)
+	for _, u := range rt.proxy.Upstreams {
 		host := u.Dial
 		if h, _, err := net.SplitHostPort(u.Dial); err == nil {
 			host = h
@@ -145,8 +191,11 @@ func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec,
 			return nil, fmt.Errorf("name %q is defined twice: %s and %s", name, prev.origin, origin)
 		}
 		rp := new(reverseproxy.Handler)
-		if err := json.Unmarshal(h.Servers[name], rp); err != nil {
+		if err := caddy.StrictUnmarshalJSON(h.Servers[name], rp); err != nil {
 			return nil, fmt.Errorf("%s: %w", origin, err)
+		}
+		if len(rp.Upstreams) == 0 && rp.DynamicUpstreamsRaw == nil {
+			return nil, fmt.Errorf("%s: no upstreams", origin)
 		}
 		specs[key] = &routeSpec{name: name, origin: origin, proxy: rp}
 	}
@@ -227,7 +276,7 @@ func (h *Handler) fileSpecs(bf BalanceFile, entries []balancebin.Entry) (map[str
 			first[key] = e
 			rp := new(reverseproxy.Handler)
 			if len(bf.Proxy) > 0 {
-				if err := json.Unmarshal(bf.Proxy, rp); err != nil {
+				if err := caddy.StrictUnmarshalJSON(bf.Proxy, rp); err != nil {
 					return nil, fmt.Errorf("balance file %s: proxy options: %w", bf.Path, err)
 				}
 			}
@@ -268,7 +317,7 @@ func (h *Handler) inlineAgentSpec(name, origin string, a AgentEntry) (*routeSpec
 func (h *Handler) setBack(spec *routeSpec, back *broker.Entry, template json.RawMessage) error {
 	rp := new(reverseproxy.Handler)
 	if len(template) > 0 {
-		if err := json.Unmarshal(template, rp); err != nil {
+		if err := caddy.StrictUnmarshalJSON(template, rp); err != nil {
 			return fmt.Errorf("proxy options: %w", err)
 		}
 	}
@@ -315,7 +364,7 @@ func (h *Handler) setTLS(rp *reverseproxy.Handler, mode balancebin.TLSKeyword) e
 			return fmt.Errorf("proxy transport: %w", err)
 		}
 		if probe.Protocol != "http" {
-			return fmt.Errorf("SSL entries need the http transport, not %q", probe.Protocol)
+			return fmt.Errorf("SSL entries need the http transport, not the transport %q", probe.Protocol)
 		}
 		if err := json.Unmarshal(rp.TransportRaw, transport); err != nil {
 			return fmt.Errorf("proxy transport: %w", err)

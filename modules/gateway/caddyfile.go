@@ -71,6 +71,9 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 				return d.ArgErr()
 			}
 			bf := BalanceFile{Path: d.Val()}
+			if d.CountRemainingArgs() > 0 {
+				return d.ArgErr()
+			}
 			rp, err := unmarshalProxyBlock(d, helper)
 			if err != nil {
 				return err

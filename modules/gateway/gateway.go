@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/tildegate/tildegate/modules/broker"
 	"go.uber.org/zap"
 )
@@ -152,7 +153,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if bf.Path == "" {
 			return fmt.Errorf("balance_files[%d]: path is empty", i)
 		}
+		if err := checkTemplate(bf.Proxy); err != nil {
+			return fmt.Errorf("balance file %s: proxy: %w", bf.Path, err)
+		}
 		paths[i] = bf.Path
+	}
+	for name, a := range h.Agents {
+		if err := checkTemplate(a.Proxy); err != nil {
+			return fmt.Errorf("agent %s: proxy: %w", name, err)
+		}
 	}
 	if s := h.tunnelSettings(); s.Alive >= s.Dead {
 		return fmt.Errorf("tunnel: alive_interval (%s) must be shorter than dead_after (%s)", s.Alive, s.Dead)
@@ -161,7 +170,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if _, err := h.files.read(); err != nil {
 		return err
 	}
-	t, err := h.buildTable(h.files.entries())
+	t, err := h.buildTable(h.files.entries(), nil)
 	if err != nil {
 		return err
 	}
@@ -199,7 +208,7 @@ func (h *Handler) reload() {
 	if !changed {
 		return
 	}
-	t, err := h.buildTable(h.files.entries())
+	t, err := h.buildTable(h.files.entries(), h.tables.current.Load())
 	if err != nil {
 		h.logger.Error("balance files not loaded; the last good table stays in force", zap.Error(err))
 		return
@@ -228,15 +237,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
+	if !cleanPath(path) {
+		http.Error(w, "tildegate: the path has . or .. segments", http.StatusBadRequest)
+		return nil
+	}
+
 	t := h.tables.acquire()
-	defer t.release()
 	rt := t.routes[lookupKey(name)]
+	if rt != nil {
+		rt.hold()
+		defer rt.release()
+	}
+	t.release()
 	switch {
 	case rt == nil:
 		http.Error(w, fmt.Sprintf("tildegate: no server named %q", name), http.StatusNotFound)
 		return nil
-	case rest == "":
-		target := prefix + "/"
+	case rest == "" || prefix != rt.prefix:
+		// The slash makes relative links of a portal work; one spelling of
+		// the name keeps cookie paths, which are case-sensitive, matching.
+		target := rt.prefix + rest
+		if rest == "" {
+			target += "/"
+		}
 		if r.URL.RawQuery != "" {
 			target += "?" + r.URL.RawQuery
 		}
@@ -251,25 +274,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	stripPrefix(r, rest)
-	if prefix == rt.prefix {
-		r.Header["X-Forwarded-Prefix"] = rt.prefixHeader
-	} else {
-		r.Header.Set("X-Forwarded-Prefix", prefix)
-	}
-	pw := getPrefixWriter(w, r, prefix, rt)
+	// The route's own slice, shared by every request: the reverse proxy
+	// clones the request's headers before anything can change them.
+	r.Header["X-Forwarded-Prefix"] = rt.prefixHeader
+	pw := getPrefixWriter(w, r, rt)
 	defer putPrefixWriter(pw)
 	return rt.proxy.ServeHTTP(pw, r, next)
 }
 
-// lookupKey is the table key for a name: names match case-insensitively.
-// It allocates only when the name has upper-case letters.
+// checkTemplate refuses reverse proxy options that name upstreams where the
+// upstreams come from elsewhere.
+func checkTemplate(raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	var rp reverseproxy.Handler
+	if err := caddy.StrictUnmarshalJSON(raw, &rp); err != nil {
+		return err
+	}
+	if len(rp.Upstreams) > 0 || rp.DynamicUpstreamsRaw != nil {
+		return fmt.Errorf("upstreams are not allowed here: they come from the entries")
+	}
+	return nil
+}
+
+// lookupKey is the table key for a name: names are ASCII and match
+// case-insensitively. It allocates only when the name has upper-case
+// letters.
 func lookupKey(name string) string {
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(name)
+			b := []byte(name)
+			for j, c := range b {
+				if 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return name
+}
+
+// cleanPath reports whether path has no "." or ".." segment, which would
+// let /~~a/../~~b reach a while path matchers, which clean paths, see b.
+func cleanPath(path string) bool {
+	for i := 0; i < len(path); i++ {
+		if path[i] != '.' || path[i-1] != '/' {
+			continue
+		}
+		seg := path[i:]
+		if end := strings.IndexByte(seg, '/'); end >= 0 {
+			seg = seg[:end]
+		}
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // stripPrefix removes the /~~name prefix from the request's path, keeping

@@ -3,11 +3,12 @@ package gateway
 import (
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 func TestLookupKey(t *testing.T) {
-	for in, want := range map[string]string{"srv1": "srv1", "SRV1": "srv1", "Srv-2.a_b": "srv-2.a_b", "": ""} {
+	for in, want := range map[string]string{"srv1": "srv1", "SRV1": "srv1", "Srv-2.a_b": "srv-2.a_b", "": "", "S\u212a": "s\u212a"} {
 		if got := lookupKey(in); got != want {
 			t.Errorf("lookupKey(%q) = %q, want %q", in, got, want)
 		}
@@ -37,6 +38,27 @@ func TestStripPrefix(t *testing.T) {
 	}
 }
 
+func TestCleanPath(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/~~a/x":          true,
+		"/~~a/":           true,
+		"/~~a/.hidden":    true,
+		"/~~a/x..y/z":     true,
+		"/~~a/../~~b/x":   false,
+		"/~~a/./x":        false,
+		"/~~a/x/..":       false,
+		"/~~a/x/.":        false,
+		"/~~a//x":         true,
+		"/~~a/x/...":      true,
+		"/~~a/%2e%2e/x":   true, // still escaped: the decoded path is what is checked
+		"/~~a/x/../../..": false,
+	} {
+		if got := cleanPath(path); got != want {
+			t.Errorf("cleanPath(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
 func TestCheckName(t *testing.T) {
 	for _, ok := range []string{"srv1", "SRV-2", "a.b_c"} {
 		if err := checkName(ok); err != nil {
@@ -50,37 +72,60 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-func TestTableRetiresAfterLastRequest(t *testing.T) {
-	cleaned := 0
-	var ref tableRef
-	first := &table{cancel: func() { cleaned++ }}
-	ref.swap(first)
+// newTestRoute is a route whose cleanup is counted.
+func newTestRoute(cleaned *atomic.Int64) *route {
+	rt := &route{cancel: func() { cleaned.Add(1) }}
+	rt.users.Store(1)
+	return rt
+}
 
-	held := ref.acquire()
-	ref.swap(&table{cancel: func() {}})
-	if cleaned != 0 {
-		t.Fatal("a table in use was cleaned up")
-	}
-	if got := ref.acquire(); got == first {
-		t.Fatal("a retired table was handed out")
-	} else {
-		got.release()
+func TestRouteOutlivesItsTableWhileInUse(t *testing.T) {
+	var cleaned atomic.Int64
+	var ref tableRef
+	rt := newTestRoute(&cleaned)
+	ref.swap(&table{routes: map[string]*route{"a": rt}})
+
+	// a request looks the route up and holds it
+	tb := ref.acquire()
+	held := tb.routes["a"]
+	held.hold()
+	tb.release()
+
+	ref.swap(&table{routes: map[string]*route{}})
+	if cleaned.Load() != 0 {
+		t.Fatal("a route in use was cleaned up when its table was replaced")
 	}
 	held.release()
-	if cleaned != 1 {
-		t.Fatalf("retired table cleaned %d times after its last request, want 1", cleaned)
+	if cleaned.Load() != 1 {
+		t.Fatalf("route cleaned %d times after its last request, want 1", cleaned.Load())
+	}
+}
+
+func TestSharedRouteSurvivesSwap(t *testing.T) {
+	var cleaned atomic.Int64
+	var ref tableRef
+	rt := newTestRoute(&cleaned)
+	ref.swap(&table{routes: map[string]*route{"a": rt}})
+	rt.hold() // the next table shares it
+	ref.swap(&table{routes: map[string]*route{"a": rt}})
+	if cleaned.Load() != 0 {
+		t.Fatal("a route the new table shares was cleaned up")
+	}
+	ref.close()
+	if cleaned.Load() != 1 {
+		t.Fatalf("route cleaned %d times after the last table closed, want 1", cleaned.Load())
+	}
+	if got := ref.acquire(); got == nil {
+		t.Fatal("after close, a late request found no table")
+	} else {
+		got.release()
 	}
 }
 
 func TestTableConcurrentSwaps(t *testing.T) {
-	var mu sync.Mutex
-	cleaned := map[*table]int{}
-	newTable := func() *table {
-		tb := &table{}
-		tb.cancel = func() { mu.Lock(); cleaned[tb]++; mu.Unlock() }
-		return tb
-	}
+	var cleaned atomic.Int64
 	var ref tableRef
+	newTable := func() *table { return &table{routes: map[string]*route{"a": newTestRoute(&cleaned)}} }
 	ref.swap(newTable())
 	var wg sync.WaitGroup
 	for range 4 {
@@ -89,12 +134,13 @@ func TestTableConcurrentSwaps(t *testing.T) {
 			defer wg.Done()
 			for range 2000 {
 				tb := ref.acquire()
-				mu.Lock()
-				if cleaned[tb] > 0 {
-					t.Error("acquired a cleaned table")
-				}
-				mu.Unlock()
+				rt := tb.routes["a"]
+				rt.hold()
 				tb.release()
+				if rt.users.Load() <= 0 {
+					t.Error("used a route that was cleaned up")
+				}
+				rt.release()
 			}
 		}()
 	}
@@ -102,14 +148,7 @@ func TestTableConcurrentSwaps(t *testing.T) {
 		ref.swap(newTable())
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(cleaned) != 200 {
-		t.Errorf("%d tables cleaned, want the 200 replaced ones", len(cleaned))
-	}
-	for tb, n := range cleaned {
-		if n != 1 {
-			t.Errorf("table %p cleaned %d times", tb, n)
-		}
+	if cleaned.Load() != 200 {
+		t.Errorf("%d routes cleaned, want the 200 replaced ones", cleaned.Load())
 	}
 }

@@ -15,23 +15,23 @@ import (
 // never touched.
 type prefixWriter struct {
 	caddyhttp.ResponseWriterWrapper
-	req         *http.Request
-	prefix      string // the prefix as the client spelled it, e.g. "/~~srv1"
-	route       *route
-	wroteHeader bool
+	req       *http.Request
+	prefix    string // the route's prefix, e.g. "/~~srv1"
+	route     *route
+	rewritten bool
 }
 
 var prefixWriterPool = sync.Pool{New: func() any { return new(prefixWriter) }}
 
 // getPrefixWriter returns a pooled writer; putPrefixWriter must be called
 // once the handler chain has returned.
-func getPrefixWriter(w http.ResponseWriter, r *http.Request, prefix string, rt *route) *prefixWriter {
+func getPrefixWriter(w http.ResponseWriter, r *http.Request, rt *route) *prefixWriter {
 	pw := prefixWriterPool.Get().(*prefixWriter)
 	pw.ResponseWriter = w
 	pw.req = r
-	pw.prefix = prefix
+	pw.prefix = rt.prefix
 	pw.route = rt
-	pw.wroteHeader = false
+	pw.rewritten = false
 	return pw
 }
 
@@ -57,10 +57,10 @@ func (pw *prefixWriter) Write(p []byte) (int, error) {
 }
 
 func (pw *prefixWriter) rewriteHeaders() {
-	if pw.wroteHeader {
+	if pw.rewritten {
 		return
 	}
-	pw.wroteHeader = true
+	pw.rewritten = true
 	h := pw.ResponseWriter.Header()
 	for _, field := range [...]string{"Location", "Content-Location"} {
 		if vals, ok := h[field]; ok {
@@ -87,12 +87,18 @@ func (pw *prefixWriter) underPrefix(path string) bool {
 	return len(path) >= n && strings.EqualFold(path[:n], pw.prefix) && (len(path) == n || path[n] == '/')
 }
 
+// addressed reports whether path already names a gateway route, this one
+// or another: a backend that knows the gateway may link to its siblings.
+func (pw *prefixWriter) addressed(path string) bool {
+	return strings.HasPrefix(path, namePrefix)
+}
+
 // rewriteURL puts a root-relative URL, or an absolute one that points at the
 // backend itself or at the gateway without the prefix, under the prefix.
 // Other URLs (relative ones, other sites) are returned unchanged.
 func (pw *prefixWriter) rewriteURL(v string) string {
 	if strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") {
-		if pw.underPrefix(v) {
+		if pw.addressed(v) {
 			return v
 		}
 		return pw.prefix + v
@@ -105,7 +111,7 @@ func (pw *prefixWriter) rewriteURL(v string) string {
 	if !backend && !strings.EqualFold(u.Host, pw.req.Host) {
 		return v
 	}
-	if !backend && pw.underPrefix(u.Path) {
+	if !backend && pw.addressed(u.Path) {
 		return v
 	}
 	u.Scheme = "http"
@@ -116,7 +122,7 @@ func (pw *prefixWriter) rewriteURL(v string) string {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	if !pw.underPrefix(u.Path) {
+	if !pw.addressed(u.Path) {
 		u.Path = pw.prefix + u.Path
 		if u.RawPath != "" {
 			u.RawPath = pw.prefix + u.RawPath
@@ -141,14 +147,16 @@ func (pw *prefixWriter) rewriteRefresh(v string) string {
 
 // rewriteCookie puts a cookie's Path under the prefix and drops a Domain that
 // names the backend, so the browser sends the cookie back through the gateway.
+// A __Host- cookie keeps its Path, which browsers require to be "/".
 func (pw *prefixWriter) rewriteCookie(v string) string {
 	attrs := strings.Split(v, ";")
 	out := attrs[:1]
 	changed := false
+	hostOnly := strings.HasPrefix(strings.TrimSpace(attrs[0]), "__Host-")
 	for _, a := range attrs[1:] {
 		key, val, _ := strings.Cut(strings.TrimSpace(a), "=")
 		switch {
-		case strings.EqualFold(key, "path") && strings.HasPrefix(val, "/") && !pw.underPrefix(val):
+		case strings.EqualFold(key, "path") && strings.HasPrefix(val, "/") && !pw.underPrefix(val) && !hostOnly:
 			a = " Path=" + pw.prefix + val
 			changed = true
 		case strings.EqualFold(key, "domain") && pw.route.isBackendDomain(strings.TrimPrefix(val, ".")):

@@ -7,13 +7,13 @@ import (
 	"testing"
 )
 
-func newTestWriter(tlsOn bool, prefix string) *prefixWriter {
+func newTestWriter(tlsOn bool) *prefixWriter {
 	r := httptest.NewRequest("GET", "http://gw.example/~~srv1/app", nil)
 	if tlsOn {
 		r.TLS = &tls.ConnectionState{}
 	}
 	rt := &route{name: "srv1", prefix: "/~~srv1", backendHosts: []string{"10.0.0.7", "app.internal"}}
-	return getPrefixWriter(httptest.NewRecorder(), r, prefix, rt)
+	return getPrefixWriter(httptest.NewRecorder(), r, rt)
 }
 
 type rewriteCase struct{ in, want string }
@@ -33,7 +33,8 @@ func TestRewriteURL(t *testing.T) {
 		{"/", "/~~srv1/"},
 		{"/~~srv1/already", "/~~srv1/already"},
 		{"/~~SRV1/already", "/~~SRV1/already"},
-		{"/~~srv10/other", "/~~srv1/~~srv10/other"},
+		{"/~~srv10/other", "/~~srv10/other"},
+		{"https://gw.example/~~srv2/x", "https://gw.example/~~srv2/x"},
 		{"//cdn.example/x.js", "//cdn.example/x.js"},
 		{"relative/page", "relative/page"},
 		{"http://10.0.0.7:8096/login?x=1#top", "https://gw.example/~~srv1/login?x=1#top"},
@@ -46,8 +47,8 @@ func TestRewriteURL(t *testing.T) {
 		{"mailto:admin@10.0.0.7", "mailto:admin@10.0.0.7"},
 		{"http://[bad", "http://[bad"},
 	}
-	checkRewrites(t, "rewriteURL", newTestWriter(true, "/~~srv1").rewriteURL, cases)
-	if got := newTestWriter(false, "/~~srv1").rewriteURL("http://10.0.0.7/x"); got != "http://gw.example/~~srv1/x" {
+	checkRewrites(t, "rewriteURL", newTestWriter(true).rewriteURL, cases)
+	if got := newTestWriter(false).rewriteURL("http://10.0.0.7/x"); got != "http://gw.example/~~srv1/x" {
 		t.Errorf("plain HTTP gateway: got %q", got)
 	}
 }
@@ -63,8 +64,9 @@ func TestRewriteCookie(t *testing.T) {
 		{"sid=1; Domain=gw.example; Path=/x", "sid=1; Domain=gw.example; Path=/~~srv1/x"},
 		{"sid=1; Domain=10.0.0.7", "sid=1"},
 		{"sid=1; Domain=ternal", "sid=1; Domain=ternal"},
+		{"__Host-sid=1; Path=/; Secure", "__Host-sid=1; Path=/; Secure"},
 	}
-	checkRewrites(t, "rewriteCookie", newTestWriter(true, "/~~srv1").rewriteCookie, cases)
+	checkRewrites(t, "rewriteCookie", newTestWriter(true).rewriteCookie, cases)
 }
 
 func TestRewriteRefresh(t *testing.T) {
@@ -74,14 +76,14 @@ func TestRewriteRefresh(t *testing.T) {
 		{"5", "5"},
 		{"5; other", "5; other"},
 	}
-	checkRewrites(t, "rewriteRefresh", newTestWriter(true, "/~~srv1").rewriteRefresh, cases)
+	checkRewrites(t, "rewriteRefresh", newTestWriter(true).rewriteRefresh, cases)
 }
 
 func TestPrefixWriterRewritesOnceBeforeStatus(t *testing.T) {
 	rec := httptest.NewRecorder()
-	r := httptest.NewRequest("GET", "http://gw.example/~~Srv1/x", nil)
+	r := httptest.NewRequest("GET", "http://gw.example/~~srv1/x", nil)
 	rt := &route{name: "srv1", prefix: "/~~srv1", backendHosts: []string{"10.0.0.7"}}
-	pw := getPrefixWriter(rec, r, "/~~Srv1", rt)
+	pw := getPrefixWriter(rec, r, rt)
 	pw.Header().Set("Location", "/a")
 	pw.Header().Add("Set-Cookie", "a=1; Path=/")
 	pw.Header().Add("Set-Cookie", "b=2; Path=/b")
@@ -94,10 +96,10 @@ func TestPrefixWriterRewritesOnceBeforeStatus(t *testing.T) {
 	putPrefixWriter(pw)
 	res := rec.Result()
 	res.Header = rec.Header() // the recorder snapshots headers at the 1xx
-	if got := res.Header.Get("Location"); got != "/~~Srv1/a" {
-		t.Errorf("Location = %q, want the client's spelling of the prefix", got)
+	if got := res.Header.Get("Location"); got != "/~~srv1/a" {
+		t.Errorf("Location = %q", got)
 	}
-	if got := res.Header.Values("Set-Cookie"); len(got) != 2 || got[0] != "a=1; Path=/~~Srv1/" || got[1] != "b=2; Path=/~~Srv1/b" {
+	if got := res.Header.Values("Set-Cookie"); len(got) != 2 || got[0] != "a=1; Path=/~~srv1/" || got[1] != "b=2; Path=/~~srv1/b" {
 		t.Errorf("Set-Cookie = %q", got)
 	}
 	if rec.Body.String() != "body /a" {
@@ -108,7 +110,7 @@ func TestPrefixWriterRewritesOnceBeforeStatus(t *testing.T) {
 func TestPrefixWriterImplicitStatus(t *testing.T) {
 	rec := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "http://gw.example/~~srv1/x", nil)
-	pw := getPrefixWriter(rec, r, "/~~srv1", &route{prefix: "/~~srv1"})
+	pw := getPrefixWriter(rec, r, &route{prefix: "/~~srv1"})
 	pw.Header().Set("Content-Location", "/doc")
 	_, _ = pw.Write([]byte("x"))
 	if got := rec.Result().Header.Get("Content-Location"); got != "/~~srv1/doc" {

@@ -10,50 +10,68 @@ import (
 	"github.com/tildegate/tildegate/modules/broker"
 )
 
-// route is what one /~~name leads to.
+// route is what one /~~name leads to. A route outlives the table that made
+// it while newer tables define the name the same way (so a balance.bin
+// edit keeps the connection pools and health state of names it did not
+// touch) or while requests and websockets still use it.
 type route struct {
 	name   string // as configured
 	origin string // where it was defined, for error messages
 
 	// prefix is "/~~" + name, and prefixHeader the same as a header value
-	// shared by every request (read-only once built).
+	// shared by every request: read-only once built.
 	prefix       string
 	prefixHeader []string
 
-	// proxy is Caddy's reverse proxy for a direct entry; nil for a back
-	// entry or a name that has only RDP targets.
+	// fingerprint is the route's whole definition: equal fingerprints can
+	// share one route.
+	fingerprint string
+
+	// proxy is Caddy's reverse proxy for the name; nil for a name that has
+	// only RDP targets.
 	proxy        *reverseproxy.Handler
 	backendHosts []string
 
 	back       *broker.Entry
 	rdpTargets []balancebin.HostPort
+
+	users  atomic.Int64       // tables that list the route, and requests that use it
+	cancel context.CancelFunc // ends the route's own caddy.Context, cleaning up its modules
 }
 
-// table is one generation of the routing table. Requests hold a reference
-// while they run, so a table that has been replaced is cleaned up only once
-// its last request (or websocket) has finished.
+// hold counts one more user of the route.
+func (rt *route) hold() { rt.users.Add(1) }
+
+// release ends one use; the last one cleans the route up.
+func (rt *route) release() {
+	if rt.users.Add(-1) == 0 {
+		rt.cancel()
+	}
+}
+
+// table is one generation of the routing table. A request holds the table
+// only while it looks its route up, then holds the route.
 type table struct {
 	routes map[string]*route // by lower-case name
 
 	inflight atomic.Int64
 	retired  atomic.Bool
 	once     sync.Once
-	cancel   context.CancelFunc // ends the table's own caddy.Context
 
 	// backEntries are claimed from broker while the table is current.
 	broker      *broker.Broker
 	backEntries []broker.Entry
 }
 
-// release ends one request's use of the table.
+// release ends one lookup's use of the table.
 func (t *table) release() {
 	if t.inflight.Add(-1) == 0 && t.retired.Load() {
 		t.once.Do(t.cleanup)
 	}
 }
 
-// retire marks the table replaced and gives up its back entries; it is
-// cleaned up at once if idle, or by the last request that still uses it.
+// retire marks the table replaced and gives up its back entries; it lets
+// go of its routes at once if idle, or after the last lookup on it.
 func (t *table) retire() {
 	if !t.retired.CompareAndSwap(false, true) {
 		return
@@ -66,21 +84,20 @@ func (t *table) retire() {
 	}
 }
 
+// cleanup lets go of the table's routes.
 func (t *table) cleanup() {
 	for _, rt := range t.routes {
-		if rt.proxy != nil {
-			_ = rt.proxy.Cleanup()
-		}
+		rt.release()
 	}
-	t.cancel()
 }
 
 // tableRef holds the current table.
 type tableRef struct {
 	current atomic.Pointer[table]
 	// closed is set when the handler is cleaned up: no newer table will
-	// come, and requests that the old server still serves during a config
-	// reload keep using the last one, as Caddy's own handlers do.
+	// come. Requests that the old server still takes during a config reload
+	// keep using the last table, whose proxies keep working after cleanup
+	// as Caddy's own handlers do.
 	closed atomic.Bool
 }
 
@@ -97,17 +114,17 @@ func (r *tableRef) acquire() *table {
 	}
 }
 
+// swap installs next and retires the table it replaces.
+func (r *tableRef) swap(next *table) {
+	if old := r.current.Swap(next); old != nil {
+		old.retire()
+	}
+}
+
 // close retires the last table for good; see closed.
 func (r *tableRef) close() {
 	r.closed.Store(true)
 	if t := r.current.Load(); t != nil {
 		t.retire()
-	}
-}
-
-// swap installs next and retires the table it replaces.
-func (r *tableRef) swap(next *table) {
-	if old := r.current.Swap(next); old != nil {
-		old.retire()
 	}
 }

@@ -74,8 +74,8 @@ func watchFiles(ctx context.Context, paths []string, interval time.Duration, not
 		case <-ctx.Done():
 			return
 		case ev := <-events:
-			if watched[filepath.Clean(ev.Name)] && settle == nil {
-				settle = time.After(settleDelay)
+			if watched[filepath.Clean(ev.Name)] {
+				settle = time.After(settleDelay) // from the last event of a burst
 			}
 		case err := <-errs:
 			logger.Warn("file notification error; polling continues", zap.Error(err))
