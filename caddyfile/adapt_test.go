@@ -132,6 +132,15 @@ func TestAdaptErrors(t *testing.T) {
 			want: "no_such_policy",
 		},
 		{
+			name: "two paths for one balance_file",
+			caddyfile: `:8080 {
+	tildegate {
+		balance_file a.bin b.bin
+	}
+}`,
+			want: "Caddyfile:3",
+		},
+		{
 			name: "bad poll interval",
 			caddyfile: `:8080 {
 	tildegate {
@@ -139,6 +148,64 @@ func TestAdaptErrors(t *testing.T) {
 	}
 }`,
 			want: "poll_interval",
+		},
+		{
+			name: "agent without password",
+			caddyfile: `:8080 {
+	tildegate {
+		agent home {
+			allow 1.2.3.4
+		}
+	}
+}`,
+			want: "agent home: password is required",
+		},
+		{
+			name: "agent with a bad filter",
+			caddyfile: `:8080 {
+	tildegate {
+		agent home {
+			password x
+			allow 1.2.*.4
+		}
+	}
+}`,
+			want: "agent home: allow: Caddyfile:5:",
+		},
+		{
+			name: "agent and server with one name",
+			caddyfile: `:8080 {
+	tildegate {
+		server home 127.0.0.1:80
+		agent HOME {
+			password x
+		}
+	}
+}`,
+			want: "HOME is defined twice: Caddyfile:3 and Caddyfile:4",
+		},
+		{
+			name: "tunnel alive not below dead",
+			caddyfile: `:8080 {
+	tildegate {
+		tunnel {
+			alive_interval 1m
+			dead_after 30s
+		}
+	}
+}`,
+			want: "alive_interval (1m0s) must be shorter than dead_after (30s)",
+		},
+		{
+			name: "unknown tunnel option",
+			caddyfile: `:8080 {
+	tildegate {
+		tunnel {
+			keepalive 1s
+		}
+	}
+}`,
+			want: `unrecognized tunnel option "keepalive"`,
 		},
 		{
 			name: "argument after directive",
