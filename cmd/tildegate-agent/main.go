@@ -1,13 +1,123 @@
-// Command tildegate-agent connects a subserver to a tildegate gateway.
+// Command tildegate-agent connects the services of a server that a
+// tildegate gateway cannot reach to that gateway: it reads backbalance.bin,
+// registers each entry with its gateway over an outgoing connection, and
+// carries the gateway's requests to the local service.
+//
+// Usage:
+//
+//	tildegate-agent [-config FILE] [-check] [-ca FILE] [-insecure] [-spare N]
+//	                [-bind ADDRESS] [-log-format console|json] [-log-level LEVEL]
+//	                [-version]
+//
+// It reloads backbalance.bin when the file changes and on SIGHUP, and
+// closes its registrations and exits on SIGINT or SIGTERM.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"path/filepath"
 )
 
+// config is what the command line asks for.
+type config struct {
+	file      string
+	check     bool
+	version   bool
+	logFormat string
+	logLevel  string
+	caFile    string
+	insecure  bool
+	spare     int
+	bind      string
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "usage: tildegate-agent [flags]")
-	fmt.Fprintln(os.Stderr, "tildegate-agent connects this server to a tildegate gateway; it is not implemented yet.")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command: it returns the exit status. It stops serving when
+// ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	switch {
+	case cfg.version:
+		fmt.Fprintln(stdout, versionLine())
+		return 0
+	case cfg.check:
+		return check(cfg, stdout, stderr)
+	}
+	log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "tildegate-agent:", err)
+		return 2
+	}
+	defer log.Sync()
+	return serve(ctx, cfg, log)
+}
+
+// parseFlags reads the command line.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("tildegate-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	fs.StringVar(&cfg.file, "config", defaultConfig(), "the backbalance.bin `file` to serve")
+	fs.BoolVar(&cfg.check, "check", false, "check the configuration, say what each entry means, and exit")
+	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
+	fs.StringVar(&cfg.logFormat, "log-format", "console", "log format: console or json")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
+	fs.StringVar(&cfg.caFile, "ca", "", "PEM `file` of root certificates for the gateway's TLS (default: the system's)")
+	fs.BoolVar(&cfg.insecure, "insecure", false, "do not verify the gateway's TLS certificate")
+	fs.IntVar(&cfg.spare, "spare", 2, "idle back connections to ask each gateway to keep open (0 to 16)")
+	fs.StringVar(&cfg.bind, "bind", "", "local IP `address` to connect to the gateways from (default: the system's choice)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: tildegate-agent [flags]\n\n"+
+			"tildegate-agent registers the entries of backbalance.bin with their tildegate gateways\n"+
+			"and carries the gateways' requests to the local services.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintln(stderr, "tildegate-agent:", err)
+		return config{}, err
+	}
+	if _, err := bindDial(cfg.bind); err != nil {
+		fmt.Fprintln(stderr, "tildegate-agent:", err)
+		return config{}, err
+	}
+	if cfg.spare < 0 || cfg.spare > 16 {
+		err := fmt.Errorf("-spare %d: want a number from 0 to 16", cfg.spare)
+		fmt.Fprintln(stderr, "tildegate-agent:", err)
+		return config{}, err
+	}
+	return cfg, nil
+}
+
+// defaultConfig is backbalance.bin in the folder of the executable.
+func defaultConfig() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "backbalance.bin"
+	}
+	return filepath.Join(filepath.Dir(exe), "backbalance.bin")
 }

@@ -1,0 +1,377 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/internal/testgateway"
+	"github.com/tildegate/tildegate/wire"
+)
+
+// request sends a POST with body "ping" through a back connection, as
+// the gateway's reverse proxy does, and returns the body of the answer.
+func request(t *testing.T, b *testgateway.Back, path string) string {
+	t.Helper()
+	status, body := b.Request(t, "POST", path, "ping")
+	if status != http.StatusOK {
+		t.Errorf("%s answered %d", path, status)
+	}
+	return body
+}
+
+func TestRegisterAndServe(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tlsOn), func(t *testing.T) {
+			g := testgateway.New(t, tlsOn, map[string]string{"home": "s3cret#pw"})
+			a := startAgent(t, optionsFor(g), g.Entry("Home", "s3cret#pw", localHTTP(t)))
+
+			c := testgateway.Receive(t, g.Controls, "a control connection")
+			if c.Hello.Spare != DefaultSpare || c.Hello.Resume != nil || c.Resumed {
+				t.Errorf("hello: spare %d, resume %x; want spare %d and no resume", c.Hello.Spare, c.Hello.Resume, DefaultSpare)
+			}
+			if c.Bound != tlsOn {
+				t.Errorf("challenge bound = %v, want %v", c.Bound, tlsOn)
+			}
+			a.waitLog(t, "registered", "name", "Home", "resumed", "false", "tls", fmt.Sprint(tlsOn))
+
+			c.Open(wire.KindHTTP)
+			b := testgateway.Receive(t, g.Backs, "a back connection")
+			defer b.Conn.Close()
+			if got, want := request(t, b, "/first"), "local /first ping"; got != want {
+				t.Errorf("first answer %q, want %q", got, want)
+			}
+			// The gateway keeps back connections for more requests.
+			if got, want := request(t, b, "/second"), "local /second ping"; got != want {
+				t.Errorf("second answer %q, want %q", got, want)
+			}
+
+			a.stop()
+			f := testgateway.Receive(t, c.Frames, "CLOSE at shutdown")
+			if f.Type != wire.FrameClose || f.Code != wire.CodeShuttingDown {
+				t.Errorf("at shutdown got frame %d code %s, want CLOSE shutting-down", f.Type, f.Code)
+			}
+			a.waitLog(t, "closed", "name", "Home", "reason", "the agent is stopping")
+		})
+	}
+}
+
+func TestSecretsNotLogged(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "s3cret-pw"})
+	a := startAgent(t, optionsFor(g), g.Entry("home", "s3cret-pw", localHTTP(t)))
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	c.Open(wire.KindHTTP)
+	b := testgateway.Receive(t, g.Backs, "a back connection")
+	request(t, b, "/")
+	b.Conn.Close()
+	c.Conn.Close()
+	testgateway.Receive(t, g.Controls, "the resumed control connection")
+	a.stop()
+	for _, e := range a.logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		if strings.Contains(line, "s3cret-pw") {
+			t.Errorf("a log line holds the password: %s", line)
+		}
+	}
+}
+
+func TestResumeAfterDrop(t *testing.T) {
+	g := testgateway.New(t, true, map[string]string{"home": "pw"})
+	opts := optionsFor(g)
+	opts.MinBackoff = 5 * time.Second // a retry must come at once, not after a delay
+	a := startAgent(t, opts, g.Entry("home", "pw", localHTTP(t)))
+
+	first := testgateway.Receive(t, g.Controls, "a control connection")
+	testgateway.Receive(t, g.Attempts, "the first hello")
+	dropped := time.Now()
+	first.Conn.Close()
+
+	at := testgateway.Receive(t, g.Attempts, "a hello after the drop")
+	if !bytes.Equal(at.Hello.Resume, first.Session) {
+		t.Fatalf("hello after the drop resumes %x, want the previous session %x", at.Hello.Resume, first.Session)
+	}
+	if d := at.At.Sub(dropped); d > 2*time.Second {
+		t.Errorf("the agent came back after %s, want at once", d)
+	}
+	second := testgateway.Receive(t, g.Controls, "the resumed control connection")
+	if !second.Resumed {
+		t.Error("the resume proof did not match the previous session's key")
+	}
+	a.waitLog(t, "registered", "name", "home", "resumed", "true")
+
+	// The new session serves back connections with its own key.
+	second.Open(wire.KindHTTP)
+	b := testgateway.Receive(t, g.Backs, "a back connection")
+	defer b.Conn.Close()
+	if got := request(t, b, "/after"); got != "local /after ping" {
+		t.Errorf("answer %q", got)
+	}
+}
+
+func TestLiveness(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.Alive, s.Dead = 50*time.Millisecond, 500*time.Millisecond })
+	opts := optionsFor(g)
+	opts.MinBackoff = 5 * time.Second
+	startAgent(t, opts, g.Entry("home", "pw", ""))
+
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	f := testgateway.Receive(t, c.Frames, "ALIVE")
+	if f.Type != wire.FrameAlive {
+		t.Errorf("first frame from the agent has type %d, want ALIVE", f.Type)
+	}
+	// The test gateway never sends ALIVE: the agent must find it dead and
+	// resume.
+	start := time.Now()
+	next := testgateway.Receive(t, g.Controls, "a control connection after the dead time")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("dead gateway noticed after %s, want about 500ms", d)
+	}
+	if !next.Resumed {
+		t.Error("the agent did not resume its session after the dead time")
+	}
+}
+
+func TestPermanentRefusalRetriesSlowly(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(s *testgateway.Settings)
+		code wire.Code
+	}{
+		{"http", func(s *testgateway.Settings) { s.Refuse = wire.CodeAddressNotAllowed }, wire.CodeAddressNotAllowed},
+		{"frame", func(s *testgateway.Settings) { s.RefuseAuth = wire.CodeTLSRequired }, wire.CodeTLSRequired},
+		{"wrong-password", func(s *testgateway.Settings) {}, wire.CodeWrongPassword},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := testgateway.New(t, false, map[string]string{"home": "pw"})
+			g.Set(tc.set)
+			opts := optionsFor(g)
+			opts.MinBackoff, opts.MaxBackoff, opts.SlowRetry = time.Millisecond, 2*time.Millisecond, 400*time.Millisecond
+			password := "pw"
+			if tc.code == wire.CodeWrongPassword {
+				password = "not the password"
+			}
+			a := startAgent(t, opts, g.Entry("home", password, ""))
+			first := testgateway.Receive(t, g.Attempts, "a first attempt")
+			second := testgateway.Receive(t, g.Attempts, "a second attempt")
+			if d := second.At.Sub(first.At); d < 350*time.Millisecond {
+				t.Errorf("retried after %s, want the slow retry of 400ms", d)
+			}
+			e := a.waitLog(t, "registration refused: "+tc.code.String())
+			if !strings.Contains(e.Message, "; retrying in 400ms") {
+				t.Errorf("log %q does not say when it retries", e.Message)
+			}
+			if a.countLogs("registered") != 0 {
+				t.Error("the agent says it registered")
+			}
+		})
+	}
+}
+
+func TestTransientRefusalRetriesSoon(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.Refuse = wire.CodeNameTaken })
+	opts := optionsFor(g)
+	opts.MinBackoff, opts.MaxBackoff, opts.SlowRetry = 10*time.Millisecond, 20*time.Millisecond, time.Minute
+	a := startAgent(t, opts, g.Entry("home", "pw", ""))
+	for i := range 3 {
+		testgateway.Receive(t, g.Attempts, fmt.Sprintf("attempt %d", i+1))
+	}
+	a.waitLog(t, "registration refused: name-taken")
+
+	g.Set(func(s *testgateway.Settings) { s.Refuse = 0 })
+	testgateway.Receive(t, g.Controls, "a control connection once the name is free")
+	a.waitLog(t, "registered", "name", "home")
+}
+
+func TestWrongGatewayProof(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.WrongProof = true })
+	opts := optionsFor(g)
+	opts.SlowRetry = time.Minute
+	a := startAgent(t, opts, g.Entry("home", "pw", ""))
+
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	testgateway.Receive(t, g.Attempts, "the first hello")
+	a.waitLog(t, "the gateway does not know the password: wrong gateway or a man in the middle")
+	// The agent hangs up instead of using the connection.
+	if _, ok := <-c.Frames; ok {
+		t.Error("the agent sent a frame after a wrong gateway proof")
+	}
+	if a.countLogs("registered") != 0 {
+		t.Error("the agent registered with a gateway that does not know the password")
+	}
+	testgateway.Nothing(t, g.Attempts, 300*time.Millisecond, "attempt before the slow retry")
+}
+
+func TestGatewayClose(t *testing.T) {
+	t.Run("permanent", func(t *testing.T) {
+		g := testgateway.New(t, false, map[string]string{"home": "pw"})
+		opts := optionsFor(g)
+		opts.MinBackoff, opts.SlowRetry = time.Millisecond, 400*time.Millisecond
+		a := startAgent(t, opts, g.Entry("home", "pw", ""))
+		c := testgateway.Receive(t, g.Controls, "a control connection")
+		testgateway.Receive(t, g.Attempts, "the first hello")
+		c.Send(wire.Frame{Type: wire.FrameClose, Code: wire.CodeEntryRemoved, Reason: "gone from balance.bin"})
+		closed := time.Now()
+		c.Conn.Close()
+		a.waitLog(t, "closed by the gateway: entry-removed: gone from balance.bin")
+		at := testgateway.Receive(t, g.Attempts, "an attempt after the close")
+		if d := at.At.Sub(closed); d < 350*time.Millisecond {
+			t.Errorf("retried after %s, want the slow retry", d)
+		}
+		if at.Hello.Resume != nil {
+			t.Error("the agent resumes a session the gateway closed")
+		}
+	})
+	t.Run("transient", func(t *testing.T) {
+		g := testgateway.New(t, false, map[string]string{"home": "pw"})
+		opts := optionsFor(g)
+		opts.MinBackoff, opts.SlowRetry = 10*time.Millisecond, time.Minute
+		a := startAgent(t, opts, g.Entry("home", "pw", ""))
+		c := testgateway.Receive(t, g.Controls, "a control connection")
+		c.Send(wire.Frame{Type: wire.FrameClose, Code: wire.CodeShuttingDown, Reason: "restarting"})
+		c.Conn.Close()
+		next := testgateway.Receive(t, g.Controls, "a control connection after the close")
+		if next.Hello.Resume != nil {
+			t.Error("the agent resumes a session the gateway closed")
+		}
+		a.waitLog(t, "closed by the gateway: shutting-down: restarting")
+	})
+}
+
+func TestUnknownFramesIgnored(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	startAgent(t, optionsFor(g), g.Entry("home", "pw", localHTTP(t)))
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	c.WriteRaw([]byte{99, 0, 3, 'a', 'b', 'c'})
+	c.Send(wire.Frame{Type: wire.FrameAlive})
+	c.Open(wire.KindHTTP)
+	b := testgateway.Receive(t, g.Backs, "a back connection")
+	defer b.Conn.Close()
+	if got := request(t, b, "/x"); got != "local /x ping" {
+		t.Errorf("answer %q", got)
+	}
+}
+
+func TestLocalServiceDown(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	a := startAgent(t, optionsFor(g), g.Entry("home", "pw", closedPort(t)))
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	for range 3 {
+		c.Open(wire.KindHTTP)
+		b := testgateway.Receive(t, g.Backs, "a back connection")
+		b.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(b.Conn, "GET / HTTP/1.1\r\nHost: local\r\n\r\n")
+		if n, err := b.R.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+			t.Errorf("back connection to a dead local service: read %d bytes, %v; want EOF", n, err)
+		}
+		b.Conn.Close()
+	}
+	a.waitLog(t, "the local service refuses connections")
+	if n := a.countLogs("the local service refuses connections"); n != 1 {
+		t.Errorf("logged the local failure %d times, want once per burst", n)
+	}
+}
+
+func TestUnboundTLSWarnsOnce(t *testing.T) {
+	g := testgateway.New(t, true, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.Unbound = true })
+	a := startAgent(t, optionsFor(g), g.Entry("home", "pw", localHTTP(t)))
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	if c.Bound {
+		t.Fatal("the test gateway bound the session")
+	}
+	c.Conn.Close()
+	c = testgateway.Receive(t, g.Controls, "a second control connection")
+	c.Open(wire.KindHTTP)
+	b := testgateway.Receive(t, g.Backs, "a back connection")
+	defer b.Conn.Close()
+	if got := request(t, b, "/u"); got != "local /u ping" {
+		t.Errorf("answer %q", got)
+	}
+	if n := a.countLogs("binding=none"); n != 1 {
+		t.Errorf("warned %d times about binding=none, want once", n)
+	}
+}
+
+func TestApplyWhileRunning(t *testing.T) {
+	names := map[string]string{"a": "pw", "b": "pw", "c": "pw", "d": "pw"}
+	g := testgateway.New(t, false, names)
+	opts := optionsFor(g)
+	opts.MinBackoff = 10 * time.Millisecond
+	local := localHTTP(t)
+	ea, eb, ed := g.Entry("a", "pw", local), g.Entry("b", "pw", local), g.Entry("d", "pw", local)
+	a := startAgent(t, opts, ea, eb, ed)
+	controls := make(map[string]*testgateway.Control)
+	for range 3 {
+		c := testgateway.Receive(t, g.Controls, "a control connection")
+		controls[c.Name] = c
+	}
+	for _, name := range []string{"a", "b", "d"} {
+		a.waitLog(t, "registered", "name", name) // the agent has read its WELCOME
+	}
+
+	changed := ea
+	changed.Local = balancebin.HostPort{Host: "127.0.0.1", Port: 1}
+	moved := ed
+	moved.Pos.Line = 7 // only the position differs: d keeps running
+	a.Apply([]balancebin.BackEntry{changed, moved, g.Entry("c", "pw", local)})
+
+	for _, name := range []string{"a", "b"} {
+		f := testgateway.Receive(t, controls[name].Frames, "CLOSE for "+name)
+		if f.Type != wire.FrameClose || f.Code != wire.CodeShuttingDown {
+			t.Errorf("%s got frame %d code %s, want CLOSE shutting-down", name, f.Type, f.Code)
+		}
+	}
+	got := make(map[string]bool)
+	for range 2 {
+		got[testgateway.Receive(t, g.Controls, "a new control connection").Name] = true
+	}
+	if !got["a"] || !got["c"] {
+		t.Errorf("new registrations %v, want a and c", got)
+	}
+	testgateway.Nothing(t, g.Controls, 200*time.Millisecond, "registration")
+	select {
+	case f, ok := <-controls["d"].Frames:
+		t.Errorf("the unchanged entry got frame %+v (open %v)", f, ok)
+	default:
+	}
+	a.waitLog(t, "entry removed", "name", "b")
+	a.waitLog(t, "closed", "name", "b", "reason", reasonRemoved)
+	a.waitLog(t, "closed", "name", "a", "reason", reasonChanged)
+}
+
+func TestApplyRefusesProxyChains(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw", "ok": "pw"})
+	withProxy := g.Entry("home", "pw", "")
+	withProxy.Pos = balancebin.Position{File: "backbalance.bin", Line: 3, Column: 5}
+	withProxy.Proxies = []balancebin.Proxy{{Address: balancebin.HostPort{Host: "proxy", Port: 3128}}}
+	a := startAgent(t, optionsFor(g), withProxy, g.Entry("ok", "pw", ""))
+	if c := testgateway.Receive(t, g.Controls, "a control connection"); c.Name != "ok" {
+		t.Errorf("registered %q, want only ok", c.Name)
+	}
+	testgateway.Receive(t, g.Attempts, "the hello of ok")
+	e := a.waitLog(t, "proxy chains are not supported yet")
+	if !strings.Contains(e.Message, "backbalance.bin:3:5") {
+		t.Errorf("log %q does not say where the entry is", e.Message)
+	}
+	testgateway.Nothing(t, g.Attempts, 200*time.Millisecond, "attempt for the entry with proxies")
+}
+
+func TestRunBadCAFile(t *testing.T) {
+	a := New(Options{CAFile: filepath.Join(t.TempDir(), "missing.pem")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Run(ctx); err == nil || !strings.Contains(err.Error(), "root certificates") {
+		t.Errorf("Run with a missing CA file: %v", err)
+	}
+}

@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBackoffGrowsWithinBounds(t *testing.T) {
+	const lo, hi = 500 * time.Millisecond, 30 * time.Second
+	for _, r := range []float64{0, 0.5, 0.999999} {
+		b := newBackoff(lo, hi)
+		b.random = func() float64 { return r }
+		step := lo
+		for i := range 12 {
+			d := b.Next()
+			if d < lo || d > hi {
+				t.Fatalf("random %v, attempt %d: delay %s outside [%s, %s]", r, i, d, lo, hi)
+			}
+			if d < step/2 || d > step {
+				t.Fatalf("random %v, attempt %d: delay %s outside the step's upper half [%s, %s]", r, i, d, step/2, step)
+			}
+			step = min(2*step, hi)
+		}
+	}
+}
+
+func TestBackoffJitterAndReset(t *testing.T) {
+	b := newBackoff(500*time.Millisecond, 30*time.Second)
+	for range 10 {
+		b.Next()
+	}
+	seen := make(map[time.Duration]bool)
+	for range 50 {
+		d := b.Next()
+		if d < 15*time.Second || d > 30*time.Second {
+			t.Fatalf("capped delay %s outside [15s, 30s]", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("only %d different delays out of 50 at the cap: no jitter", len(seen))
+	}
+	b.Reset()
+	if d := b.Next(); d != 500*time.Millisecond {
+		t.Errorf("first delay after Reset is %s, want the minimum 500ms", d)
+	}
+	if d := b.Next(); d < 500*time.Millisecond || d > time.Second {
+		t.Errorf("second delay after Reset is %s, want within [500ms, 1s]", d)
+	}
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	o := Options{}.withDefaults()
+	if o.Spare != DefaultSpare || o.MinBackoff != DefaultMinBackoff || o.MaxBackoff != DefaultMaxBackoff ||
+		o.SlowRetry != DefaultSlowRetry || o.Logger == nil || o.Dial == nil {
+		t.Errorf("defaults: %+v", o)
+	}
+	for _, tc := range []struct{ in, want int }{{-1, 0}, {5, 5}, {100, 16}} {
+		if got := (Options{Spare: tc.in}).withDefaults().Spare; got != tc.want {
+			t.Errorf("Spare %d becomes %d, want %d", tc.in, got, tc.want)
+		}
+	}
+	if o := (Options{MinBackoff: time.Minute, MaxBackoff: time.Second}).withDefaults(); o.MaxBackoff != time.Minute {
+		t.Errorf("MaxBackoff below MinBackoff becomes %s, want %s", o.MaxBackoff, time.Minute)
+	}
+}
+
+func TestPacing(t *testing.T) {
+	p := &pacing{bo: newBackoff(time.Second, time.Minute)}
+	p.bo.random = func() float64 { return 1 }
+	// A long outage grows the delays...
+	for range 6 {
+		p.next()
+	}
+	// ...and a registration starts them again.
+	p.registered()
+	p.ended(time.Minute)
+	if d := p.afterDrop(); d != 0 {
+		t.Errorf("after a stable registration dropped: %s, want at once", d)
+	}
+	p.registered()
+	p.ended(time.Second)
+	if d := p.afterDrop(); d != 0 {
+		t.Errorf("after the first short registration dropped: %s, want at once", d)
+	}
+	if d := p.next(); d != time.Second {
+		t.Errorf("first delay after a registration: %s, want the minimum", d)
+	}
+	// Registrations that keep ending early are paced.
+	var last time.Duration
+	for i := range 4 {
+		p.registered()
+		p.ended(time.Second)
+		d := p.afterDrop()
+		if d == 0 || d < last {
+			t.Fatalf("short registration %d: delay %s after %s, want growing delays", i+2, d, last)
+		}
+		last = d
+	}
+	// A stable one ends that.
+	p.registered()
+	p.ended(stableAfter)
+	if d := p.afterDrop(); d != 0 {
+		t.Errorf("after a stable registration: %s, want at once", d)
+	}
+	p.registered()
+	if d := p.next(); d != time.Second {
+		t.Errorf("after a stable registration the delays restart: %s, want 1s", d)
+	}
+}

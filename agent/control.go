@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
+)
+
+// Time limits of frame writes on the control connection.
+const (
+	// writeTimeout bounds one frame write.
+	writeTimeout = 10 * time.Second
+	// closeTimeout bounds the CLOSE sent when the agent stops, so that a
+	// gateway that does not read cannot hold the agent up.
+	closeTimeout = 2 * time.Second
+)
+
+// frameWriter serializes the writes to a control connection and remembers
+// when the last one happened, for the liveness frames.
+type frameWriter struct {
+	mu   sync.Mutex
+	conn net.Conn
+	last time.Time
+}
+
+// write sends one frame, failing after timeout.
+func (w *frameWriter) write(f wire.Frame, timeout time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	w.last = time.Now()
+	return wire.WriteFrame(w.conn, f)
+}
+
+// idle returns how long nothing was written.
+func (w *frameWriter) idle() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Since(w.last)
+}
+
+// serve runs a registered control connection until it ends: it answers
+// OPENs with back connections and keeps the connection alive. It returns
+// ctx's error once ctx ended (after sending CLOSE{shutting-down}), a
+// *wire.Refusal when the gateway closed the registration, and any other
+// error when the connection dropped.
+func (r *runner) serve(ctx context.Context, c *control) error {
+	defer c.conn.Close()
+	w := &frameWriter{conn: c.conn, last: time.Now()}
+	done := make(chan error, 1)
+	go func() { done <- r.readFrames(ctx, c) }()
+	alive := time.NewTimer(c.sess.alive)
+	defer alive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			reason := stopReason(ctx)
+			if err := w.write(wire.Frame{Type: wire.FrameClose, Code: wire.CodeShuttingDown, Reason: reason}, closeTimeout); err != nil {
+				r.log.Debug("could not send CLOSE", zap.Error(err))
+			}
+			c.conn.Close()
+			<-done
+			r.log.Info("closed", zap.String("reason", reason))
+			return ctx.Err()
+		case err := <-done:
+			return err
+		case <-alive.C:
+			if idle := w.idle(); idle < c.sess.alive {
+				alive.Reset(c.sess.alive - idle)
+				continue
+			}
+			if err := w.write(wire.Frame{Type: wire.FrameAlive}, writeTimeout); err != nil {
+				c.conn.Close()
+				<-done
+				return fmt.Errorf("sending ALIVE: %w", err)
+			}
+			alive.Reset(c.sess.alive)
+		}
+	}
+}
+
+// readFrames reads the gateway's frames until the connection ends.
+func (r *runner) readFrames(ctx context.Context, c *control) error {
+	for {
+		if err := c.conn.SetReadDeadline(time.Now().Add(c.sess.dead)); err != nil {
+			return fmt.Errorf("setting the read deadline: %w", err)
+		}
+		f, err := wire.ReadFrame(c.r)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("nothing from the gateway for %s", c.sess.dead)
+			}
+			return fmt.Errorf("reading from the gateway: %w", err)
+		}
+		switch f.Type {
+		case wire.FrameOpen:
+			r.open(ctx, c.sess, f.Ticket, f.Kind)
+		case wire.FrameClose, wire.FrameRefuse:
+			return &wire.Refusal{Code: f.Code, Reason: f.Reason}
+		case wire.FrameAlive:
+		default:
+			r.log.Debug("ignoring a control frame", zap.Uint8("type", uint8(f.Type)))
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/wire"
+)
+
+// rdpLocal is the local RDP service, until backbalance.bin can name one.
+const rdpLocal = "127.0.0.1:3389"
+
+// localAddress returns the local service that a back connection of the
+// given kind reaches for entry e.
+func localAddress(e balancebin.BackEntry, kind wire.Kind) (string, error) {
+	switch kind {
+	case wire.KindHTTP:
+		return e.Local.String(), nil
+	case wire.KindRDP:
+		return rdpLocal, nil
+	}
+	return "", fmt.Errorf("back connection of unknown kind %d", kind)
+}
+
+// kindName names a back connection kind in logs.
+func kindName(kind wire.Kind) string {
+	switch kind {
+	case wire.KindHTTP:
+		return "http"
+	case wire.KindRDP:
+		return "rdp"
+	}
+	return fmt.Sprintf("kind-%d", kind)
+}
+
+// dialLocal connects to the local service.
+func dialLocal(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the local service %s: %w", addr, err)
+	}
+	return conn, nil
+}

@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/wire"
+)
+
+func TestBurst(t *testing.T) {
+	var b burst
+	now := time.Now()
+	if ok, missed := b.allow(now); !ok || missed != 0 {
+		t.Fatalf("first: %v %d", ok, missed)
+	}
+	for i := range 5 {
+		if ok, _ := b.allow(now.Add(time.Duration(i) * time.Second)); ok {
+			t.Fatalf("occurrence %d within the burst was allowed", i)
+		}
+	}
+	if ok, missed := b.allow(now.Add(burstInterval)); !ok || missed != 5 {
+		t.Errorf("after the interval: %v, %d missed; want true, 5", ok, missed)
+	}
+}
+
+func TestHostHeader(t *testing.T) {
+	for _, tc := range []struct {
+		tls  bool
+		host string
+		port uint16
+		want string
+	}{
+		{false, "gw.example", 80, "gw.example"},
+		{false, "gw.example", 443, "gw.example"}, // port 443 means TLS
+		{true, "gw.example", 443, "gw.example"},
+		{true, "gw.example", 8443, "gw.example:8443"},
+		{false, "10.0.0.1", 8080, "10.0.0.1:8080"},
+		{true, "::1", 443, "[::1]"},
+		{false, "::1", 8080, "[::1]:8080"},
+		{true, "gw.example", 80, "gw.example:80"},
+	} {
+		e := balancebin.BackEntry{TLS: tc.tls, Gateway: balancebin.HostPort{Host: tc.host, Port: tc.port}}
+		if got := hostHeader(e); got != tc.want {
+			t.Errorf("hostHeader(tls %v, %s:%d) = %q, want %q", tc.tls, tc.host, tc.port, got, tc.want)
+		}
+	}
+}
+
+func TestLocalAddress(t *testing.T) {
+	e := balancebin.BackEntry{Local: balancebin.HostPort{Host: "127.0.0.1", Port: 8080}}
+	if got, err := localAddress(e, wire.KindHTTP); err != nil || got != "127.0.0.1:8080" {
+		t.Errorf("HTTP: %q, %v", got, err)
+	}
+	if got, err := localAddress(e, wire.KindRDP); err != nil || got != "127.0.0.1:3389" {
+		t.Errorf("RDP: %q, %v", got, err)
+	}
+	if _, err := localAddress(e, 7); err == nil {
+		t.Error("unknown kind accepted")
+	}
+}

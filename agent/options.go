@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
+)
+
+// Defaults of Options.
+const (
+	// DefaultSpare is the default of Options.Spare.
+	DefaultSpare = 2
+	// DefaultMinBackoff is the default of Options.MinBackoff.
+	DefaultMinBackoff = 500 * time.Millisecond
+	// DefaultMaxBackoff is the default of Options.MaxBackoff.
+	DefaultMaxBackoff = 30 * time.Second
+	// DefaultSlowRetry is the default of Options.SlowRetry.
+	DefaultSlowRetry = 30 * time.Second
+)
+
+// Options configure an Agent. The zero value is usable.
+type Options struct {
+	// CAFile names a PEM file of root certificates that verify the
+	// gateway's TLS certificate; empty means the system's roots.
+	CAFile string
+	// Insecure skips the verification of the gateway's certificate.
+	Insecure bool
+	// Spare is how many idle back connections to ask the gateway to keep
+	// open ahead of requests: 0 means DefaultSpare, a negative value none;
+	// it is capped at wire.MaxSpare.
+	Spare int
+	// Logger receives the agent's logs; nil discards them.
+	Logger *zap.Logger
+	// Dial opens a TCP connection that reaches the gateway of e; the agent
+	// adds TLS on top when e.UseTLS(). Nil dials e.Gateway directly.
+	Dial func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error)
+	// MinBackoff and MaxBackoff bound the exponential delay between
+	// attempts to register; 0 means DefaultMinBackoff and
+	// DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// SlowRetry is the delay after a permanent refusal (see
+	// wire.Code.Permanent); 0 means DefaultSlowRetry.
+	SlowRetry time.Duration
+}
+
+// withDefaults returns the options with every unset field at its default.
+func (o Options) withDefaults() Options {
+	switch {
+	case o.Spare == 0:
+		o.Spare = DefaultSpare
+	case o.Spare < 0:
+		o.Spare = 0
+	case o.Spare > wire.MaxSpare:
+		o.Spare = wire.MaxSpare
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Dial == nil {
+		o.Dial = dialDirect
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.SlowRetry <= 0 {
+		o.SlowRetry = DefaultSlowRetry
+	}
+	return o
+}

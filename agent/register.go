@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/tildegate/tildegate/wire"
+)
+
+// Defaults of the liveness settings, for a WELCOME that gives none.
+const (
+	defaultAlive = 20 * time.Second
+	defaultDead  = 60 * time.Second
+)
+
+// errWrongGateway is a WELCOME whose proof does not match the password.
+var errWrongGateway = errors.New("the gateway does not know the password: wrong gateway or a man in the middle")
+
+// session is what a registration gives: the gateway's name for it, the key
+// both ends derived, and the settings that go with it.
+type session struct {
+	id  []byte
+	key []byte
+	// bound is set when the gateway binds proofs to the TLS session, which
+	// back connections must then do too.
+	bound       bool
+	alive, dead time.Duration
+}
+
+// control is a registered control connection.
+type control struct {
+	conn net.Conn
+	// r reads the connection; it may hold bytes read past the 101.
+	r    *bufio.Reader
+	sess *session
+}
+
+// register opens a control connection for the runner's entry and runs the
+// handshake of docs/protocol.md section 3. When resume is set it asks for
+// that session back. A refusal comes back as a *wire.Refusal.
+func (r *runner) register(ctx context.Context, resume *session) (*control, error) {
+	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e)
+	if err != nil {
+		return nil, err
+	}
+	stop := closeOnDone(ctx, conn)
+	c, err := r.handshake(conn, cs, resume)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// handshake runs the upgrade, the proofs and the WELCOME on conn.
+func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *session) (*control, error) {
+	if err := conn.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
+		return nil, fmt.Errorf("setting the handshake deadline: %w", err)
+	}
+	hello := wire.Hello{
+		Version: wire.Version,
+		Role:    wire.RoleControl,
+		Nonce:   fresh(wire.NonceSize),
+		Spare:   r.opts.Spare,
+	}
+	if resume != nil {
+		hello.Resume = resume.id
+	}
+	res, br, err := wire.Upgrade(conn, hostHeader(r.e), r.e.Name, hello)
+	if err != nil {
+		return nil, fmt.Errorf("upgrading to %s: %w", wire.UpgradeToken, err)
+	}
+	ch, err := wire.ParseChallenge(res.Header.Get(wire.HeaderChallenge))
+	if err != nil {
+		return nil, fmt.Errorf("the gateway's challenge: %w", err)
+	}
+	binding, err := r.binding(cs, ch.Bound)
+	if err != nil {
+		return nil, err
+	}
+	t := wire.NewTranscript(r.e.Name, hello.Nonce, ch.Nonce, binding)
+	auth := wire.Frame{Type: wire.FrameAuth, Proof: r.key.AgentProof(t)}
+	if resume != nil {
+		auth.ResumeProof = wire.ResumeProof(resume.key, t)
+	}
+	if err := wire.WriteFrame(conn, auth); err != nil {
+		return nil, fmt.Errorf("sending AUTH: %w", err)
+	}
+	welcome, err := readWelcome(br)
+	if err != nil {
+		return nil, err
+	}
+	if !wire.Equal(welcome.Proof, r.key.GatewayProof(t)) {
+		return nil, errWrongGateway
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("clearing the handshake deadline: %w", err)
+	}
+	sess := &session{
+		id:    welcome.Session,
+		key:   r.key.SessionKey(t),
+		bound: ch.Bound,
+		alive: welcome.Alive,
+		dead:  welcome.Dead,
+	}
+	if sess.alive <= 0 {
+		sess.alive = defaultAlive
+	}
+	if sess.dead <= 0 {
+		sess.dead = defaultDead
+	}
+	return &control{conn: conn, r: br, sess: sess}, nil
+}
+
+// binding returns the channel binding the proofs cover: the TLS session's
+// when the gateway binds (bound), none otherwise.
+func (r *runner) binding(cs *tls.ConnectionState, bound bool) ([]byte, error) {
+	if !bound {
+		if cs != nil {
+			r.warnUnbound.Do(func() {
+				r.log.Warn("the gateway does not see this agent's TLS session (binding=none): " +
+					"TLS ends before the gateway, at a load balancer or proxy, and the proofs are not bound to it")
+			})
+		}
+		return nil, nil
+	}
+	if cs == nil {
+		return nil, errors.New("the gateway binds the proofs to a TLS session, but this entry connects without TLS")
+	}
+	b := wire.Binding(cs)
+	if b == nil {
+		return nil, errors.New("the TLS session gives no keying material for the channel binding")
+	}
+	return b, nil
+}
+
+// readWelcome reads the gateway's answer to AUTH, skipping frames of other
+// types; a REFUSE or CLOSE becomes a *wire.Refusal.
+func readWelcome(br *bufio.Reader) (wire.Frame, error) {
+	for {
+		f, err := wire.ReadFrame(br)
+		if err != nil {
+			return wire.Frame{}, fmt.Errorf("reading the gateway's WELCOME: %w", err)
+		}
+		switch f.Type {
+		case wire.FrameWelcome:
+			return f, nil
+		case wire.FrameRefuse, wire.FrameClose:
+			return wire.Frame{}, &wire.Refusal{Code: f.Code, Reason: f.Reason}
+		}
+	}
+}

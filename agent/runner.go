@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
+)
+
+// runner keeps one entry registered with its gateway.
+type runner struct {
+	e    balancebin.BackEntry
+	opts Options
+	tls  *tls.Config
+	log  *zap.Logger
+	// key is the entry's key, derived once: it is deliberately slow.
+	key wire.Key
+
+	warnUnbound sync.Once
+	localDown   burst
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	backs  sync.WaitGroup
+}
+
+// stopCause is why a runner was stopped, which its CLOSE frame says.
+type stopCause string
+
+// Error implements error.
+func (s stopCause) Error() string { return string(s) }
+
+// stopReason returns why ctx ended, in words for a CLOSE frame and a log.
+func stopReason(ctx context.Context) string {
+	var s stopCause
+	if errors.As(context.Cause(ctx), &s) {
+		return string(s)
+	}
+	return "the agent is stopping"
+}
+
+// newRunner returns a runner for e that stops when parent ends; run
+// serves it.
+func newRunner(parent context.Context, e balancebin.BackEntry, opts Options, tlsConf *tls.Config) *runner {
+	ctx, cancel := context.WithCancelCause(parent)
+	return &runner{
+		e:      e,
+		opts:   opts,
+		tls:    tlsConf,
+		log:    opts.Logger.With(zap.String("name", e.Name)),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+}
+
+// stop ends the runner, telling the gateway why, without waiting; done
+// closes when it has.
+func (r *runner) stop(reason string) { r.cancel(stopCause(reason)) }
+
+// run registers, serves, and registers again after each drop or refusal,
+// until the runner stops. When after is not nil, it first waits for after
+// to close: that is the runner that served the entry before it changed.
+func (r *runner) run(after <-chan struct{}) {
+	ctx := r.ctx
+	defer close(r.done)
+	defer r.backs.Wait()
+	if after != nil {
+		select {
+		case <-after:
+		case <-ctx.Done():
+			return
+		}
+	}
+	r.key = wire.DeriveKey(r.e.Name, r.e.Password)
+	pace := &pacing{bo: newBackoff(r.opts.MinBackoff, r.opts.MaxBackoff)}
+	var (
+		resume *session // the session to ask back after a drop
+		delay  time.Duration
+	)
+	for {
+		if !sleep(ctx, delay) {
+			return
+		}
+		c, err := r.register(ctx, resume)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var permanent bool
+			delay, permanent = r.failed(err, pace)
+			if permanent {
+				resume = nil
+			}
+			continue
+		}
+		pace.registered()
+		r.log.Info("registered", zap.String("gateway", r.e.Gateway.String()),
+			zap.Bool("tls", r.e.UseTLS()), zap.Bool("resumed", resume != nil))
+		started := time.Now()
+		err = r.serve(ctx, c)
+		if ctx.Err() != nil {
+			return
+		}
+		pace.ended(time.Since(started))
+		var ref *wire.Refusal
+		if errors.As(err, &ref) {
+			resume = nil
+			delay = r.closed(ref, pace)
+			continue
+		}
+		resume = c.sess
+		delay = pace.afterDrop()
+		r.log.Warn(fmt.Sprintf("control connection lost: %v; resuming the session in %s", err, round(delay)))
+	}
+}
+
+// failed logs a failed registration and returns the delay before the next
+// attempt, and whether the failure is permanent: retrying soon cannot help.
+func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
+	var ref *wire.Refusal
+	switch {
+	case errors.As(err, &ref) && ref.Code.Permanent():
+		d := r.opts.SlowRetry
+		r.log.Error(fmt.Sprintf("registration refused: %s; retrying in %s", describe(ref), round(d)),
+			zap.Stringer("code", ref.Code))
+		return d, true
+	case ref != nil:
+		d := pace.next()
+		r.log.Warn(fmt.Sprintf("registration refused: %s; retrying in %s", describe(ref), round(d)),
+			zap.Stringer("code", ref.Code))
+		return d, false
+	case errors.Is(err, errWrongGateway):
+		d := r.opts.SlowRetry
+		r.log.Error(fmt.Sprintf("registration failed: %v; retrying in %s", err, round(d)))
+		return d, true
+	}
+	d := pace.next()
+	r.log.Warn(fmt.Sprintf("registration failed: %v; retrying in %s", err, round(d)))
+	return d, false
+}
+
+// closed logs a CLOSE from the gateway and returns the delay before the
+// next attempt.
+func (r *runner) closed(ref *wire.Refusal, pace *pacing) time.Duration {
+	if ref.Code.Permanent() {
+		d := r.opts.SlowRetry
+		r.log.Warn(fmt.Sprintf("closed by the gateway: %s; the gateway's configuration must change, retrying in %s", describe(ref), round(d)),
+			zap.Stringer("code", ref.Code))
+		return d
+	}
+	d := pace.next()
+	r.log.Info(fmt.Sprintf("closed by the gateway: %s; retrying in %s", describe(ref), round(d)),
+		zap.Stringer("code", ref.Code))
+	return d
+}
+
+// describe renders a refusal as "code: reason".
+func describe(ref *wire.Refusal) string {
+	if ref.Reason == "" {
+		return ref.Code.String()
+	}
+	return ref.Code.String() + ": " + ref.Reason
+}
+
+// round shortens a delay for a log line.
+func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// sleep waits for d or until ctx ends; it reports whether ctx is still
+// running.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// echoServer starts a TCP service that sends back what it receives and
+// closes its writing side at the end of its input.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				io.Copy(conn, conn)
+				conn.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client.(*net.TCPConn), server.(*net.TCPConn)
+}
+
+func TestSpliceEcho(t *testing.T) {
+	gateway, back := tcpPair(t)
+	gateway.SetDeadline(time.Now().Add(30 * time.Second))
+	local, err := net.Dial("tcp", echoServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+
+	// Bytes the gateway sent before the splice starts wait in the reader,
+	// as they do after the upgrade.
+	if _, err := gateway.Write([]byte("head")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(back)
+	if _, err := br.Peek(1); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		up, down int64
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		up, down, err := splice(back, br, local)
+		done <- result{up, down, err}
+	}()
+
+	payload := make([]byte, 8<<20)
+	rand.Read(payload)
+	sent := sha256.New()
+	sent.Write([]byte("head"))
+	sent.Write(payload)
+	go func() {
+		gateway.Write(payload)
+		// Half-close: the end of the gateway's input reaches the local
+		// service, whose answer still comes back in full.
+		gateway.CloseWrite()
+	}()
+	got := sha256.New()
+	n, err := io.Copy(got, gateway)
+	if err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if want := int64(len(payload) + 4); n != want {
+		t.Fatalf("echoed %d bytes, want %d", n, want)
+	}
+	if string(got.Sum(nil)) != string(sent.Sum(nil)) {
+		t.Fatal("the echo differs from what was sent")
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || r.up != n || r.down != n {
+			t.Errorf("splice: up %d, down %d, %v; want %d each way and no error", r.up, r.down, r.err, n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("splice did not return when both directions ended")
+	}
+}
+
+func TestSpliceHalfCloseFromLocal(t *testing.T) {
+	gateway, back := tcpPair(t)
+	localClient, localServer := tcpPair(t)
+	gateway.SetDeadline(time.Now().Add(10 * time.Second))
+	localServer.SetDeadline(time.Now().Add(10 * time.Second))
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := splice(back, back, localClient)
+		done <- err
+	}()
+	// The local service answers and closes its writing side: the gateway
+	// reads the answer and the end, and can still send.
+	localServer.Write([]byte("bye"))
+	localServer.CloseWrite()
+	b, err := io.ReadAll(gateway)
+	if err != nil || string(b) != "bye" {
+		t.Fatalf("gateway read %q, %v", b, err)
+	}
+	gateway.Write([]byte("late"))
+	gateway.CloseWrite()
+	b, err = io.ReadAll(localServer)
+	if err != nil || string(b) != "late" {
+		t.Fatalf("local read %q, %v", b, err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("splice: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("splice did not return")
+	}
+}
+
+func TestSpliceFailureClosesBoth(t *testing.T) {
+	gateway, back := tcpPair(t)
+	localClient, localServer := tcpPair(t)
+	gateway.SetDeadline(time.Now().Add(10 * time.Second))
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := splice(back, back, localClient)
+		done <- err
+	}()
+	// A reset from the local service ends the pipe, and the gateway
+	// sees its end of it close.
+	localServer.SetLinger(0)
+	localServer.Close()
+	if _, err := io.ReadAll(gateway); err != nil {
+		t.Logf("gateway read: %v", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("splice did not return after the local service failed")
+	}
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/tildegate/tildegate/caddyfile/balancebin"
+)
+
+// tcpKeepAlive lets the system notice a gateway that vanished.
+const tcpKeepAlive = 15 * time.Second
+
+// bindDial returns an agent.Options.Dial that connects to the gateway from
+// the local IP address addr, for -bind; nil when addr is empty.
+func bindDial(addr string) (func(context.Context, balancebin.BackEntry) (net.Conn, error), error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("-bind %q: want an IP address of this machine", addr)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice(), Zone: ip.Zone()}, KeepAlive: tcpKeepAlive}
+	return func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", e.Gateway.String())
+	}, nil
+}
