@@ -156,16 +156,17 @@ var pattern = func() []byte {
 
 // patternReader gives size bytes of pattern.
 func patternReader(size int64) io.Reader {
-	return io.LimitReader(repeatReader{}, size)
+	return io.LimitReader(&repeatReader{}, size)
 }
 
 type repeatReader struct{ off int }
 
-func (r repeatReader) Read(p []byte) (int, error) {
+func (r *repeatReader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		n += copy(p[n:], pattern[(r.off+n)%len(pattern):])
 	}
+	r.off = (r.off + n) % len(pattern)
 	return n, nil
 }
 
@@ -204,6 +205,7 @@ func newLocalService(t testing.TB, name string) *httptest.Server {
 			return
 		}
 		defer c.CloseNow()
+		c.SetReadLimit(1 << 20)
 		for {
 			typ, msg, err := c.Read(r.Context())
 			if err != nil {

@@ -213,8 +213,14 @@ func (b *Broker) Unclaim(entries []Entry) {
 		}
 	}
 	b.mu.Unlock()
+	code, reason := wire.CodeEntryRemoved, "the entry was removed from the gateway's configuration"
+	if caddy.Exiting() {
+		// The last config is unloading because the process stops: the
+		// agents should come back soon, not wait as for a removed entry.
+		code, reason = wire.CodeShuttingDown, "the gateway is stopping"
+	}
 	for _, r := range removed {
-		r.close(wire.CodeEntryRemoved, "the entry was removed from the gateway's configuration")
+		r.close(code, reason)
 	}
 }
 
