@@ -129,7 +129,7 @@ func client() *http.Client {
 	ca, _ := os.ReadFile(bins.caFile)
 	pool.AppendCertsFromPEM(ca)
 	return &http.Client{
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 128},
 		Timeout:   60 * time.Second,
 	}
 }

@@ -90,6 +90,26 @@ func TestThroughTheTunnel(t *testing.T) {
 		t.Fatalf("request through the tunnel: %d %q %v", status, body, err)
 	}
 
+	// A burst wider than the pending-ticket limit (32) waits for back
+	// connections rather than failing.
+	var wg sync.WaitGroup
+	var burstFailed atomic.Int64
+	burst := time.Now()
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status, _, err := get(c, g.url("/~~home/hello")); err != nil || status != http.StatusOK {
+				burstFailed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("100 concurrent requests: %s", time.Since(burst).Round(time.Millisecond))
+	if n := burstFailed.Load(); n > 0 {
+		t.Errorf("%d of 100 concurrent requests failed", n)
+	}
+
 	for _, size := range []int64{1 << 20, 100 << 20} {
 		start := time.Now()
 		res, err := c.Post(g.url("/~~home/upload"), "application/octet-stream", patternReader(size))

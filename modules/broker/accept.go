@@ -214,6 +214,7 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		conn:       conn,
 		spare:      min(hello.Spare, maxSpare),
 		idle:       make(chan net.Conn, maxSpare),
+		slots:      make(chan struct{}, entry.Settings.WithDefaults().MaxPending),
 		done:       make(chan struct{}),
 	}
 	replaced, err := b.register(reg, hello.Resume, auth.ResumeProof, transcript)

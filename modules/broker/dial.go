@@ -47,20 +47,26 @@ func (b *Broker) Dial(ctx context.Context, name string, kind wire.Kind) (net.Con
 		}
 	}
 	ch := make(chan net.Conn, 1)
-	if err := b.open(reg, kind, ch); err != nil {
+	waitCtx, cancel := context.WithTimeout(ctx, reg.settings.BackWait)
+	defer cancel()
+	timedOut := func() error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &waitTimeoutError{name: name, wait: reg.settings.BackWait}
+	}
+	if err := b.open(waitCtx, reg, kind, ch); err != nil {
+		if waitCtx.Err() != nil {
+			return nil, timedOut()
+		}
 		return nil, fmt.Errorf("asking the agent for %s for a back connection: %w", name, err)
 	}
-	timer := time.NewTimer(reg.settings.BackWait)
-	defer timer.Stop()
 	select {
 	case c := <-ch:
 		return c, nil
-	case <-timer.C:
+	case <-waitCtx.Done():
 		b.abandon(reg, ch)
-		return nil, &waitTimeoutError{name: name, wait: reg.settings.BackWait}
-	case <-ctx.Done():
-		b.abandon(reg, ch)
-		return nil, ctx.Err()
+		return nil, timedOut()
 	case <-reg.done:
 		b.abandon(reg, ch)
 		return nil, fmt.Errorf("the agent for %s disconnected", name)

@@ -36,7 +36,7 @@ type registration struct {
 	spare     int
 	idle      chan net.Conn // spare back connections, opened ahead
 	backConns atomic.Int64  // open back connections
-	pending   int           // tickets not yet presented; guarded by b.mu
+	slots     chan struct{} // one per ticket not yet presented, up to MaxPending
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -138,7 +138,7 @@ func (r *registration) disqualifiedBy(e *Entry) (wire.Code, string, bool) {
 
 // openSpare asks the agent for one more idle back connection.
 func (r *registration) openSpare() {
-	if err := r.b.open(r, wire.KindHTTP, nil); err != nil {
+	if err := r.b.open(context.Background(), r, wire.KindHTTP, nil); err != nil {
 		r.b.logger.Debug("no spare back connection", zap.String("name", r.name), zap.Error(err))
 	}
 }

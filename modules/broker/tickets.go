@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -20,27 +21,43 @@ type ticket struct {
 	deliver chan net.Conn
 }
 
-// errTooMany reports a limit reached on back connections or tickets.
-var errTooMany = errors.New("too many back connections or pending tickets")
+// errTooMany reports a limit reached on back connections.
+var errTooMany = errors.New("too many back connections")
 
-// open issues a ticket to reg and sends the OPEN frame.
-func (b *Broker) open(reg *registration, kind wire.Kind, deliver chan net.Conn) error {
+// open issues a ticket to reg and sends the OPEN frame. A request (deliver
+// set) waits for a free ticket slot until ctx ends; a spare (deliver nil)
+// is not asked for when no slot is free.
+func (b *Broker) open(ctx context.Context, reg *registration, kind wire.Kind, deliver chan net.Conn) error {
+	if deliver == nil {
+		select {
+		case reg.slots <- struct{}{}:
+		default:
+			return errTooMany
+		}
+	} else {
+		select {
+		case reg.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-reg.done:
+			return fmt.Errorf("the agent disconnected")
+		}
+	}
+	if int(reg.backConns.Load()) >= reg.settings.MaxBackConns+reg.spare {
+		<-reg.slots
+		return errTooMany
+	}
 	id := [wire.TicketSize]byte(randomBytes(wire.TicketSize))
 	now := time.Now()
 	b.mu.Lock()
 	b.sweepTickets(now, reg.settings.TicketTTL)
-	if reg.pending >= reg.settings.MaxPending || int(reg.backConns.Load())+reg.pending >= reg.settings.MaxBackConns {
-		b.mu.Unlock()
-		return errTooMany
-	}
-	reg.pending++
 	b.tickets[id] = &ticket{reg: reg, kind: kind, expires: now.Add(reg.settings.TicketTTL), deliver: deliver}
 	b.mu.Unlock()
 	if err := reg.send(wire.Frame{Type: wire.FrameOpen, Ticket: id[:], Kind: kind}); err != nil {
 		b.mu.Lock()
 		if _, ok := b.tickets[id]; ok {
 			delete(b.tickets, id)
-			reg.pending--
+			<-reg.slots
 		}
 		b.mu.Unlock()
 		reg.close(0, "control connection lost: "+err.Error())
@@ -56,7 +73,7 @@ func (b *Broker) sweepTickets(now time.Time, ttl time.Duration) {
 	for id, t := range b.tickets {
 		if now.Sub(t.expires) > ttl {
 			delete(b.tickets, id)
-			t.reg.pending--
+			<-t.reg.slots
 		}
 	}
 	for id, at := range b.used {
@@ -76,7 +93,7 @@ func (b *Broker) redeem(a *attempt, hello wire.Hello, binding []byte) (*ticket, 
 	_, replayed := b.used[id]
 	if t != nil {
 		delete(b.tickets, id)
-		t.reg.pending--
+		<-t.reg.slots
 		b.used[id] = now
 	}
 	b.mu.Unlock()

@@ -28,6 +28,10 @@ type Transport struct {
 	// Name is the back entry whose agent carries the requests.
 	Name string `json:"name"`
 
+	// MaxConns limits the back connections the transport opens; requests
+	// beyond it wait for one to be free. Default: DefaultMaxBackConns.
+	MaxConns int `json:"max_conns,omitempty"`
+
 	// HTTP holds the keep-alive, timeout and buffer options of Caddy's HTTP
 	// transport; its dialer and TLS are replaced by the tunnel.
 	HTTP *reverseproxy.HTTPTransport `json:"http,omitempty"`
@@ -71,6 +75,10 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	}
 	t.HTTP.Transport.DialTLSContext = nil
 	t.HTTP.Transport.Proxy = nil
+	t.HTTP.Transport.MaxConnsPerHost = t.MaxConns
+	if t.MaxConns <= 0 {
+		t.HTTP.Transport.MaxConnsPerHost = DefaultMaxBackConns
+	}
 	return nil
 }
 
