@@ -53,8 +53,12 @@ agent-check:
 	fi
 	GOOS=windows $(GO) build -o /dev/null ./cmd/tildegate-agent
 
+# bench runs the Go benchmarks, then scripts/bench.sh: wrk against the built
+# gateway, plain reverse_proxy versus tildegate's direct and agent paths
+# (ROUNDS=5 DURATION=5s by default; about 10 minutes; needs wrk, see deps).
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	scripts/bench.sh
 
 clean:
 	rm -rf bin
