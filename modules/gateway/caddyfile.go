@@ -216,26 +216,34 @@ func unmarshalAgent(d *caddyfile.Dispenser, name string) (AgentEntry, error) {
 }
 
 func unmarshalTunnel(d *caddyfile.Dispenser, c *TunnelConfig) error {
+	durations := map[string]*caddy.Duration{
+		"alive_interval": &c.AliveInterval,
+		"dead_after":     &c.DeadAfter,
+		"back_wait":      &c.BackWait,
+		"ticket_ttl":     &c.TicketTTL,
+	}
+	counts := map[string]*int{
+		"max_back_conns":      &c.MaxBackConns,
+		"max_pending_tickets": &c.MaxPendingTickets,
+	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		option := d.Val()
 		if !d.NextArg() {
 			return d.ArgErr()
 		}
-		switch option {
-		case "alive_interval", "dead_after", "back_wait", "ticket_ttl":
+		if field, ok := durations[option]; ok {
 			dur, err := caddy.ParseDuration(d.Val())
 			if err != nil || dur <= 0 {
 				return d.Errf("%s: want a positive duration, not %q", option, d.Val())
 			}
-			*map[string]*caddy.Duration{"alive_interval": &c.AliveInterval, "dead_after": &c.DeadAfter,
-				"back_wait": &c.BackWait, "ticket_ttl": &c.TicketTTL}[option] = caddy.Duration(dur)
-		case "max_back_conns", "max_pending_tickets":
+			*field = caddy.Duration(dur)
+		} else if field, ok := counts[option]; ok {
 			n, err := strconv.Atoi(d.Val())
 			if err != nil || n <= 0 {
 				return d.Errf("%s: want a positive number, not %q", option, d.Val())
 			}
-			*map[string]*int{"max_back_conns": &c.MaxBackConns, "max_pending_tickets": &c.MaxPendingTickets}[option] = n
-		default:
+			*field = n
+		} else {
 			return d.Errf("unrecognized tunnel option %q", option)
 		}
 		if d.NextArg() {
