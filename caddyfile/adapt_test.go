@@ -182,7 +182,7 @@ func TestAdaptErrors(t *testing.T) {
 		}
 	}
 }`,
-			want: "HOME is defined twice: Caddyfile:3 and Caddyfile:4",
+			want: "agent HOME is defined twice: Caddyfile:3 and Caddyfile:4",
 		},
 		{
 			name: "tunnel alive not below dead",

@@ -87,18 +87,10 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 			g.BalanceFiles = append(g.BalanceFiles, bf)
 
 		case "server":
-			if !d.NextArg() {
-				return d.ArgErr()
+			name, err := defineName(d, defined)
+			if err != nil {
+				return err
 			}
-			name := d.Val()
-			if err := checkName(name); err != nil {
-				return d.Err(err.Error())
-			}
-			here := fmt.Sprintf("%s:%d", d.File(), d.Line())
-			if prev, ok := defined[strings.ToLower(name)]; ok {
-				return d.Errf("server %s is defined twice: %s and %s", name, prev, here)
-			}
-			defined[strings.ToLower(name)] = here
 			rp, err := unmarshalProxyBlock(d, helper)
 			if err != nil {
 				return err
@@ -116,18 +108,10 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 			g.Servers[name] = raw
 
 		case "agent":
-			if !d.NextArg() {
-				return d.ArgErr()
+			name, err := defineName(d, defined)
+			if err != nil {
+				return err
 			}
-			name := d.Val()
-			if err := checkName(name); err != nil {
-				return d.Err(err.Error())
-			}
-			here := fmt.Sprintf("%s:%d", d.File(), d.Line())
-			if prev, ok := defined[strings.ToLower(name)]; ok {
-				return d.Errf("%s is defined twice: %s and %s", name, prev, here)
-			}
-			defined[strings.ToLower(name)] = here
 			a, err := unmarshalAgent(d, name)
 			if err != nil {
 				return err
@@ -178,6 +162,25 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 		}
 	}
 	return nil
+}
+
+// defineName reads the name that follows server or agent and records where
+// it was defined; a name defined twice is an error that names both places.
+func defineName(d *caddyfile.Dispenser, defined map[string]string) (string, error) {
+	directive := d.Val()
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	name := d.Val()
+	if err := checkName(name); err != nil {
+		return "", d.Err(err.Error())
+	}
+	here := fmt.Sprintf("%s:%d", d.File(), d.Line())
+	if prev, ok := defined[strings.ToLower(name)]; ok {
+		return "", d.Errf("%s %s is defined twice: %s and %s", directive, name, prev, here)
+	}
+	defined[strings.ToLower(name)] = here
+	return name, nil
 }
 
 func unmarshalAgent(d *caddyfile.Dispenser, name string) (AgentEntry, error) {
