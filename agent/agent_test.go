@@ -350,21 +350,50 @@ func TestApplyWhileRunning(t *testing.T) {
 	a.waitLog(t, "closed", "name", "a", "reason", reasonChanged)
 }
 
-func TestApplyRefusesProxyChains(t *testing.T) {
-	g := testgateway.New(t, false, map[string]string{"home": "pw", "ok": "pw"})
-	withProxy := g.Entry("home", "pw", "")
-	withProxy.Pos = balancebin.Position{File: "backbalance.bin", Line: 3, Column: 5}
-	withProxy.Proxies = []balancebin.Proxy{{Address: balancebin.HostPort{Host: "proxy", Port: 3128}}}
-	a := startAgent(t, optionsFor(g), withProxy, g.Entry("ok", "pw", ""))
-	if c := testgateway.Receive(t, g.Controls, "a control connection"); c.Name != "ok" {
-		t.Errorf("registered %q, want only ok", c.Name)
+func TestRegistersThroughProxyChain(t *testing.T) {
+	g := testgateway.New(t, true, map[string]string{"home": "pw"})
+	second := fakeProxy(t, "", "")
+	first := fakeProxy(t, "alice", "proxypw")
+	e := g.Entry("home", "pw", localHTTP(t))
+	e.Proxies = []balancebin.Proxy{
+		{Auth: balancebin.ProxyAuthBasic, User: "alice", Password: "proxypw", Address: first.addr},
+		{Address: second.addr},
 	}
-	testgateway.Receive(t, g.Attempts, "the hello of ok")
-	e := a.waitLog(t, "proxy chains are not supported yet")
-	if !strings.Contains(e.Message, "backbalance.bin:3:5") {
-		t.Errorf("log %q does not say where the entry is", e.Message)
+	startAgent(t, optionsFor(g), e)
+	if c := testgateway.Receive(t, g.Controls, "a control connection"); c.Name != "home" {
+		t.Errorf("registered %q, want home", c.Name)
 	}
-	testgateway.Nothing(t, g.Attempts, 200*time.Millisecond, "attempt for the entry with proxies")
+	if got, want := first.target(t), second.addr.String(); got != want {
+		t.Errorf("the first proxy was asked for %s, want %s", got, want)
+	}
+	if got, want := second.target(t), g.Addr.String(); got != want {
+		t.Errorf("the second proxy was asked for %s, want %s", got, want)
+	}
+}
+
+func TestProxyLoginRefusedRetriesSlowly(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	px := fakeProxy(t, "alice", "right")
+	e := g.Entry("home", "pw", "")
+	e.Proxies = []balancebin.Proxy{{Auth: balancebin.ProxyAuthBasic, User: "alice", Password: "wr0ng-pw", Address: px.addr}}
+	opts := optionsFor(g)
+	opts.MinBackoff, opts.MaxBackoff, opts.SlowRetry = time.Millisecond, 2*time.Millisecond, time.Minute
+	a := startAgent(t, opts, e)
+	l := a.waitLog(t, "the proxy login must change")
+	if !strings.Contains(l.Message, "407 Proxy Authentication Required: the proxy refused the login") ||
+		!strings.Contains(l.Message, "retrying in 1m0s") {
+		t.Errorf("log %q", l.Message)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := a.countLogs("the proxy login must change"); n != 1 {
+		t.Errorf("%d attempts in 100ms, want 1 (slow retry)", n)
+	}
+	for _, l := range a.logs.All() {
+		if strings.Contains(fmt.Sprint(l.Message, l.Context), "wr0ng-pw") {
+			t.Errorf("a log shows the proxy password: %q", l.Message)
+		}
+	}
+	testgateway.Nothing(t, g.Attempts, 100*time.Millisecond, "attempt past the proxy")
 }
 
 func TestRunBadCAFile(t *testing.T) {

@@ -2,22 +2,15 @@ package agent
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 )
 
 // CheckEntry reports why the agent cannot serve e, or nil when it can.
-// The error starts with the entry's file:line:column.
+// The error starts with the entry's file:line:column. Every entry that
+// parses can be served today, proxy chains included; the check stays for
+// the conditions a parsed entry may not meet.
 func CheckEntry(e balancebin.BackEntry) error {
-	if len(e.Proxies) > 0 {
-		addrs := make([]string, len(e.Proxies))
-		for i, px := range e.Proxies {
-			addrs[i] = px.Address.String()
-		}
-		return fmt.Errorf("%s: entry %q reaches its gateway through HTTP proxies (%s): proxy chains are not supported yet by this agent",
-			e.Pos, e.Name, strings.Join(addrs, " -> "))
-	}
 	return nil
 }
 

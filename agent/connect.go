@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tildegate/tildegate/agent/proxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 )
 
@@ -26,11 +27,29 @@ const (
 	tcpKeepAlive = 15 * time.Second
 )
 
-// dialDirect is the default Options.Dial: a TCP connection to the gateway's
-// address.
-func dialDirect(ctx context.Context, e balancebin.BackEntry) (net.Conn, error) {
-	d := net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive}
-	return d.DialContext(ctx, "tcp", e.Gateway.String())
+// dialDefault is the default Options.Dial.
+var dialDefault = DialGateway(&net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive})
+
+// DialGateway returns an Options.Dial that reaches the gateway of an entry
+// through the entry's proxy chain or, when it has none, through the proxy
+// HTTPS_PROXY names unless NO_PROXY excludes the gateway (see
+// proxy.FromEnvironment), or else directly. d dials the first proxy, or
+// the gateway when there is no proxy.
+func DialGateway(d *net.Dialer) func(context.Context, balancebin.BackEntry) (net.Conn, error) {
+	return func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error) {
+		target := e.Gateway.String()
+		chain := e.Proxies
+		if len(chain) == 0 {
+			px, err := proxy.FromEnvironment(target)
+			if err != nil {
+				return nil, err
+			}
+			if px != nil {
+				chain = []balancebin.Proxy{*px}
+			}
+		}
+		return proxy.Dial(ctx, d, chain, target)
+	}
 }
 
 // tlsConfig returns the TLS settings shared by every connection to a

@@ -36,7 +36,8 @@ type Options struct {
 	// Logger receives the agent's logs; nil discards them.
 	Logger *zap.Logger
 	// Dial opens a TCP connection that reaches the gateway of e; the agent
-	// adds TLS on top when e.UseTLS(). Nil dials e.Gateway directly.
+	// adds TLS on top when e.UseTLS(). Nil means DialGateway with a
+	// dialer of its own: through the entry's proxies, or HTTPS_PROXY.
 	Dial func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error)
 	// MinBackoff and MaxBackoff bound the exponential delay between
 	// attempts to register; 0 means DefaultMinBackoff and
@@ -61,7 +62,7 @@ func (o Options) withDefaults() Options {
 		o.Logger = zap.NewNop()
 	}
 	if o.Dial == nil {
-		o.Dial = dialDirect
+		o.Dial = dialDefault
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = DefaultMinBackoff

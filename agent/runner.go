@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tildegate/tildegate/agent/proxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
@@ -123,9 +124,14 @@ func (r *runner) run(after <-chan struct{}) {
 }
 
 // failed logs a failed registration and returns the delay before the next
-// attempt, and whether the failure is permanent: retrying soon cannot help.
+// attempt, and whether the failure is permanent for the gateway, which
+// makes the session being resumed worthless. A wrong proxy login is retried
+// as slowly but keeps the session.
 func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
-	var ref *wire.Refusal
+	var (
+		ref *wire.Refusal
+		hop *proxy.HopError
+	)
 	switch {
 	case errors.As(err, &ref) && ref.Code.Permanent():
 		d := r.opts.SlowRetry
@@ -136,6 +142,12 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 		d := pace.next()
 		r.log.Warn(fmt.Sprintf("registration refused: %s; retrying in %s", describe(ref), round(d)),
 			zap.Stringer("code", ref.Code))
+		return d, false
+	case errors.As(err, &hop) && hop.Permanent():
+		// Slow like a permanent refusal, but the gateway never saw the
+		// attempt: a session being resumed stays worth resuming.
+		d := r.opts.SlowRetry
+		r.log.Error(fmt.Sprintf("registration failed: %v; the proxy login must change, retrying in %s", err, round(d)))
 		return d, false
 	case errors.Is(err, errWrongGateway):
 		d := r.opts.SlowRetry

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/tildegate/tildegate/agent"
+	"github.com/tildegate/tildegate/agent/proxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 )
 
@@ -30,7 +31,16 @@ func check(cfg config, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "    CANNOT BE SERVED: %v\n", err)
 			continue
 		}
+		lines, err := route(e)
+		if err != nil {
+			refused++
+			fmt.Fprintf(stdout, "    CANNOT BE SERVED: %s: %v\n", e.Pos, err)
+			continue
+		}
 		fmt.Fprintf(stdout, "    registers %q with the gateway %s %s\n", e.Name, e.Gateway, transport(cfg, e))
+		for _, line := range lines {
+			fmt.Fprintf(stdout, "    %s\n", line)
+		}
 		fmt.Fprintf(stdout, "    and carries its requests to the local service %s%s\n", e.Local, defaulted(e))
 	}
 	if refused > 0 {
@@ -61,4 +71,26 @@ func defaulted(e balancebin.BackEntry) string {
 		return ""
 	}
 	return " (the default)"
+}
+
+// route says, hop by hop, which proxies the agent goes through to reach
+// the gateway of e, with the login of each; nothing when it connects
+// directly and HTTPS_PROXY is not set. The error is an HTTPS_PROXY the
+// agent cannot use.
+func route(e balancebin.BackEntry) ([]string, error) {
+	var lines []string
+	for i, px := range e.Proxies {
+		lines = append(lines, fmt.Sprintf("through proxy %d of %d, %s, %s", i+1, len(e.Proxies), px.Address, proxy.Login(px)))
+	}
+	if len(e.Proxies) > 0 || !proxy.EnvProxySet() {
+		return lines, nil
+	}
+	px, err := proxy.FromEnvironment(e.Gateway.String())
+	switch {
+	case err != nil:
+		return nil, err
+	case px == nil:
+		return []string{"directly: HTTPS_PROXY is set, but NO_PROXY excludes the gateway or the gateway is a loopback address"}, nil
+	}
+	return []string{fmt.Sprintf("through the proxy of HTTPS_PROXY, %s, %s", px.Address, proxy.Login(*px))}, nil
 }

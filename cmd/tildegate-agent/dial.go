@@ -7,14 +7,17 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tildegate/tildegate/agent"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 )
 
 // tcpKeepAlive lets the system notice a gateway that vanished.
 const tcpKeepAlive = 15 * time.Second
 
-// bindDial returns an agent.Options.Dial that connects to the gateway from
-// the local IP address addr, for -bind; nil when addr is empty.
+// bindDial returns an agent.Options.Dial that connects from the local IP
+// address addr, for -bind; nil when addr is empty. It connects to the
+// entry's first proxy (or the one HTTPS_PROXY names) when there is one,
+// else to the gateway.
 func bindDial(addr string) (func(context.Context, balancebin.BackEntry) (net.Conn, error), error) {
 	if addr == "" {
 		return nil, nil
@@ -24,7 +27,5 @@ func bindDial(addr string) (func(context.Context, balancebin.BackEntry) (net.Con
 		return nil, fmt.Errorf("-bind %q: want an IP address of this machine", addr)
 	}
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice(), Zone: ip.Zone()}, KeepAlive: tcpKeepAlive}
-	return func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error) {
-		return d.DialContext(ctx, "tcp", e.Gateway.String())
-	}, nil
+	return agent.DialGateway(&d), nil
 }

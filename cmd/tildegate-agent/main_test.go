@@ -113,24 +113,60 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestCheckRefusesProxyChains(t *testing.T) {
-	path := writeConfig(t, "/~~ok=pw#gw.example.com:443;\n/~~far=pw#gw.example.com:443 -> u:proxypw@10.0.0.1:3128;\n/~~OK=pw#gw.example.com:443;\n")
+func TestCheckProxyChains(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "")
+	t.Setenv("https_proxy", "")
+	path := writeConfig(t, "/~~far=pw#gw.example.com:443 -> MYDOMAIN\\myuser1:ntlmpw@10.0.0.1:808 -> myuser2:basicpw@10.0.0.2:808;\n"+
+		"/~~open=pw#gw.example.com:443 -> \\u3:pw3x@10.0.0.3:8080 -> 10.0.0.4:3128;\n/~~OK=pw#gw.example.com:443;\n/~~ok=pw#gw.example.com:443;\n")
 	code, out, _ := runCommand(t, "-check", "-config", path)
 	if code != 1 {
-		t.Errorf("-check with a proxy chain: status %d, want 1", code)
+		t.Errorf("-check with a duplicate name: status %d, want 1", code)
 	}
 	for _, want := range []string{
-		path + ":2:1: /~~far=****#gw.example.com:443 -> u:****@10.0.0.1:3128;\n",
-		"CANNOT BE SERVED: " + path + ":2:1: entry \"far\" reaches its gateway through HTTP proxies (10.0.0.1:3128): proxy chains are not supported yet",
-		"CANNOT BE SERVED: " + path + ":3:1: entry \"OK\": the name is already used by the entry at " + path + ":1:1",
-		"2 of 3 entries cannot be served\n",
+		path + ":1:1: /~~far=****#gw.example.com:443 -> MYDOMAIN\\myuser1:****@10.0.0.1:808 -> myuser2:****@10.0.0.2:808;\n",
+		"    through proxy 1 of 2, 10.0.0.1:808, NTLM as MYDOMAIN\\myuser1\n    through proxy 2 of 2, 10.0.0.2:808, Basic as myuser2\n",
+		"    through proxy 1 of 2, 10.0.0.3:8080, NTLM as u3\n    through proxy 2 of 2, 10.0.0.4:3128, no login\n",
+		"CANNOT BE SERVED: " + path + ":4:1: entry \"ok\": the name is already used by the entry at " + path + ":3:1",
+		"1 of 4 entries cannot be served\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-check output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "proxypw") {
-		t.Errorf("-check shows a proxy password:\n%s", out)
+	for _, pw := range []string{"ntlmpw", "basicpw", "pw3x"} {
+		if strings.Contains(out, pw) {
+			t.Errorf("-check shows the proxy password %q:\n%s", pw, out)
+		}
+	}
+}
+
+func TestCheckEnvironmentProxy(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://envuser:envpw@10.0.0.9:3128")
+	t.Setenv("NO_PROXY", "skip.example.com")
+	path := writeConfig(t, "/~~a=pw#gw.example.com:443;\n/~~b=pw#skip.example.com:443;\n/~~c=pw#127.0.0.1:443;\n/~~d=pw#gw.example.com:443 -> 10.0.0.1:808;\n")
+	code, out, _ := runCommand(t, "-check", "-config", path)
+	if code != 0 {
+		t.Errorf("-check: status %d, want 0", code)
+	}
+	for _, want := range []string{
+		"    through the proxy of HTTPS_PROXY, 10.0.0.9:3128, Basic as envuser\n",
+		":2:1: /~~b=****#skip.example.com:443;\n    registers \"b\" with the gateway skip.example.com:443 over TLS, its certificate verified with the system's roots\n    directly: HTTPS_PROXY is set, but NO_PROXY excludes",
+		":3:1: /~~c=****#127.0.0.1:443;\n    registers \"c\" with the gateway 127.0.0.1:443 over TLS, its certificate verified with the system's roots\n    directly: HTTPS_PROXY is set",
+		"    through proxy 1 of 1, 10.0.0.1:808, no login\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "envpw") {
+		t.Errorf("-check shows the proxy password:\n%s", out)
+	}
+
+	t.Setenv("HTTPS_PROXY", "socks5://envuser:envpw@10.0.0.9:1080")
+	code, out, _ = runCommand(t, "-check", "-config", path)
+	if code != 1 || !strings.Contains(out, "CANNOT BE SERVED: "+path+":1:1: HTTPS_PROXY: a socks5:// proxy is not supported") ||
+		strings.Contains(out, "envpw") {
+		t.Errorf("-check with a SOCKS HTTPS_PROXY: status %d\n%s", code, out)
 	}
 }
 
