@@ -1,19 +1,17 @@
 package proxy
 
 import (
-	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tildegate/tildegate/internal/e2e"
 
 	"github.com/coder/websocket"
 )
@@ -70,18 +68,18 @@ func (h hop) password() string {
 
 // chainEntry is an agent entry for name that reaches g through hops and is
 // served by local, with TLS to the gateway.
-func chainEntry(name string, g *gateway, local string, hops ...hop) string {
+func chainEntry(name string, g *e2e.Gateway, local string, hops ...hop) string {
 	parts := make([]string, len(hops))
 	for i, h := range hops {
 		parts[i] = h.String()
 	}
-	return fmt.Sprintf("SSL /~~%s=%s#%s -> %s => %s;\n", name, entryPassword, g.address(), strings.Join(parts, " -> "), local)
+	return fmt.Sprintf("SSL /~~%s=%s#%s -> %s => %s;\n", name, entryPassword, g.Address(), strings.Join(parts, " -> "), local)
 }
 
 // startChainAgent starts an agent for name through hops.
-func startChainAgent(t *testing.T, name string, g *gateway, local string, hops ...hop) *process {
+func startChainAgent(t *testing.T, name string, g *e2e.Gateway, local string, hops ...hop) *e2e.Process {
 	t.Helper()
-	return startAgent(t, "agent "+name, chainEntry(name, g, local, hops...), "-log-level", "debug")
+	return env.StartAgent(t, "agent "+name, chainEntry(name, g, local, hops...), "-log-level", "debug")
 }
 
 // get fetches a URL and returns status and body.
@@ -96,22 +94,22 @@ func get(c *http.Client, url string) (int, string, error) {
 }
 
 // checkHello asks the local service behind name for /hello through g.
-func checkHello(t *testing.T, g *gateway, name string) {
+func checkHello(t *testing.T, g *e2e.Gateway, name string) {
 	t.Helper()
-	status, body, err := get(client(), g.url("/~~"+name+"/hello"))
+	status, body, err := get(env.Client(), g.URL("/~~"+name+"/hello"))
 	if want := "hello from " + name + ", path /hello, prefix /~~" + name; err != nil || status != http.StatusOK || body != want {
 		t.Fatalf("request through the tunnel: %d %q %v, want 200 %q", status, body, err, want)
 	}
 }
 
 // waitServed polls /hello of name until it answers 200.
-func waitServed(t *testing.T, g *gateway, name string, within time.Duration) {
+func waitServed(t *testing.T, g *e2e.Gateway, name string, within time.Duration) {
 	t.Helper()
-	c := client()
+	c := env.Client()
 	c.Timeout = time.Second
 	deadline := time.Now().Add(within)
 	for {
-		status, body, err := get(c, g.url("/~~"+name+"/hello"))
+		status, body, err := get(c, g.URL("/~~"+name+"/hello"))
 		if err == nil && status == http.StatusOK {
 			return
 		}
@@ -125,11 +123,11 @@ func waitServed(t *testing.T, g *gateway, name string, within time.Duration) {
 // checkAccessLogs stops the agent, so that squid logs its tunnels, and
 // checks that each hop logged a CONNECT to the next one (the last to the
 // gateway) by the hop's user.
-func checkAccessLogs(t *testing.T, agent *process, g *gateway, hops []hop) {
+func checkAccessLogs(t *testing.T, agent *e2e.Process, g *e2e.Gateway, hops []hop) {
 	t.Helper()
-	agent.stop()
+	agent.Stop()
 	for i, h := range hops {
-		target := g.address()
+		target := g.Address()
 		if i+1 < len(hops) {
 			target = hops[i+1].squid.addr()
 		}
@@ -161,13 +159,13 @@ func TestThroughProxies(t *testing.T) {
 	for i, c := range cases {
 		names[i] = c.name
 	}
-	g := startGateway(t, gatewayBalance(names...))
+	g := e2e.StartGateway(t, env, gatewayBalance(names...))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			local := newLocalService(t, c.name)
+			local := e2e.LocalService(t, c.name)
 			agent := startChainAgent(t, c.name, g, local.Listener.Addr().String(), c.hops...)
-			agent.log.waitFor(10*time.Second, 0, registeredLine, c.name)
+			agent.Log.WaitFor(10*time.Second, 0, registeredLine, c.name)
 			checkHello(t, g, c.name)
 			checkAccessLogs(t, agent, g, c.hops)
 			checkNoSecrets(t, agent, c.hops)
@@ -177,9 +175,9 @@ func TestThroughProxies(t *testing.T) {
 
 // checkNoSecrets fails if the agent's log shows a proxy password, in clear
 // or in a Basic Proxy-Authorization.
-func checkNoSecrets(t *testing.T, agent *process, hops []hop) {
+func checkNoSecrets(t *testing.T, agent *e2e.Process, hops []hop) {
 	t.Helper()
-	log := agent.log.String()
+	log := agent.Log.String()
 	for _, h := range hops {
 		pw := h.password()
 		if pw == "" {
@@ -230,11 +228,11 @@ func TestRefusedLogin(t *testing.T) {
 	for i, c := range cases {
 		names[i] = c.name
 	}
-	g := startGateway(t, gatewayBalance(names...))
+	g := e2e.StartGateway(t, env, gatewayBalance(names...))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			local := newLocalService(t, c.name)
+			local := e2e.LocalService(t, c.name)
 			agent := startChainAgent(t, c.name, g, local.Listener.Addr().String(), c.hops...)
 			bad := c.hops[c.bad]
 			want := []string{
@@ -244,8 +242,8 @@ func TestRefusedLogin(t *testing.T) {
 				"407",
 				c.reason,
 			}
-			agent.log.waitFor(10*time.Second, 0, want...)
-			t.Logf("the agent logs: %s", agent.log.first(want...))
+			agent.Log.WaitFor(10*time.Second, 0, want...)
+			t.Logf("the agent logs: %s", agent.Log.First(want...))
 			if bad.scheme() == "ntlm" {
 				// The refusal is the helper's verdict on the password,
 				// not a broken handshake.
@@ -255,10 +253,10 @@ func TestRefusedLogin(t *testing.T) {
 			// Were the agent to fall back to another way in (such as a
 			// direct connection), it would register within this time.
 			time.Sleep(time.Second)
-			if n := g.log.count("agent registered", `"`+c.name+`"`); n > 0 {
+			if n := g.Log.Count("agent registered", `"`+c.name+`"`); n > 0 {
 				t.Errorf("the gateway registered %s %d times with a wrong proxy password", c.name, n)
 			}
-			if line := agent.log.first(registeredLine); line != "" {
+			if line := agent.Log.First(registeredLine); line != "" {
 				t.Errorf("the agent registered with a wrong proxy password: %s", line)
 			}
 			checkNoSecrets(t, agent, c.hops)
@@ -274,15 +272,15 @@ func TestWholePath(t *testing.T) {
 	ntlm := startSquid(t, ntlmAuth, `mydomain\myuser1:Ntlm-pw-whole`)
 	basic := startSquid(t, basicAuth, "myuser2:Basic-pw-whole")
 	hops := []hop{{ntlm, `mydomain\myuser1:Ntlm-pw-whole`, `mydomain\\myuser1`}, {basic, "myuser2:Basic-pw-whole", "myuser2"}}
-	g := startGateway(t, gatewayBalance("srv1"))
-	local := newLocalService(t, "srv1")
+	g := e2e.StartGateway(t, env, gatewayBalance("srv1"))
+	local := e2e.LocalService(t, "srv1")
 	agent := startChainAgent(t, "srv1", g, local.Listener.Addr().String(), hops...)
-	agent.log.waitFor(10*time.Second, 0, registeredLine, "srv1")
+	agent.Log.WaitFor(10*time.Second, 0, registeredLine, "srv1")
 	checkHello(t, g, "srv1")
 
-	ws := wsEcho(t, g, "srv1")
+	ws := env.DialEcho(t, g.URL("/~~srv1/ws"))
 	for _, msg := range []string{"hello", strings.Repeat("abc", 100_000)} {
-		got, err := wsRoundTrip(ws, msg)
+		got, err := e2e.Echo(ws, msg)
 		if err != nil || got != strings.ToUpper(msg) {
 			t.Fatalf("websocket echo of %d bytes: got %d bytes, %v", len(msg), len(got), err)
 		}
@@ -290,28 +288,28 @@ func TestWholePath(t *testing.T) {
 	ws.Close(websocket.StatusNormalClosure, "")
 
 	const size = 100 << 20
-	c := client()
+	c := env.Client()
 	start := time.Now()
-	res, err := c.Get(g.url(fmt.Sprintf("/~~srv1/download?size=%d", size)))
+	res, err := c.Get(g.URL(fmt.Sprintf("/~~srv1/download?size=%d", size)))
 	if err != nil {
 		t.Fatalf("download: %v", err)
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, res.Body)
 	res.Body.Close()
-	if sum := hex.EncodeToString(h.Sum(nil)); err != nil || n != size || sum != patternSum(size) {
-		t.Fatalf("download of %d bytes: got %d bytes, checksum match %v, %v", size, n, sum == patternSum(size), err)
+	if sum := hex.EncodeToString(h.Sum(nil)); err != nil || n != size || sum != e2e.PatternSum(size) {
+		t.Fatalf("download of %d bytes: got %d bytes, checksum match %v, %v", size, n, sum == e2e.PatternSum(size), err)
 	}
 	t.Logf("download of 100 MiB: %s", time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	res, err = c.Post(g.url("/~~srv1/upload"), "application/octet-stream", patternReader(size))
+	res, err = c.Post(g.URL("/~~srv1/upload"), "application/octet-stream", e2e.PatternReader(size))
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
 	got, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if want := fmt.Sprintf("%d %s", size, patternSum(size)); string(got) != want {
+	if want := fmt.Sprintf("%d %s", size, e2e.PatternSum(size)); string(got) != want {
 		t.Fatalf("upload of 100 MiB: the service got %q, want %q", got, want)
 	}
 	t.Logf("upload of 100 MiB: %s", time.Since(start).Round(time.Millisecond))
@@ -327,48 +325,20 @@ func TestSquidRestart(t *testing.T) {
 	ntlm := startSquid(t, ntlmAuth, `\myuser1:Ntlm-pw-restart`)
 	basic := startSquid(t, basicAuth, "myuser2:Basic-pw-restart")
 	hops := []hop{{ntlm, `\myuser1:Ntlm-pw-restart`, "myuser1"}, {basic, "myuser2:Basic-pw-restart", "myuser2"}}
-	g := startGateway(t, gatewayBalance("srv1"))
-	local := newLocalService(t, "srv1")
+	g := e2e.StartGateway(t, env, gatewayBalance("srv1"))
+	local := e2e.LocalService(t, "srv1")
 	agent := startChainAgent(t, "srv1", g, local.Listener.Addr().String(), hops...)
-	agent.log.waitFor(10*time.Second, 0, registeredLine, "srv1")
+	agent.Log.WaitFor(10*time.Second, 0, registeredLine, "srv1")
 	checkHello(t, g, "srv1")
 
 	for i, sq := range []*squid{ntlm, basic} {
-		before := agent.log.count(registeredLine, "srv1")
+		before := agent.Log.Count(registeredLine, "srv1")
 		start := time.Now()
 		sq.restart()
-		agent.log.waitFor(15*time.Second, before, registeredLine, "srv1")
+		agent.Log.WaitFor(15*time.Second, before, registeredLine, "srv1")
 		waitServed(t, g, "srv1", 10*time.Second)
 		t.Logf("served again %s after restarting proxy %d", time.Since(start).Round(time.Millisecond), i+1)
 	}
 	checkHello(t, g, "srv1")
 	checkNoSecrets(t, agent, hops)
-}
-
-// wsEcho dials the local service's websocket echo through the gateway.
-func wsEcho(t testing.TB, g *gateway, name string) *websocket.Conn {
-	t.Helper()
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(bins.caFile)
-	pool.AppendCertsFromPEM(ca)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, g.url("/~~"+name+"/ws"), &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatalf("websocket through the tunnel: %v", err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	ws.SetReadLimit(1 << 20)
-	return ws
-}
-
-func wsRoundTrip(ws *websocket.Conn, msg string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		return "", err
-	}
-	_, got, err := ws.Read(ctx)
-	return string(got), err
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tildegate/tildegate/internal/e2e"
 )
 
 // The logins a squid asks for.
@@ -26,7 +28,7 @@ type squid struct {
 	name       string // the -n service name, unique in the package run
 	dir        string // config, logs, password files; owned by squid's user
 	conf, port string
-	proc       *process
+	proc       *e2e.Process
 }
 
 var squidCount atomic.Int64
@@ -62,7 +64,7 @@ func startSquid(t testing.TB, auth string, users ...string) *squid {
 		name: fmt.Sprintf("tgsquid%dn%d", os.Getpid(), squidCount.Add(1)),
 		dir:  dir,
 		conf: filepath.Join(dir, "squid.conf"),
-		port: strconv.Itoa(freePort(t)),
+		port: strconv.Itoa(e2e.FreePort(t)),
 	}
 	t.Cleanup(func() {
 		s.stop()
@@ -124,7 +126,7 @@ auth_param ntlm children 16 startup=2 idle=2
 auth_param ntlm keep_alive on
 acl authed proxy_auth REQUIRED
 http_access allow authed
-`, bins.ntlmHelper, file)
+`, ntlmHelper, file)
 	default:
 		t.Fatalf("unknown squid auth %q", auth)
 	}
@@ -180,8 +182,8 @@ func (s *squid) addr() string { return "127.0.0.1:" + s.port }
 
 func (s *squid) start(bin string) {
 	s.t.Helper()
-	s.proc = startProcess(s.t, "squid "+s.addr(), bin, "-N", "-n", s.name, "-f", s.conf)
-	waitPort(s.t, s.proc, s.addr(), 10*time.Second)
+	s.proc = e2e.StartProcess(s.t, "squid "+s.addr(), bin, "-N", "-n", s.name, "-f", s.conf)
+	e2e.WaitPort(s.t, s.proc, s.addr(), 10*time.Second)
 }
 
 // stop ends squid with SIGTERM and waits for it; squid removes its shared
@@ -190,7 +192,7 @@ func (s *squid) stop() {
 	if s.proc == nil {
 		return
 	}
-	s.proc.stop()
+	s.proc.Stop()
 	s.proc = nil
 	leftovers, _ := filepath.Glob("/dev/shm/" + s.name + "-*")
 	for _, f := range leftovers {

@@ -4,16 +4,16 @@ import (
 	"bufio"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tildegate/tildegate/internal/e2e"
 
 	"github.com/tildegate/tildegate/wire"
 )
@@ -30,10 +30,7 @@ type peer struct {
 
 func dialTLS(t testing.TB, addr string) *tls.Conn {
 	t.Helper()
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(bins.caFile)
-	pool.AppendCertsFromPEM(ca)
-	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+	c, err := tls.Dial("tcp", addr, env.TLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,15 +146,15 @@ func wantBadTicket(t testing.TB, err error, reason string) {
 // TestTickets: a ticket opens one back connection, once, for its name and
 // session, before it expires.
 func TestTickets(t *testing.T) {
-	g := startGateway(t, "/~~alpha=pw-alpha#:*;\n/~~beta=pw-beta#:*;\n")
-	alpha := register(t, g.address(), "alpha", "pw-alpha")
-	beta := register(t, g.address(), "beta", "pw-beta")
-	web := client()
+	g := e2e.StartGateway(t, env, "/~~alpha=pw-alpha#:*;\n/~~beta=pw-beta#:*;\n")
+	alpha := register(t, g.Address(), "alpha", "pw-alpha")
+	beta := register(t, g.Address(), "beta", "pw-beta")
+	web := env.Client()
 
 	request := func() chan string {
 		got := make(chan string, 1)
 		go func() {
-			res, err := web.Get(g.url("/~~alpha/x"))
+			res, err := web.Get(g.URL("/~~alpha/x"))
 			if err != nil {
 				got <- err.Error()
 				return
@@ -183,7 +180,7 @@ func TestTickets(t *testing.T) {
 	back.Close()
 	_, err = alpha.present("alpha", ticket)
 	wantBadTicket(t, err, "already used")
-	g.log.waitFor(2*time.Second, 0, "replayed ticket refused", "alpha")
+	g.Log.WaitFor(2*time.Second, 0, "replayed ticket refused", "alpha")
 
 	// A ticket presented for another name, even by an agent that holds
 	// that name.

@@ -1,10 +1,7 @@
 package tunnel
 
 import (
-	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -16,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/tildegate/tildegate/internal/e2e"
 )
 
 // get fetches a URL and returns status and body.
@@ -34,7 +31,7 @@ func get(c *http.Client, url string) (int, string, error) {
 func waitServed(t testing.TB, url string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	c := client()
+	c := env.Client()
 	c.Timeout = time.Second
 	for {
 		status, body, err := get(c, url)
@@ -48,44 +45,16 @@ func waitServed(t testing.TB, url string, within time.Duration) time.Duration {
 	}
 }
 
-// wsEcho dials the local service's websocket echo through the gateway.
-func wsEcho(t testing.TB, g *gateway, name string) *websocket.Conn {
-	t.Helper()
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(bins.caFile)
-	pool.AppendCertsFromPEM(ca)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("wss://127.0.0.1:%d/~~%s/ws", g.httpsPort, name), &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatalf("websocket through the tunnel: %v", err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	ws.SetReadLimit(1 << 20)
-	return ws
-}
-
-func wsRoundTrip(ws *websocket.Conn, msg string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		return "", err
-	}
-	_, got, err := ws.Read(ctx)
-	return string(got), err
-}
-
 // TestThroughTheTunnel: a request, 1 MiB and 100 MiB bodies both ways and a
 // websocket, through an agent connected over TLS.
 func TestThroughTheTunnel(t *testing.T) {
-	local := newLocalService(t, "home")
-	g := startGateway(t, "SSL /~~home=pw#:*;\n")
-	agent := startAgent(t, "agent", backbalanceLine("home", "pw", g.address(), local.Listener.Addr().String()))
-	agent.log.waitFor(10*time.Second, 0, "registered", "home")
-	c := client()
+	local := e2e.LocalService(t, "home")
+	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n")
+	agent := env.StartAgent(t, "agent", e2e.BackbalanceLine("home", "pw", g.Address(), local.Listener.Addr().String()))
+	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
+	c := env.Client()
 
-	status, body, err := get(c, g.url("/~~home/hello"))
+	status, body, err := get(c, g.URL("/~~home/hello"))
 	if err != nil || status != http.StatusOK || body != "hello from home, path /hello, prefix /~~home" {
 		t.Fatalf("request through the tunnel: %d %q %v", status, body, err)
 	}
@@ -99,7 +68,7 @@ func TestThroughTheTunnel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if status, _, err := get(c, g.url("/~~home/hello")); err != nil || status != http.StatusOK {
+			if status, _, err := get(c, g.URL("/~~home/hello")); err != nil || status != http.StatusOK {
 				burstFailed.Add(1)
 			}
 		}()
@@ -112,34 +81,34 @@ func TestThroughTheTunnel(t *testing.T) {
 
 	for _, size := range []int64{1 << 20, 100 << 20} {
 		start := time.Now()
-		res, err := c.Post(g.url("/~~home/upload"), "application/octet-stream", patternReader(size))
+		res, err := c.Post(g.URL("/~~home/upload"), "application/octet-stream", e2e.PatternReader(size))
 		if err != nil {
 			t.Fatalf("upload %d: %v", size, err)
 		}
 		got, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if want := fmt.Sprintf("%d %s", size, patternSum(size)); string(got) != want {
+		if want := fmt.Sprintf("%d %s", size, e2e.PatternSum(size)); string(got) != want {
 			t.Errorf("upload of %d bytes: the local service got %q, want %q", size, got, want)
 		}
 		t.Logf("upload %d MiB: %s", size>>20, time.Since(start).Round(time.Millisecond))
 
 		start = time.Now()
-		res, err = c.Get(g.url(fmt.Sprintf("/~~home/download?size=%d", size)))
+		res, err = c.Get(g.URL(fmt.Sprintf("/~~home/download?size=%d", size)))
 		if err != nil {
 			t.Fatalf("download %d: %v", size, err)
 		}
 		h := sha256.New()
 		n, err := io.Copy(h, res.Body)
 		res.Body.Close()
-		if err != nil || n != size || hex.EncodeToString(h.Sum(nil)) != patternSum(size) {
-			t.Errorf("download of %d bytes: got %d bytes, checksum match %v, %v", size, n, hex.EncodeToString(h.Sum(nil)) == patternSum(size), err)
+		if err != nil || n != size || hex.EncodeToString(h.Sum(nil)) != e2e.PatternSum(size) {
+			t.Errorf("download of %d bytes: got %d bytes, checksum match %v, %v", size, n, hex.EncodeToString(h.Sum(nil)) == e2e.PatternSum(size), err)
 		}
 		t.Logf("download %d MiB: %s", size>>20, time.Since(start).Round(time.Millisecond))
 	}
 
-	ws := wsEcho(t, g, "home")
+	ws := env.DialEcho(t, g.URL("/~~home/ws"))
 	for _, msg := range []string{"hello", strings.Repeat("x", 100<<10)} {
-		if got, err := wsRoundTrip(ws, msg); err != nil || got != strings.ToUpper(msg) {
+		if got, err := e2e.Echo(ws, msg); err != nil || got != strings.ToUpper(msg) {
 			t.Errorf("websocket echo of %d bytes: %d bytes back, %v", len(msg), len(got), err)
 		}
 	}
@@ -148,13 +117,13 @@ func TestThroughTheTunnel(t *testing.T) {
 // TestAgentKilled: kill -9 of the agent during a transfer fails the client
 // at once, and a restarted agent serves again within 2 s.
 func TestAgentKilled(t *testing.T) {
-	local := newLocalService(t, "home")
-	g := startGateway(t, "SSL /~~home=pw#:*;\n")
-	line := backbalanceLine("home", "pw", g.address(), local.Listener.Addr().String())
-	agent := startAgent(t, "agent", line)
-	agent.log.waitFor(10*time.Second, 0, "registered", "home")
+	local := e2e.LocalService(t, "home")
+	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n")
+	line := e2e.BackbalanceLine("home", "pw", g.Address(), local.Listener.Addr().String())
+	agent := env.StartAgent(t, "agent", line)
+	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
 
-	res, err := client().Get(g.url(fmt.Sprintf("/~~home/download?size=%d", int64(100)<<30)))
+	res, err := env.Client().Get(g.URL(fmt.Sprintf("/~~home/download?size=%d", int64(100)<<30)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +137,7 @@ func TestAgentKilled(t *testing.T) {
 		failed <- time.Now()
 	}()
 	killed := time.Now()
-	agent.kill()
+	agent.Kill()
 	select {
 	case at := <-failed:
 		t.Logf("the client's transfer ended %s after kill -9", at.Sub(killed).Round(time.Millisecond))
@@ -180,8 +149,8 @@ func TestAgentKilled(t *testing.T) {
 	}
 
 	restarted := time.Now()
-	startAgent(t, "agent again", line)
-	took := waitServed(t, g.url("/~~home/hello"), 5*time.Second)
+	env.StartAgent(t, "agent again", line)
+	took := waitServed(t, g.URL("/~~home/hello"), 5*time.Second)
 	t.Logf("a restarted agent served after %s", took.Round(time.Millisecond))
 	if since := time.Since(restarted); since > 2*time.Second+200*time.Millisecond {
 		t.Errorf("the restarted agent served after %s, want within 2s", since)
@@ -191,16 +160,16 @@ func TestAgentKilled(t *testing.T) {
 // TestGatewayRestart: the agent comes back by itself within 5 s of the
 // gateway's restart.
 func TestGatewayRestart(t *testing.T) {
-	local := newLocalService(t, "home")
-	g := startGateway(t, "SSL /~~home=pw#:*;\n")
-	agent := startAgent(t, "agent", backbalanceLine("home", "pw", g.address(), local.Listener.Addr().String()))
-	agent.log.waitFor(10*time.Second, 0, "registered", "home")
-	waitServed(t, g.url("/~~home/hello"), 5*time.Second)
+	local := e2e.LocalService(t, "home")
+	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n")
+	agent := env.StartAgent(t, "agent", e2e.BackbalanceLine("home", "pw", g.Address(), local.Listener.Addr().String()))
+	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
+	waitServed(t, g.URL("/~~home/hello"), 5*time.Second)
 
-	g.stop()
+	g.Stop()
 	time.Sleep(500 * time.Millisecond) // the agent sees the gateway gone
-	g.start()
-	took := waitServed(t, g.url("/~~home/hello"), 5*time.Second)
+	g.Start()
+	took := waitServed(t, g.URL("/~~home/hello"), 5*time.Second)
 	t.Logf("served again %s after the gateway restarted", took.Round(time.Millisecond))
 }
 
@@ -208,43 +177,43 @@ func TestGatewayRestart(t *testing.T) {
 // while the first lives; the first resumes at once after a drop the gateway
 // did not see; a silent connection frees the name after the dead time.
 func TestOneAgentPerName(t *testing.T) {
-	local := newLocalService(t, "home")
-	g := startGateway(t, "SSL /~~home=pw#:*;\n")
-	r := newRelay(t, g.address())
-	viaRelay := backbalanceLine("home", "pw", r.addr(), local.Listener.Addr().String())
-	direct := backbalanceLine("home", "pw", g.address(), local.Listener.Addr().String())
+	local := e2e.LocalService(t, "home")
+	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n")
+	r := newRelay(t, g.Address())
+	viaRelay := e2e.BackbalanceLine("home", "pw", r.addr(), local.Listener.Addr().String())
+	direct := e2e.BackbalanceLine("home", "pw", g.Address(), local.Listener.Addr().String())
 
-	first := startAgent(t, "first agent", viaRelay)
-	first.log.waitFor(10*time.Second, 0, "registered", "home")
-	second := startAgent(t, "second agent", direct)
-	second.log.waitFor(5*time.Second, 0, "name-taken")
-	g.log.waitFor(2*time.Second, 0, "agent connection refused", "name-taken", "home")
+	first := env.StartAgent(t, "first agent", viaRelay)
+	first.Log.WaitFor(10*time.Second, 0, "registered", "home")
+	second := env.StartAgent(t, "second agent", direct)
+	second.Log.WaitFor(5*time.Second, 0, "name-taken")
+	g.Log.WaitFor(2*time.Second, 0, "agent connection refused", "name-taken", "home")
 
 	cut := time.Now()
 	r.cutAgentSide()
-	g.log.waitFor(5*time.Second, 0, "agent registered", `"resumed":true`)
+	g.Log.WaitFor(5*time.Second, 0, "agent registered", `"resumed":true`)
 	t.Logf("resumed %s after the drop", time.Since(cut).Round(time.Millisecond))
 	if time.Since(cut) > time.Second {
 		t.Errorf("resuming took %s, want at once", time.Since(cut))
 	}
-	waitServed(t, g.url("/~~home/hello"), 2*time.Second)
-	second.stop()
+	waitServed(t, g.URL("/~~home/hello"), 2*time.Second)
+	second.Stop()
 
 	// The relay goes silent: the gateway frees the name after dead_after
 	// (2s), and an agent elsewhere may take it.
 	r.freeze()
 	frozen := time.Now()
-	g.log.waitFor(5*time.Second, 0, "agent registration closed", "silent")
+	g.Log.WaitFor(5*time.Second, 0, "agent registration closed", "silent")
 	t.Logf("name freed %s after the relay went silent", time.Since(frozen).Round(time.Millisecond))
-	startAgent(t, "third agent", direct).log.waitFor(5*time.Second, 0, "registered", "home")
+	env.StartAgent(t, "third agent", direct).Log.WaitFor(5*time.Second, 0, "registered", "home")
 }
 
 // TestRefusals: a wrong password, each address filter allowing and
 // refusing, and an SSL entry refusing a plain connection, each said to the
 // agent and logged by the gateway.
 func TestRefusals(t *testing.T) {
-	local := newLocalService(t, "home").Listener.Addr().String()
-	g := startGateway(t, `SSL /~~wrongpw=s3cr3t-RIGHT#:*;
+	local := e2e.LocalService(t, "home").Listener.Addr().String()
+	g := e2e.StartGateway(t, env, `SSL /~~wrongpw=s3cr3t-RIGHT#:*;
 /~~ipyes=pw#:*127.0.0.1;
 /~~ipno=pw#:*127.0.0.2;
 /~~prefixyes=pw#:*127.0.*;
@@ -253,30 +222,30 @@ func TestRefusals(t *testing.T) {
 /~~dnsno=pw#:*localhost;
 SSL /~~tlsonly=pw#:*;
 `)
-	tlsLines := backbalanceLine("wrongpw", "s3cr3t-WRONG", g.address(), local) +
-		backbalanceLine("ipyes", "pw", g.address(), local) +
-		backbalanceLine("ipno", "pw", g.address(), local) +
-		backbalanceLine("prefixyes", "pw", g.address(), local) +
-		backbalanceLine("prefixno", "pw", g.address(), local) +
-		backbalanceLine("dnsyes", "pw", g.address(), local)
-	agent := startAgent(t, "agent", tlsLines+fmt.Sprintf("/~~tlsonly=pw#%s => %s;\n", g.plainAddress(), local))
-	other := startAgent(t, "agent on 127.0.0.2", backbalanceLine("dnsno", "pw", g.address(), local), "-bind", "127.0.0.2")
+	tlsLines := e2e.BackbalanceLine("wrongpw", "s3cr3t-WRONG", g.Address(), local) +
+		e2e.BackbalanceLine("ipyes", "pw", g.Address(), local) +
+		e2e.BackbalanceLine("ipno", "pw", g.Address(), local) +
+		e2e.BackbalanceLine("prefixyes", "pw", g.Address(), local) +
+		e2e.BackbalanceLine("prefixno", "pw", g.Address(), local) +
+		e2e.BackbalanceLine("dnsyes", "pw", g.Address(), local)
+	agent := env.StartAgent(t, "agent", tlsLines+fmt.Sprintf("/~~tlsonly=pw#%s => %s;\n", g.PlainAddress(), local))
+	other := env.StartAgent(t, "agent on 127.0.0.2", e2e.BackbalanceLine("dnsno", "pw", g.Address(), local), "-bind", "127.0.0.2")
 
 	for _, name := range []string{"ipyes", "prefixyes", "dnsyes"} {
-		agent.log.waitFor(10*time.Second, 0, "registered", `"`+name+`"`)
-		waitServed(t, g.url("/~~"+name+"/hello"), 2*time.Second)
+		agent.Log.WaitFor(10*time.Second, 0, "registered", `"`+name+`"`)
+		waitServed(t, g.URL("/~~"+name+"/hello"), 2*time.Second)
 	}
 	for name, code := range map[string]string{
 		"wrongpw": "wrong-password", "ipno": "address-not-allowed", "prefixno": "address-not-allowed", "tlsonly": "tls-required",
 	} {
-		agent.log.waitFor(10*time.Second, 0, code, name)
-		g.log.waitFor(2*time.Second, 0, "agent connection refused", `"name":"`+name+`"`, code)
+		agent.Log.WaitFor(10*time.Second, 0, code, name)
+		g.Log.WaitFor(2*time.Second, 0, "agent connection refused", `"name":"`+name+`"`, code)
 	}
-	other.log.waitFor(10*time.Second, 0, "address-not-allowed", "dnsno")
-	g.log.waitFor(2*time.Second, 0, "agent connection refused", `"name":"dnsno"`, "127.0.0.2")
-	for _, log := range []*lineLog{g.log, agent.log} {
+	other.Log.WaitFor(10*time.Second, 0, "address-not-allowed", "dnsno")
+	g.Log.WaitFor(2*time.Second, 0, "agent connection refused", `"name":"dnsno"`, "127.0.0.2")
+	for _, log := range []*e2e.LineLog{g.Log, agent.Log} {
 		if strings.Contains(log.String(), "s3cr3t") {
-			t.Errorf("a password appears in the %s's log", log.name)
+			t.Errorf("a password appears in the %s's log", log.Name)
 		}
 	}
 }
@@ -286,11 +255,11 @@ SSL /~~tlsonly=pw#:*;
 // edit that changes the password closes the registration, and the agent
 // says why.
 func TestReloadsKeepRegistrations(t *testing.T) {
-	local := newLocalService(t, "home")
-	g := startGateway(t, "SSL /~~home=pw#:*;\n")
-	agent := startAgent(t, "agent", backbalanceLine("home", "pw", g.address(), local.Listener.Addr().String()))
-	agent.log.waitFor(10*time.Second, 0, "registered", "home")
-	ws := wsEcho(t, g, "home")
+	local := e2e.LocalService(t, "home")
+	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n")
+	agent := env.StartAgent(t, "agent", e2e.BackbalanceLine("home", "pw", g.Address(), local.Listener.Addr().String()))
+	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
+	ws := env.DialEcho(t, g.URL("/~~home/ws"))
 
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
@@ -300,14 +269,14 @@ func TestReloadsKeepRegistrations(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := client()
+			c := env.Client()
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				res, err := c.Get(g.url("/~~home/download?size=262144"))
+				res, err := c.Get(g.URL("/~~home/download?size=262144"))
 				if err == nil {
 					var n int64
 					n, err = io.Copy(io.Discard, res.Body)
@@ -325,14 +294,14 @@ func TestReloadsKeepRegistrations(t *testing.T) {
 			}
 		}()
 	}
-	caddyfile, err := os.ReadFile(g.caddyfile)
+	caddyfile, err := os.ReadFile(g.Caddyfile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
 		time.Sleep(100 * time.Millisecond)
 		next := strings.Replace(string(caddyfile), `respond "gateway"`, fmt.Sprintf(`respond "gateway %d"`, i), 1)
-		if err := g.reload(next); err != nil {
+		if err := g.Reload(next); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
@@ -343,17 +312,17 @@ func TestReloadsKeepRegistrations(t *testing.T) {
 	if failed.Load() > 0 || ok.Load() == 0 {
 		t.Errorf("%d of %d requests failed; first: %v", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
 	}
-	if n := g.log.count("agent registration closed"); n > 0 {
+	if n := g.Log.Count("agent registration closed"); n > 0 {
 		t.Errorf("%d registrations closed during reloads", n)
 	}
-	if n := agent.log.count("registered"); n != 1 {
+	if n := agent.Log.Count("registered"); n != 1 {
 		t.Errorf("the agent registered %d times, want once", n)
 	}
-	if got, err := wsRoundTrip(ws, "still"); err != nil || got != "STILL" {
+	if got, err := e2e.Echo(ws, "still"); err != nil || got != "STILL" {
 		t.Errorf("websocket through the tunnel after 10 reloads: %q %v", got, err)
 	}
 
-	g.writeBalance("SSL /~~home=changed#:*;\n")
-	agent.log.waitFor(5*time.Second, 0, "password-changed")
-	g.log.waitFor(2*time.Second, 0, "agent registration closed", "password")
+	g.WriteBalance("SSL /~~home=changed#:*;\n")
+	agent.Log.WaitFor(5*time.Second, 0, "password-changed")
+	g.Log.WaitFor(2*time.Second, 0, "agent registration closed", "password")
 }

@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TunnelBlock is the Caddyfile tunnel block of the tests: short liveness
+// times so that dead connections are found quickly.
+const TunnelBlock = `tunnel {
+			alive_interval 500ms
+			dead_after 2s
+			ticket_ttl 2s
+			back_wait 3s
+		}`
+
+// Gateway is a running Caddy binary with tildegate: a TLS site and a plain
+// one, both routing the names of its balance.bin.
+type Gateway struct {
+	*Process
+	t                          testing.TB
+	env                        *Env
+	BalancePath, Caddyfile     string
+	HTTPSPort, HTTPPort, Admin int
+}
+
+// StartGateway writes balance as the gateway's balance.bin and starts it.
+func StartGateway(t testing.TB, env *Env, balance string) *Gateway {
+	t.Helper()
+	dir := t.TempDir()
+	g := &Gateway{t: t, env: env, HTTPSPort: FreePort(t), HTTPPort: FreePort(t), Admin: FreePort(t)}
+	g.BalancePath = filepath.Join(dir, "balance.bin")
+	g.WriteBalance(balance)
+	g.Caddyfile = filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(g.Caddyfile, []byte(g.config()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.Start()
+	return g
+}
+
+// config is the gateway's Caddyfile.
+func (g *Gateway) config() string {
+	site := fmt.Sprintf(`tildegate {
+		balance_file %s
+		%s
+	}`, g.BalancePath, TunnelBlock)
+	return fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	http_port %d
+	https_port %d
+	auto_https off
+	persist_config off
+	grace_period 2s
+	log {
+		format json
+		level DEBUG
+	}
+}
+https://127.0.0.1:%d {
+	tls %s %s
+	%s
+	respond "gateway"
+}
+http://127.0.0.1:%d {
+	%s
+	respond "gateway"
+}
+`, g.Admin, g.HTTPPort, g.HTTPSPort, g.HTTPSPort, g.env.CertFile, g.env.KeyFile, site, g.HTTPPort, site)
+}
+
+// Start starts the gateway (again) and waits for its ports.
+func (g *Gateway) Start() {
+	g.t.Helper()
+	g.Process = StartProcess(g.t, "gateway", g.env.Caddy, "run", "--config", g.Caddyfile, "--adapter", "caddyfile")
+	WaitPort(g.t, g.Process, g.Address(), 10*time.Second)
+	WaitPort(g.t, g.Process, g.PlainAddress(), 10*time.Second)
+}
+
+// WriteBalance replaces the gateway's balance.bin.
+func (g *Gateway) WriteBalance(content string) {
+	g.t.Helper()
+	if err := os.WriteFile(g.BalancePath, []byte(content), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// URL is an address on the gateway's TLS site.
+func (g *Gateway) URL(path string) string {
+	return fmt.Sprintf("https://127.0.0.1:%d%s", g.HTTPSPort, path)
+}
+
+// Address is the gateway's TLS address for backbalance.bin.
+func (g *Gateway) Address() string { return fmt.Sprintf("127.0.0.1:%d", g.HTTPSPort) }
+
+// PlainAddress is the gateway's plain HTTP address.
+func (g *Gateway) PlainAddress() string { return fmt.Sprintf("127.0.0.1:%d", g.HTTPPort) }
+
+// Reload posts a Caddyfile to the admin API, as an operator would.
+func (g *Gateway) Reload(caddyfile string) error {
+	res, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/load", g.Admin), "text/caddyfile", strings.NewReader(caddyfile))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("POST /load: %s: %s", res.Status, body)
+	}
+	return nil
+}
+
+// Client is an HTTP client that trusts the gateway's certificate.
+func (e *Env) Client() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{TLSClientConfig: e.TLSConfig(), MaxIdleConnsPerHost: 128},
+		Timeout:   60 * time.Second,
+	}
+}
+
+// TLSConfig trusts the gateway's certificate.
+func (e *Env) TLSConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(e.CAFile)
+	pool.AppendCertsFromPEM(ca)
+	return &tls.Config{RootCAs: pool}
+}
+
+// StartAgent runs tildegate-agent with backbalance as its file.
+func (e *Env) StartAgent(t testing.TB, name, backbalance string, args ...string) *Process {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "backbalance.bin")
+	if err := os.WriteFile(path, []byte(backbalance), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"-config", path, "-ca", e.CAFile}, args...)
+	return StartProcess(t, name, e.Agent, args...)
+}
+
+// BackbalanceLine is an agent entry for name with password, over TLS to the
+// gateway at gatewayAddr, served by the local service at local.
+func BackbalanceLine(name, password, gatewayAddr, local string) string {
+	return fmt.Sprintf("SSL /~~%s=%s#%s => %s;\n", name, password, gatewayAddr, local)
+}
