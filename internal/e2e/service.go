@@ -50,12 +50,17 @@ func PatternSum(size int64) string {
 }
 
 // LocalService is the service behind an agent: it answers /hello with
-// its name, /upload with the checksum of the body, /download?size=N with
-// N bytes of pattern, and /ws as a websocket echo.
+// its name, /close the same but closes the connection, /upload with the
+// checksum of the body, /download?size=N with N bytes of PatternReader,
+// and /ws as a websocket echo.
 func LocalService(t testing.TB, name string) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s, path %s, prefix %s", name, r.URL.Path, r.Header.Get("X-Forwarded-Prefix"))
+	})
+	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		fmt.Fprintf(w, "hello from %s, closing", name)
 	})
 	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
