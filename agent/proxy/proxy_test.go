@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -297,5 +298,26 @@ func TestDialChainErrors(t *testing.T) {
 	_, err = Dial(short, nil, []balancebin.Proxy{{Address: hp("127.0.0.1", sport)}}, "gw:443")
 	if !errors.As(err, &hop) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a silent proxy: %v", err)
+	}
+
+	closing, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closing.Close()
+	go func() {
+		for {
+			c, err := closing.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	cport := closing.Addr().(*net.TCPAddr).AddrPort().Port()
+	_, err = Dial(ctx, nil, []balancebin.Proxy{{Auth: balancebin.ProxyAuthBasic, User: "u", Password: "s3cret", Address: hp("127.0.0.1", cport)}}, "gw:443")
+	if !errors.As(err, &hop) || !errors.Is(err, errClosed) || !strings.HasPrefix(err.Error(), fmt.Sprintf("proxy 1 of 1, 127.0.0.1:%d (basic)", cport)) ||
+		strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("a proxy that closes the connection: %v", err)
 	}
 }
