@@ -33,7 +33,7 @@ func BenchmarkBackConnection(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%s", name, kind.label), func(b *testing.B) {
 				url := g.URL("/~~" + name + kind.path)
 				for b.Loop() {
-					if status, body, err := get(c, url); err != nil || status != http.StatusOK {
+					if status, body, err := e2e.Get(c, url); err != nil || status != http.StatusOK {
 						b.Fatalf("%s: %d %q %v", url, status, body, err)
 					}
 				}

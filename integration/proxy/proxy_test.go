@@ -82,21 +82,10 @@ func startChainAgent(t *testing.T, name string, g *e2e.Gateway, local string, ho
 	return env.StartAgent(t, "agent "+name, chainEntry(name, g, local, hops...), "-log-level", "debug")
 }
 
-// get fetches a URL and returns status and body.
-func get(c *http.Client, url string) (int, string, error) {
-	res, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(body), err
-}
-
 // checkHello asks the local service behind name for /hello through g.
 func checkHello(t *testing.T, g *e2e.Gateway, name string) {
 	t.Helper()
-	status, body, err := get(env.Client(), g.URL("/~~"+name+"/hello"))
+	status, body, err := e2e.Get(env.Client(), g.URL("/~~"+name+"/hello"))
 	if want := "hello from " + name + ", path /hello, prefix /~~" + name; err != nil || status != http.StatusOK || body != want {
 		t.Fatalf("request through the tunnel: %d %q %v, want 200 %q", status, body, err, want)
 	}
@@ -109,7 +98,7 @@ func waitServed(t *testing.T, g *e2e.Gateway, name string, within time.Duration)
 	c.Timeout = time.Second
 	deadline := time.Now().Add(within)
 	for {
-		status, body, err := get(c, g.URL("/~~"+name+"/hello"))
+		status, body, err := e2e.Get(c, g.URL("/~~"+name+"/hello"))
 		if err == nil && status == http.StatusOK {
 			return
 		}

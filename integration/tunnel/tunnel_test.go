@@ -16,17 +16,6 @@ import (
 	"github.com/tildegate/tildegate/internal/e2e"
 )
 
-// get fetches a URL and returns status and body.
-func get(c *http.Client, url string) (int, string, error) {
-	res, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(body), err
-}
-
 // waitServed polls url until it answers 200 and returns how long it took.
 func waitServed(t testing.TB, url string, within time.Duration) time.Duration {
 	t.Helper()
@@ -34,7 +23,7 @@ func waitServed(t testing.TB, url string, within time.Duration) time.Duration {
 	c := env.Client()
 	c.Timeout = time.Second
 	for {
-		status, body, err := get(c, url)
+		status, body, err := e2e.Get(c, url)
 		if err == nil && status == http.StatusOK {
 			return time.Since(start)
 		}
@@ -54,7 +43,7 @@ func TestThroughTheTunnel(t *testing.T) {
 	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
 	c := env.Client()
 
-	status, body, err := get(c, g.URL("/~~home/hello"))
+	status, body, err := e2e.Get(c, g.URL("/~~home/hello"))
 	if err != nil || status != http.StatusOK || body != "hello from home, path /hello, prefix /~~home" {
 		t.Fatalf("request through the tunnel: %d %q %v", status, body, err)
 	}
@@ -68,7 +57,7 @@ func TestThroughTheTunnel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if status, _, err := get(c, g.URL("/~~home/hello")); err != nil || status != http.StatusOK {
+			if status, _, err := e2e.Get(c, g.URL("/~~home/hello")); err != nil || status != http.StatusOK {
 				burstFailed.Add(1)
 			}
 		}()

@@ -150,3 +150,14 @@ func (e *Env) StartAgent(t testing.TB, name, backbalance string, args ...string)
 func BackbalanceLine(name, password, gatewayAddr, local string) string {
 	return fmt.Sprintf("SSL /~~%s=%s#%s => %s;\n", name, password, gatewayAddr, local)
 }
+
+// Get fetches url and returns the status and the body.
+func Get(c *http.Client, url string) (int, string, error) {
+	res, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(body), err
+}
