@@ -10,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/tildegate/tildegate/internal/pipe"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
@@ -70,7 +71,7 @@ func (r *runner) back(ctx context.Context, sess *session, ticket []byte, kind wi
 	defer local.Close()
 	defer closeOnDone(ctx, local)()
 	started := time.Now()
-	up, down, err := splice(conn, br, local)
+	up, down, err := pipe.Splice(conn, br, local)
 	log.Debug("back connection closed", zap.Int64("bytes_to_local", up), zap.Int64("bytes_from_local", down),
 		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))
 }

@@ -1,4 +1,4 @@
-package agent
+package pipe
 
 import (
 	"bufio"
@@ -80,7 +80,7 @@ func TestSpliceEcho(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		up, down, err := splice(back, br, local)
+		up, down, err := Splice(back, br, local)
 		done <- result{up, down, err}
 	}()
 
@@ -123,7 +123,7 @@ func TestSpliceHalfCloseFromLocal(t *testing.T) {
 	localServer.SetDeadline(time.Now().Add(10 * time.Second))
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := splice(back, back, localClient)
+		_, _, err := Splice(back, back, localClient)
 		done <- err
 	}()
 	// The local service answers and closes its writing side: the gateway
@@ -156,7 +156,7 @@ func TestSpliceFailureClosesBoth(t *testing.T) {
 	gateway.SetDeadline(time.Now().Add(10 * time.Second))
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := splice(back, back, localClient)
+		_, _, err := Splice(back, back, localClient)
 		done <- err
 	}()
 	// A reset from the local service ends the pipe, and the gateway

@@ -1,4 +1,5 @@
-package agent
+// Package pipe copies bytes both ways between two connections.
+package pipe
 
 import (
 	"errors"
@@ -10,13 +11,13 @@ import (
 // writing side.
 var errNoHalfClose = errors.New("the connection cannot close its writing side alone")
 
-// splice copies bytes between the gateway's back connection, read through
-// backR (which may hold bytes already read from back), and the local
-// service, until both directions end or one fails. An end of one direction
-// is passed on by closing the writing side of the other connection. It
-// returns the bytes copied each way and the first failure, if any; it does
-// not close the connections unless one direction fails.
-func splice(back net.Conn, backR io.Reader, local net.Conn) (up, down int64, err error) {
+// Splice copies bytes between a and b, reading a through aR (which may
+// hold bytes already read from a), until both directions end or one fails.
+// An end of one direction is passed on by closing the writing side of the
+// other connection. It returns the bytes copied each way (up from a to b,
+// down from b to a) and the first failure, if any; it does not close the
+// connections unless one direction fails.
+func Splice(a net.Conn, aR io.Reader, b net.Conn) (up, down int64, err error) {
 	type result struct {
 		up  bool
 		n   int64
@@ -24,16 +25,16 @@ func splice(back net.Conn, backR io.Reader, local net.Conn) (up, down int64, err
 	}
 	results := make(chan result, 2)
 	go func() {
-		n, err := io.Copy(local, backR)
+		n, err := io.Copy(b, aR)
 		if err == nil {
-			err = closeWrite(local)
+			err = closeWrite(b)
 		}
 		results <- result{true, n, err}
 	}()
 	go func() {
-		n, err := io.Copy(back, local)
+		n, err := io.Copy(a, b)
 		if err == nil {
-			err = closeWrite(back)
+			err = closeWrite(a)
 		}
 		results <- result{false, n, err}
 	}()
@@ -46,8 +47,8 @@ func splice(back net.Conn, backR io.Reader, local net.Conn) (up, down int64, err
 		}
 		if res.err != nil && err == nil {
 			err = res.err
-			back.Close()
-			local.Close()
+			a.Close()
+			b.Close()
 		}
 	}
 	if errors.Is(err, errNoHalfClose) {
