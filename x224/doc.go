@@ -18,8 +18,8 @@
 //	/~~NAME\r\n                    (xfreerdp /load-balance-info:'/~~NAME')
 //
 // A listener that shares its port with TLS and HTTP uses the package in
-// three steps: it peeks 2 bytes and calls [Detect]; if they are RDP, it
-// reads the 4-byte TPKT header and calls [PacketLength]; it reads the rest
+// three steps: it reads 1 byte and calls [StartsRDP]; if it is RDP, it
+// reads the rest of the 4-byte TPKT header and calls [PacketLength]; it reads the rest
 // of that length and calls [Parse], which returns the name and the packet
 // to forward, with the routing line removed and the lengths fixed. The
 // package does no I/O.

@@ -12,18 +12,14 @@ func FuzzParse(f *testing.F) {
 		if !bytes.Equal(data, orig) {
 			t.Fatalf("Parse modified its input")
 		}
-		isRDP, need := Detect(data)
-		if len(data) >= DetectLen && need != 0 || len(data) < DetectLen && (isRDP || need != DetectLen) {
-			t.Fatalf("Detect(% x) = %v, %d", data, isRDP, need)
-		}
 		if err != nil {
 			if req.Name != "" || req.Packet != nil {
 				t.Fatalf("Request %+v with error %v", req, err)
 			}
 			return
 		}
-		if !isRDP {
-			t.Fatalf("Parse accepted % x but Detect did not", data)
+		if !StartsRDP(data[0]) {
+			t.Fatalf("Parse accepted % x but StartsRDP did not", data)
 		}
 		if req.Name == "" {
 			if !bytes.Equal(req.Packet, data) {

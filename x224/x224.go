@@ -12,10 +12,6 @@ const (
 	// 16-bit big-endian total length.
 	HeaderLen = 4
 
-	// DetectLen is how many bytes [Detect] needs to decide: the TPKT
-	// version and reserved octets. A listener peeks exactly this many.
-	DetectLen = 2
-
 	// MinPacketLength is the smallest Connection Request: the TPKT header
 	// and the 7 octets of the fixed X.224 part (LI, code, DST-REF, SRC-REF,
 	// class), with no routing line and no RDP_NEG_REQ.
@@ -67,32 +63,13 @@ var (
 	ErrInvalidName = errors.New("invalid routing name")
 )
 
-// Detect reports whether a connection whose first bytes are prefix is RDP.
-//
-// It needs exactly [DetectLen] (2) bytes: with fewer it returns
-// (false, 2) and the caller should peek 2 bytes and call again; otherwise
-// need is 0 and isRDP is the answer. RDP starts with 0x03 0x00 (TPKT version
-// 3, reserved 0). Nothing else a web port sees starts with 0x03: a TLS
-// ClientHello starts 0x16 0x03, HTTP/1 with a method's letter, and HTTP/2
-// with prior knowledge with "PRI * HTTP/2.0".
-//
-// If prefix holds [HeaderLen] (4) bytes or more, Detect also requires the
-// TPKT length to be plausible (see [PacketLength]) and returns false if not.
-// A listener never has to read more than 2 bytes to call it.
-func Detect(prefix []byte) (isRDP bool, need int) {
-	if len(prefix) < DetectLen {
-		return false, DetectLen
-	}
-	if prefix[0] != tpktVersion || prefix[1] != 0 {
-		return false, 0
-	}
-	if len(prefix) >= HeaderLen {
-		if _, err := PacketLength([HeaderLen]byte(prefix)); err != nil {
-			return false, 0
-		}
-	}
-	return true, 0
-}
+// StartsRDP reports whether a connection whose first byte is first may be
+// RDP: every RDP client starts with the TPKT version, 0x03, and nothing
+// else a web port sees does (a TLS ClientHello starts with 0x16, HTTP/1
+// with a method's letter, HTTP/2 with prior knowledge with "PRI"). One byte
+// decides, so a listener reads no more than that from a connection that
+// is not RDP.
+func StartsRDP(first byte) bool { return first == tpktVersion }
 
 // PacketLength returns the total length of the TPKT whose header is
 // header: the 16-bit big-endian length field, which counts the header

@@ -185,36 +185,24 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestDetect(t *testing.T) {
+func TestStartsRDP(t *testing.T) {
 	tests := []struct {
 		name  string
 		in    []byte
 		isRDP bool
-		need  int
 	}{
-		{"nothing", nil, false, 2},
-		{"one RDP byte", []byte{3}, false, 2},
-		{"one TLS byte", []byte{0x16}, false, 2},
-		{"RDP", []byte{3, 0}, true, 0},
-		{"RDP 3 bytes", []byte{3, 0, 0}, true, 0},
-		{"RDP header", []byte{3, 0, 0, 0x2d}, true, 0},
-		{"RDP packet", hx(t, dumpMstshash), true, 0},
-		{"RDP minimum length", hx(t, dumpBare), true, 0},
-		{"RDP length too small", []byte{3, 0, 0, 10}, false, 0},
-		{"RDP length too large", []byte{3, 0, 1, 4}, false, 0},
-		{"TPKT reserved not zero", []byte{3, 1}, false, 0},
-		{"TLS ClientHello", hx(t, "16 03 01 02 00 01 00 01 fc 03 03"), false, 0},
-		{"TLS 2 bytes", []byte{0x16, 0x03}, false, 0},
-		{"HTTP GET", []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"), false, 0},
-		{"HTTP GET 2 bytes", []byte("GE"), false, 0},
-		{"HTTP/2 prior knowledge", []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), false, 0},
-		{"PRI 2 bytes", []byte("PR"), false, 0},
+		{"RDP mstshash", hx(t, dumpMstshash), true},
+		{"RDP minimum length", hx(t, dumpBare), true},
+		{"TLS ClientHello", hx(t, "16 03 01 02 00 01 00 01 fc 03 03"), false},
+		{"HTTP GET", []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"), false},
+		{"HTTP OPTIONS", []byte("OPTIONS * HTTP/1.1\r\n"), false},
+		{"HTTP/2 prior knowledge", []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), false},
+		{"SSH", []byte("SSH-2.0-OpenSSH_9.2\r\n"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isRDP, need := Detect(tt.in)
-			if isRDP != tt.isRDP || need != tt.need {
-				t.Errorf("Detect(% x) = %v, %d, want %v, %d", tt.in, isRDP, need, tt.isRDP, tt.need)
+			if got := StartsRDP(tt.in[0]); got != tt.isRDP {
+				t.Errorf("StartsRDP(0x%02x) = %v, want %v", tt.in[0], got, tt.isRDP)
 			}
 		})
 	}
