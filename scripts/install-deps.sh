@@ -7,8 +7,14 @@
 set -euo pipefail
 
 DEPS=(
-	"squid:squid" # forward proxy for the agent's proxy tests
-	"wrk:wrk"     # HTTP load generator for the benchmarks
+	"squid:squid"                            # forward proxy for the agent's proxy tests
+	"wrk:wrk"                                # HTTP load generator for the benchmarks
+	"xfreerdp:freerdp2-x11"                  # RDP client of the RDP tests
+	"freerdp-shadow-cli:freerdp2-shadow-x11" # RDP server with NLA for the RDP tests
+	"winpr-hash:winpr-utils"                 # NTLM hashes for the shadow server's users
+	"xrdp:xrdp"                              # RDP server for the RDP tests
+	"Xvfb:xvfb"                              # X display for the RDP client and the shadow server
+	"xauth:xauth"                            # X authority tool that xvfb-run uses, to try the RDP client by hand
 )
 
 # have reports whether a command is installed, also looking in the sbin
