@@ -6,4 +6,6 @@ package tildegate
 import (
 	// The HTTP handler that routes /~~name requests.
 	_ "github.com/tildegate/tildegate/modules/gateway"
+	// The listener wrapper that routes native RDP on the web port.
+	_ "github.com/tildegate/tildegate/modules/rdp"
 )

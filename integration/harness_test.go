@@ -31,8 +31,9 @@ const (
 var gatewayURL = fmt.Sprintf("https://localhost:%d", httpsPort)
 
 // globalOptions start every Caddyfile: caddytest's admin address, test
-// ports, no waiting on shutdown, and logs in logFile when it is not empty.
-func globalOptions(logFile string) string {
+// ports, no waiting on shutdown, logs in logFile when it is not empty, and
+// the extra global options.
+func globalOptions(logFile string, extra ...string) string {
 	logging := ""
 	if logFile != "" {
 		logging = fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t}\n", logFile)
@@ -44,8 +45,8 @@ func globalOptions(logFile string) string {
 	grace_period 1ns
 	local_certs
 	skip_install_trust
-%s}
-`, adminAddr, httpPort, httpsPort, logging)
+%s%s}
+`, adminAddr, httpPort, httpsPort, logging, strings.Join(extra, ""))
 }
 
 // gatewayConfig is a Caddyfile with one TLS site at gatewayURL whose

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -219,6 +220,9 @@ func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec,
 		}
 		specs[key] = spec
 	}
+	if err := h.rdpSpecs(specs); err != nil {
+		return nil, err
+	}
 	for i, entries := range files {
 		fileSpecs, err := h.fileSpecs(h.BalanceFiles[i], entries)
 		if err != nil {
@@ -232,6 +236,54 @@ func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec,
 		}
 	}
 	return specs, nil
+}
+
+// rdpSpecs adds the inline RDP targets to the inline names, or as names of
+// their own.
+func (h *Handler) rdpSpecs(specs map[string]*routeSpec) error {
+	names := make([]string, 0, len(h.RDP))
+	for name := range h.RDP {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		origin := fmt.Sprintf("rdp %s", name)
+		if err := checkName(name); err != nil {
+			return fmt.Errorf("rdp: %w", err)
+		}
+		if len(h.RDP[name]) == 0 {
+			return fmt.Errorf("%s: no addresses", origin)
+		}
+		key := strings.ToLower(name)
+		spec := specs[key]
+		if spec == nil {
+			spec = &routeSpec{name: name, origin: origin}
+			specs[key] = spec
+		} else if len(spec.rdp) > 0 {
+			return fmt.Errorf("name %q has RDP targets twice: %s", name, origin)
+		}
+		for _, addr := range h.RDP[name] {
+			hp, err := parseHostPort(addr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", origin, err)
+			}
+			spec.rdp = append(spec.rdp, hp)
+		}
+	}
+	return nil
+}
+
+// parseHostPort reads an RDP target written host:port.
+func parseHostPort(addr string) (balancebin.HostPort, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return balancebin.HostPort{}, err
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 || host == "" {
+		return balancebin.HostPort{}, fmt.Errorf("%q: want host:port with a port from 1 to 65535", addr)
+	}
+	return balancebin.HostPort{Host: host, Port: uint16(n)}, nil
 }
 
 // fileSpecs groups one balance file's entries by name. Several direct

@@ -34,6 +34,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    server <name> <upstreams...> [{
 //	        <reverse_proxy options>
 //	    }]
+//	    agent <name> {
+//	        password <password>
+//	        allow <filter>
+//	        require_tls
+//	    }
+//	    rdp <name> <host:port...>
+//	    tunnel {
+//	        alive_interval <duration>
+//	        dead_after <duration>
+//	        back_wait <duration>
+//	        ticket_ttl <duration>
+//	        max_back_conns <n>
+//	        max_pending_tickets <n>
+//	    }
 //	    ca_file <path>
 //	    poll_interval <duration>
 //	}
@@ -47,7 +61,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // that runs tildegate-agent and connects out to the gateway; its password
 // may be a placeholder such as {env.HOME_PW} or {file./path}, allow is a
 // balance.bin address filter (1.2.3.4, 51.254.* or a DNS name) and
-// require_tls refuses agents without TLS. tunnel tunes the back
+// require_tls refuses agents without TLS. rdp gives the addresses that
+// native RDP for a name goes to, like balance.bin RDPPORT lines: for a name
+// defined by server or agent, or alone. tunnel tunes the back
 // connections of all back entries. ca_file is a PEM file of CA certificates that
 // balance.bin SSL_STRICT entries trust instead of the system roots.
 // poll_interval is how often files are checked when file notifications
@@ -63,7 +79,8 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	defined := make(map[string]string) // lower-case name -> file:line
+	defined := make(map[string]string)    // lower-case name -> file:line
+	rdpDefined := make(map[string]string) // the same for rdp lines
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "balance_file":
@@ -120,6 +137,32 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 				g.Agents = make(map[string]AgentEntry)
 			}
 			g.Agents[name] = a
+
+		case "rdp":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			if err := checkName(name); err != nil {
+				return d.Err(err.Error())
+			}
+			if _, dup := rdpDefined[strings.ToLower(name)]; dup {
+				return d.Errf("rdp %s is given twice: %s and %s:%d", name, rdpDefined[strings.ToLower(name)], d.File(), d.Line())
+			}
+			rdpDefined[strings.ToLower(name)] = fmt.Sprintf("%s:%d", d.File(), d.Line())
+			addrs := d.RemainingArgs()
+			if len(addrs) == 0 {
+				return d.Errf("rdp %s: give one or more host:port addresses", name)
+			}
+			for _, addr := range addrs {
+				if _, err := parseHostPort(addr); err != nil {
+					return d.Errf("rdp %s: %v", name, err)
+				}
+			}
+			if g.RDP == nil {
+				g.RDP = make(map[string][]string)
+			}
+			g.RDP[name] = addrs
 
 		case "tunnel":
 			if d.NextArg() {

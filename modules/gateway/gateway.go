@@ -43,6 +43,12 @@ type Handler struct {
 	// tildegate-agent.
 	Agents map[string]AgentEntry `json:"agents,omitempty"`
 
+	// RDP maps a name to the host:port addresses that native RDP for it
+	// goes to, like balance.bin RDPPORT lines. The name may be one of
+	// Servers or Agents, or stand alone; without RDP targets, RDP goes to
+	// a name's agent or to the host and port of its servers.
+	RDP map[string][]string `json:"rdp,omitempty"`
+
 	// Tunnel tunes the back connections of every back entry.
 	Tunnel *TunnelConfig `json:"tunnel,omitempty"`
 
@@ -175,6 +181,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.tables.swap(t)
+	registerRDP(h)
 	if len(paths) > 0 {
 		h.stopped = make(chan struct{})
 		go h.watch(paths)
@@ -189,6 +196,7 @@ func (h *Handler) Cleanup() error {
 	if h.stopped != nil {
 		<-h.stopped
 	}
+	unregisterRDP(h)
 	h.tables.close()
 	if h.broker != nil {
 		broker.Release()

@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/tildegate/tildegate/modules/broker"
+	"github.com/tildegate/tildegate/wire"
+)
+
+// UnknownNameError reports a native RDP connection for a name that no
+// tildegate handler of the running config defines.
+type UnknownNameError struct{ Name string }
+
+// Error implements error.
+func (e *UnknownNameError) Error() string { return fmt.Sprintf("no server named %q", e.Name) }
+
+// errNoRDPTarget reports a name whose only entry has no address to send
+// RDP to (dynamic upstreams, for one).
+var errNoRDPTarget = errors.New("the name has no RDP target: add an RDPPORT line or an rdp option")
+
+// rdpHandlers are the provisioned handlers, oldest first. Native RDP
+// arrives below HTTP, with no host name to choose a site by, so it looks a
+// name up in every handler, the newest config first.
+var rdpHandlers struct {
+	sync.Mutex
+	list []*Handler
+}
+
+// registerRDP makes h's names reachable by native RDP.
+func registerRDP(h *Handler) {
+	rdpHandlers.Lock()
+	defer rdpHandlers.Unlock()
+	rdpHandlers.list = append(rdpHandlers.list, h)
+}
+
+// unregisterRDP undoes registerRDP.
+func unregisterRDP(h *Handler) {
+	rdpHandlers.Lock()
+	defer rdpHandlers.Unlock()
+	rdpHandlers.list = slices.DeleteFunc(rdpHandlers.list, func(x *Handler) bool { return x == h })
+}
+
+// rdpPlan is where native RDP for one name goes.
+type rdpPlan struct {
+	name    string   // as configured
+	targets []string // direct addresses; empty for an agent
+	agent   bool
+	broker  *broker.Broker
+}
+
+// lookupRDP finds the plan for name in the newest handler that defines it.
+func lookupRDP(name string) (rdpPlan, bool) {
+	key := lookupKey(name)
+	rdpHandlers.Lock()
+	handlers := slices.Clone(rdpHandlers.list)
+	rdpHandlers.Unlock()
+	for i := len(handlers) - 1; i >= 0; i-- {
+		h := handlers[i]
+		t := h.tables.acquire()
+		rt := t.routes[key]
+		t.release()
+		if rt != nil {
+			return rt.rdpPlan(h.broker), true
+		}
+	}
+	return rdpPlan{}, false
+}
+
+// rdpPlan applies the TSplus rule: the RDPPORT targets when the name has
+// any, else its agent, else the host and port of its web servers.
+func (rt *route) rdpPlan(b *broker.Broker) rdpPlan {
+	p := rdpPlan{name: rt.name, broker: b}
+	switch {
+	case len(rt.rdpTargets) > 0:
+		for _, hp := range rt.rdpTargets {
+			p.targets = append(p.targets, hp.String())
+		}
+	case rt.back != nil:
+		p.agent = true
+	case rt.proxy != nil:
+		for _, u := range rt.proxy.Upstreams {
+			p.targets = append(p.targets, u.Dial)
+		}
+	}
+	return p
+}
+
+// DialRDP connects a native RDP client, whose address is client, to the
+// server named name: directly to the name's RDP target, or through a back
+// connection to its agent. It returns the connection and where it leads,
+// for logs. ctx bounds the dial. An unknown name is an *UnknownNameError, a
+// name whose agent is away a *broker.NoAgentError.
+//
+// A name with several targets keeps each client address on one of them,
+// so that a reconnecting client finds its session, and fails over to the
+// next one that answers.
+func DialRDP(ctx context.Context, name string, client net.Addr) (net.Conn, string, error) {
+	p, ok := lookupRDP(name)
+	if !ok {
+		return nil, "", &UnknownNameError{Name: name}
+	}
+	if p.agent {
+		conn, err := p.broker.Dial(ctx, p.name, wire.KindRDP)
+		return conn, "agent " + p.name, err
+	}
+	if len(p.targets) == 0 {
+		return nil, "", fmt.Errorf("%s: %w", p.name, errNoRDPTarget)
+	}
+	var errs []error
+	for _, target := range stickyOrder(p.targets, client) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", target)
+		if err == nil {
+			return conn, target, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, "", fmt.Errorf("%s: no RDP target answers: %w", p.name, errors.Join(errs...))
+}
+
+// stickyOrder returns targets rotated to start at the one that client's
+// IP address hashes to.
+func stickyOrder(targets []string, client net.Addr) []string {
+	if len(targets) < 2 {
+		return targets
+	}
+	ip := client.String()
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	h := fnv.New32a()
+	h.Write([]byte(ip))
+	start := int(h.Sum32() % uint32(len(targets)))
+	return append(slices.Clone(targets[start:]), targets[:start]...)
+}

@@ -1,0 +1,108 @@
+package rdp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/tildegate/tildegate/internal/pipe"
+	"github.com/tildegate/tildegate/modules/gateway"
+	"github.com/tildegate/tildegate/x224"
+	"go.uber.org/zap"
+)
+
+// serve runs one RDP connection whose first byte, first, was read when
+// it was accepted: it reads the Connection Request, connects to the server
+// that it names and copies bytes both ways until either side ends.
+func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time) {
+	defer client.Close()
+	log := w.logger.With(zap.String("remote_addr", client.RemoteAddr().String()))
+	refuse := func(name, reason string) {
+		log.Info("rdp connection refused", zap.String("name", name), zap.String("reason", reason))
+	}
+
+	timeout := time.Duration(w.FirstPacketTimeout)
+	if err := client.SetReadDeadline(accepted.Add(timeout)); err != nil {
+		refuse("", err.Error())
+		return
+	}
+	req, err := readRequest(client, first)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			refuse("", fmt.Sprintf("no whole connection request within %s", timeout))
+		} else {
+			refuse("", err.Error())
+		}
+		return
+	}
+	if req.Name == "" {
+		refuse("", "the connection request names no server: the client must send /~~NAME as its user name (mstshash cookie) or routing token")
+		return
+	}
+	release, ok := connsPerName.acquire(req.Name, w.MaxConnsPerName)
+	if !ok {
+		refuse(req.Name, fmt.Sprintf("already %d RDP connections to this name (max_conns_per_name)", w.MaxConnsPerName))
+		return
+	}
+	defer release()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.DialTimeout))
+	server, target, err := gateway.DialRDP(ctx, req.Name, client.RemoteAddr())
+	cancel()
+	if err != nil {
+		refuse(req.Name, err.Error())
+		return
+	}
+	defer server.Close()
+	if err := sendRequest(server, req.Packet, time.Duration(w.DialTimeout)); err != nil {
+		refuse(req.Name, fmt.Sprintf("sending the connection request to %s: %v", target, err))
+		return
+	}
+	if err := client.SetReadDeadline(time.Time{}); err != nil {
+		refuse(req.Name, err.Error())
+		return
+	}
+
+	log = log.With(zap.String("name", req.Name), zap.String("target", target))
+	log.Info("rdp connection opened")
+	started := time.Now()
+	fromClient, toClient, err := pipe.Splice(client, client, server)
+	log.Info("rdp connection closed",
+		zap.Int64("bytes_from_client", fromClient), zap.Int64("bytes_to_client", toClient),
+		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))
+}
+
+// readRequest reads the rest of the Connection Request whose first byte
+// was first and parses it.
+func readRequest(r io.Reader, first byte) (x224.Request, error) {
+	var header [x224.HeaderLen]byte
+	header[0] = first
+	if _, err := io.ReadFull(r, header[1:]); err != nil {
+		return x224.Request{}, fmt.Errorf("reading the TPKT header: %w", err)
+	}
+	n, err := x224.PacketLength(header)
+	if err != nil {
+		return x224.Request{}, err
+	}
+	packet := make([]byte, n)
+	copy(packet, header[:])
+	if _, err := io.ReadFull(r, packet[x224.HeaderLen:]); err != nil {
+		return x224.Request{}, fmt.Errorf("reading the connection request (%d bytes): %w", n, err)
+	}
+	return x224.Parse(packet)
+}
+
+// sendRequest writes the Connection Request to the server within timeout.
+func sendRequest(server net.Conn, packet []byte, timeout time.Duration) error {
+	if err := server.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := server.Write(packet); err != nil {
+		return err
+	}
+	return server.SetWriteDeadline(time.Time{})
+}
