@@ -9,9 +9,6 @@ import (
 	"github.com/tildegate/tildegate/wire"
 )
 
-// rdpLocal is the local RDP service, until backbalance.bin can name one.
-const rdpLocal = "127.0.0.1:3389"
-
 // localAddress returns the local service that a back connection of the
 // given kind reaches for entry e.
 func localAddress(e balancebin.BackEntry, kind wire.Kind) (string, error) {
@@ -19,7 +16,7 @@ func localAddress(e balancebin.BackEntry, kind wire.Kind) (string, error) {
 	case wire.KindHTTP:
 		return e.Local.String(), nil
 	case wire.KindRDP:
-		return rdpLocal, nil
+		return e.RDP.String(), nil
 	}
 	return "", fmt.Errorf("back connection of unknown kind %d", kind)
 }

@@ -48,12 +48,20 @@ func TestHostHeader(t *testing.T) {
 }
 
 func TestLocalAddress(t *testing.T) {
-	e := balancebin.BackEntry{Local: balancebin.HostPort{Host: "127.0.0.1", Port: 8080}}
+	entries, err := balancebin.ParseBack("backbalance.bin", []byte("/~~a=pw#gw:443 => 127.0.0.1:8080;\n"+
+		"/~~b=pw#gw:443 RDPPORT 10.0.0.5:3390;\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := entries[0]
 	if got, err := localAddress(e, wire.KindHTTP); err != nil || got != "127.0.0.1:8080" {
 		t.Errorf("HTTP: %q, %v", got, err)
 	}
 	if got, err := localAddress(e, wire.KindRDP); err != nil || got != "127.0.0.1:3389" {
-		t.Errorf("RDP: %q, %v", got, err)
+		t.Errorf("RDP by default: %q, %v", got, err)
+	}
+	if got, err := localAddress(entries[1], wire.KindRDP); err != nil || got != "10.0.0.5:3390" {
+		t.Errorf("RDP named by RDPPORT: %q, %v", got, err)
 	}
 	if _, err := localAddress(e, 7); err == nil {
 		t.Error("unknown kind accepted")

@@ -4,12 +4,22 @@ import "strings"
 
 // Separators of backbalance.bin.
 const (
-	proxySep = " -> " // before each proxy
-	localSep = " => " // before the local service
+	proxySep = " -> "              // before each proxy
+	localSep = " => "              // before the local service
+	rdpSep   = " " + rdpPort + " " // before the RDP service
 )
 
-// defaultLocal is the local service of an entry that names none.
-var defaultLocal = HostPort{Host: "127.0.0.1", Port: 80}
+// What may follow the gateway, a proxy or the local service.
+const (
+	expectAfterHop   = `" -> ", " => ", " RDPPORT " or ";"`
+	expectAfterLocal = `" RDPPORT " or ";"`
+)
+
+// The services of an entry that names none.
+var (
+	defaultLocal = HostPort{Host: "127.0.0.1", Port: 80}
+	defaultRDP   = HostPort{Host: "127.0.0.1", Port: 3389}
+)
 
 // BackEntry is one line of backbalance.bin: how a subserver registers with
 // the gateway under Name.
@@ -31,6 +41,11 @@ type BackEntry struct {
 	Local HostPort
 	// LocalSet is true when the entry names its local service.
 	LocalSet bool
+	// RDP is the RDP service that native RDP through the gateway reaches,
+	// 127.0.0.1:3389 when the entry names none.
+	RDP HostPort
+	// RDPSet is true when the entry names its RDP service.
+	RDPSet bool
 }
 
 // Key returns the name in lower case, the form in which names compare.
@@ -44,10 +59,10 @@ func (e BackEntry) UseTLS() bool { return e.TLS || e.Gateway.Port == 443 }
 // positions. It returns the entries in file order, or an *Error for the
 // first malformed one.
 //
-// The local service follows the last " => " and the proxies are separated
-// by " -> ", so the password holds no " -> ". The password ends at the last
-// "#" before the first " -> ": it may hold "#", the gateway address may
-// not.
+// The RDP service follows the last " RDPPORT ", the local service the last
+// " => " before it, and the proxies are separated by " -> ", so the
+// password holds no " -> ". The password ends at the last "#" before the
+// first " -> ": it may hold "#", the gateway address may not.
 func ParseBack(file string, data []byte) ([]BackEntry, error) {
 	var entries []BackEntry
 	for _, s := range split(file, data) {
@@ -70,8 +85,11 @@ func (s *segment) backEntry() (BackEntry, error) {
 	if err != nil {
 		return BackEntry{}, err
 	}
-	e := BackEntry{Pos: s.pos, TLS: kw != "", Name: name, Local: defaultLocal}
-	end := s.trimEnd(off)
+	e := BackEntry{Pos: s.pos, TLS: kw != "", Name: name, Local: defaultLocal, RDP: defaultRDP}
+	end, err := s.rdp(&e, off, s.trimEnd(off))
+	if err != nil {
+		return BackEntry{}, err
+	}
 	rest := end // end of the proxies
 	if k := strings.LastIndex(s.text[off:end], localSep); k >= 0 {
 		rest = off + k
@@ -79,7 +97,7 @@ func (s *segment) backEntry() (BackEntry, error) {
 		if err != nil {
 			return BackEntry{}, err
 		}
-		if err := s.finish(p, end, `";"`); err != nil {
+		if err := s.finish(p, end, expectAfterLocal); err != nil {
 			return BackEntry{}, err
 		}
 		e.Local, e.LocalSet = local, true
@@ -112,7 +130,7 @@ func (s *segment) gateway(e *BackEntry, off, end int) error {
 	if err != nil {
 		return err
 	}
-	if err := s.finish(p, ge, `" -> ", " => " or ";"`); err != nil {
+	if err := s.finish(p, ge, expectAfterHop); err != nil {
 		return err
 	}
 	e.Gateway = gw
@@ -130,4 +148,27 @@ func (s *segment) gateway(e *BackEntry, off, end int) error {
 		p = pe
 	}
 	return nil
+}
+
+// rdp parses the " RDPPORT " rdp suffix of the text between off and end,
+// the last " RDPPORT " there, into e. It returns where the text before the
+// suffix ends: end when there is none.
+func (s *segment) rdp(e *BackEntry, off, end int) (int, error) {
+	if strings.HasSuffix(s.text[off:end], " "+rdpPort) {
+		p := s.skipBlanks(end, len(s.text))
+		return 0, s.fail(p, s.found(p), `the RDP service (host:port) after "RDPPORT"`)
+	}
+	k := strings.LastIndex(s.text[off:end], rdpSep)
+	if k < 0 {
+		return end, nil
+	}
+	rdp, p, err := s.hostPort(off+k+len(rdpSep), end)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.finish(p, end, `";"`); err != nil {
+		return 0, err
+	}
+	e.RDP, e.RDPSet = rdp, true
+	return off + k, nil
 }

@@ -24,16 +24,19 @@
 //	/~~office=pw#:*51.254.22.85;
 //
 // A backbalance.bin entry tells a subserver how to register with the
-// gateway, through which proxies, and which local service to expose:
+// gateway, through which proxies, which local service to expose and which
+// RDP service native RDP through the gateway reaches:
 //
 //	entry = [ "SSL " ] "/~~" name "=" password "#" gateway-host ":" port
-//	        { " -> " proxy } [ " => " local ] ";"
+//	        { " -> " proxy } [ " => " local ] [ " RDPPORT " rdp ] ";"
 //	proxy = [ [ domain ] "\" user ":" pass "@" | user ":" pass "@" ] host ":" port
-//	local = host ":" port
+//	local = host ":" port                                  default 127.0.0.1:80
+//	rdp   = host ":" port                                  default 127.0.0.1:3389
 //
 // for example
 //
 //	SSL /~~home=pw#gw.example.com:8443 -> corp\me:pw@10.0.0.1:808 => 127.0.0.1:8080;
+//	/~~srv1=pw#gw.example.com:443 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3389;
 //
 // Parse and ParseBack stop at the first malformed entry and return an
 // *Error that tells what was found where and what was expected there.

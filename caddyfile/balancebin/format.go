@@ -52,7 +52,8 @@ func writeEntry(b *strings.Builder, e Entry) {
 // FormatBack prints entries as backbalance.bin: one entry per line in
 // canonical spacing, each line ending with "\n". The local service is
 // written when LocalSet is true or it differs from the default,
-// 127.0.0.1:80.
+// 127.0.0.1:80, and the RDP service likewise when RDPSet is true or it
+// differs from 127.0.0.1:3389.
 func FormatBack(entries []BackEntry) []byte {
 	var b strings.Builder
 	for _, e := range entries {
@@ -105,6 +106,10 @@ func writeBackEntry(b *strings.Builder, e BackEntry) {
 	if e.LocalSet || e.Local != (HostPort{}) && e.Local != defaultLocal {
 		b.WriteString(localSep)
 		b.WriteString(e.Local.String())
+	}
+	if e.RDPSet || e.RDP != (HostPort{}) && e.RDP != defaultRDP {
+		b.WriteString(rdpSep)
+		b.WriteString(e.RDP.String())
 	}
 	b.WriteByte(';')
 }

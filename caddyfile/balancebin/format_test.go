@@ -35,21 +35,26 @@ func TestFormat(t *testing.T) {
 }
 
 func TestFormatBack(t *testing.T) {
-	in := "SSL\t/~~a=pw#gw.example:0443 -> d\\u:p@[::1]:3128 => 127.0.0.1:80 ;\n/~~b=pw#gw.example:80;"
+	in := "SSL\t/~~a=pw#gw.example:0443 -> d\\u:p@[::1]:3128 => 127.0.0.1:80 ;\n/~~b=pw#gw.example:80;" +
+		"/~~c=pw#gw.example:443  RDPPORT 127.0.0.1:03389\t;/~~d=pw#gw.example:443 => 127.0.0.1:80  RDPPORT [::1]:3390;"
 	entries, err := ParseBack("backbalance.bin", []byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "SSL /~~a=pw#gw.example:443 -> d\\u:p@[::1]:3128 => 127.0.0.1:80;\n" +
-		"/~~b=pw#gw.example:80;\n"
+		"/~~b=pw#gw.example:80;\n" +
+		"/~~c=pw#gw.example:443 RDPPORT 127.0.0.1:3389;\n" +
+		"/~~d=pw#gw.example:443 => 127.0.0.1:80 RDPPORT [::1]:3390;\n"
 	if got := string(FormatBack(entries)); got != want {
 		t.Errorf("FormatBack =\n%s\nwant\n%s", got, want)
 	}
 	built := []BackEntry{
 		{Name: "x", Password: "p", Gateway: HostPort{"gw", 443}},
 		{Name: "y", Password: "p", Gateway: HostPort{"gw", 443}, Local: HostPort{"10.0.0.1", 8080}},
+		{Name: "z", Password: "p", Gateway: HostPort{"gw", 443}, Local: defaultLocal, RDP: defaultRDP},
+		{Name: "r", Password: "p", Gateway: HostPort{"gw", 443}, RDP: HostPort{"10.0.0.5", 3389}},
 	}
-	want = "/~~x=p#gw:443;\n/~~y=p#gw:443 => 10.0.0.1:8080;\n"
+	want = "/~~x=p#gw:443;\n/~~y=p#gw:443 => 10.0.0.1:8080;\n/~~z=p#gw:443;\n/~~r=p#gw:443 RDPPORT 10.0.0.5:3389;\n"
 	if got := string(FormatBack(built)); got != want {
 		t.Errorf("FormatBack(built) = %q, want %q", got, want)
 	}
@@ -75,14 +80,14 @@ func TestRoundTripExamples(t *testing.T) {
 }
 
 func TestMaskedBack(t *testing.T) {
-	in := `SSL /~~srv1=Top#Secret1#gw.example:443 -> \u1:Proxy1Pass@10.0.0.1:808 -> dom\u2:Proxy:2@Pass@10.0.0.2:808 -> u3:Proxy3Pass@10.0.0.3:808 -> 10.0.0.4:808 => 127.0.0.1:8080;`
+	in := `SSL /~~srv1=Top#Secret1#gw.example:443 -> \u1:Proxy1Pass@10.0.0.1:808 -> dom\u2:Proxy:2@Pass@10.0.0.2:808 -> u3:Proxy3Pass@10.0.0.3:808 -> 10.0.0.4:808 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3389;`
 	entries, err := ParseBack("backbalance.bin", []byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := entries[0]
 	got := MaskedBack(e)
-	want := `SSL /~~srv1=****#gw.example:443 -> \u1:****@10.0.0.1:808 -> dom\u2:****@10.0.0.2:808 -> u3:****@10.0.0.3:808 -> 10.0.0.4:808 => 127.0.0.1:8080;`
+	want := `SSL /~~srv1=****#gw.example:443 -> \u1:****@10.0.0.1:808 -> dom\u2:****@10.0.0.2:808 -> u3:****@10.0.0.3:808 -> 10.0.0.4:808 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3389;`
 	if got != want {
 		t.Errorf("MaskedBack =\n%s\nwant\n%s", got, want)
 	}

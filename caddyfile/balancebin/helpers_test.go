@@ -30,6 +30,9 @@ var backExamples = []string{
 	`/~~srv1=pw#gw.example:443 -> myuser2:mypass@192.168.12.12:808;`,
 	`/~~srv1=pw#gw.example:443 -> 192.168.10.11:808;`,
 	`/~~srv1=pw#gw.example:443 -> \u1:p1@10.0.0.1:808 -> u2:p2@10.0.0.2:808 => 127.0.0.1:8080;`,
+	`/~~srv1=pw#gw.example:443 RDPPORT 127.0.0.1:3390;`,
+	`/~~srv1=pw#gw.example:443 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3389;`,
+	`/~~srv1=pw#gw.example:443 -> u:p@10.0.0.1:808 => 127.0.0.1:8080 RDPPORT 127.0.0.1:3389;`,
 }
 
 // withoutPos returns entries with their positions cleared.

@@ -71,5 +71,5 @@ func (s *segment) proxy(off, end int) (Proxy, error) {
 		return Proxy{}, err
 	}
 	px.Address = hp
-	return px, s.finish(p, end, `" -> ", " => " or ";"`)
+	return px, s.finish(p, end, expectAfterHop)
 }

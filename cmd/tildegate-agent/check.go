@@ -41,7 +41,8 @@ func check(cfg config, stdout, stderr io.Writer) int {
 		for _, line := range lines {
 			fmt.Fprintf(stdout, "    %s\n", line)
 		}
-		fmt.Fprintf(stdout, "    and carries its requests to the local service %s%s\n", e.Local, defaulted(e))
+		fmt.Fprintf(stdout, "    and carries its requests to the local service %s%s\n", e.Local, defaulted(e.LocalSet))
+		fmt.Fprintf(stdout, "    and native RDP through the gateway to the RDP service %s%s\n", e.RDP, defaulted(e.RDPSet))
 	}
 	if refused > 0 {
 		fmt.Fprintf(stdout, "%d of %d entries cannot be served\n", refused, len(entries))
@@ -65,9 +66,10 @@ func transport(cfg config, e balancebin.BackEntry) string {
 	return "over TLS, its certificate verified with the system's roots"
 }
 
-// defaulted notes a local service the entry does not name.
-func defaulted(e balancebin.BackEntry) string {
-	if e.LocalSet {
+// defaulted returns the note for a service the entry does not name, that
+// is when set is false.
+func defaulted(set bool) string {
+	if set {
 		return ""
 	}
 	return " (the default)"

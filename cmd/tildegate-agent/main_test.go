@@ -86,18 +86,18 @@ func TestDefaultConfig(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	path := writeConfig(t, "# the subserver\nSSL /~~home=s3cret#gw.example.com:8443 => 127.0.0.1:8080;\n/~~two=pw2#gw.example.com:80;\n")
+	path := writeConfig(t, "# the subserver\nSSL /~~home=s3cret#gw.example.com:8443 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3390;\n/~~two=pw2#gw.example.com:80;\n")
 	code, out, stderr := runCommand(t, "-check", "-config", path)
 	if code != 0 {
 		t.Fatalf("-check: status %d\n%s%s", code, out, stderr)
 	}
 	for _, want := range []string{
-		path + ":2:1: SSL /~~home=****#gw.example.com:8443 => 127.0.0.1:8080;\n",
+		path + ":2:1: SSL /~~home=****#gw.example.com:8443 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3390;\n",
 		`registers "home" with the gateway gw.example.com:8443 over TLS, its certificate verified with the system's roots`,
-		"to the local service 127.0.0.1:8080\n",
+		"to the local service 127.0.0.1:8080\n    and native RDP through the gateway to the RDP service 10.0.0.5:3390\n",
 		path + ":3:1: /~~two=****#gw.example.com:80;\n",
 		`registers "two" with the gateway gw.example.com:80 over plain HTTP (no TLS)`,
-		"to the local service 127.0.0.1:80 (the default)\n",
+		"to the local service 127.0.0.1:80 (the default)\n    and native RDP through the gateway to the RDP service 127.0.0.1:3389 (the default)\n",
 		"2 entries, all can be served\n",
 	} {
 		if !strings.Contains(out, want) {
