@@ -47,5 +47,5 @@ func diff(running map[string]balancebin.BackEntry, want []balancebin.BackEntry) 
 func sameEntry(a, b balancebin.BackEntry) bool {
 	return a.TLS == b.TLS && a.Name == b.Name && a.Password == b.Password &&
 		a.Gateway == b.Gateway && slices.Equal(a.Proxies, b.Proxies) &&
-		a.Local == b.Local && a.LocalSet == b.LocalSet
+		a.Local == b.Local && a.LocalSet == b.LocalSet && a.RDP == b.RDP && a.RDPSet == b.RDPSet
 }

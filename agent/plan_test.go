@@ -29,6 +29,7 @@ func TestDiff(t *testing.T) {
 		"proxied": backEntry(7, "proxied", "pw", "gw"),
 		"tls":     backEntry(8, "tls", "pw", "gw"),
 		"local":   backEntry(9, "local", "pw", "gw"),
+		"rdp":     backEntry(11, "rdp", "pw", "gw"),
 	}
 	proxied := backEntry(7, "proxied", "pw", "gw")
 	proxied.Proxies = []balancebin.Proxy{{Address: balancebin.HostPort{Host: "p", Port: 1}}}
@@ -36,13 +37,15 @@ func TestDiff(t *testing.T) {
 	tlsOn.TLS = true
 	local := backEntry(9, "local", "pw", "gw")
 	local.Local.Port = 8080
+	rdp := backEntry(11, "rdp", "pw", "gw")
+	rdp.RDP, rdp.RDPSet = balancebin.HostPort{Host: "10.0.0.5", Port: 3389}, true
 	want := []balancebin.BackEntry{
 		backEntry(1, "same", "pw", "gw"),
 		backEntry(20, "moved", "pw", "gw"),
 		backEntry(4, "newpw", "other", "gw"),
 		backEntry(5, "newgw", "pw", "gw2"),
 		backEntry(6, "CASE", "pw", "gw"),
-		proxied, tlsOn, local,
+		proxied, tlsOn, local, rdp,
 		backEntry(10, "added", "pw", "gw"),
 	}
 	p := diff(running, want)
@@ -60,7 +63,7 @@ func TestDiff(t *testing.T) {
 		}
 	}
 	check("start", names(p.start), []string{"added"})
-	check("restart", names(p.restart), []string{"newpw", "newgw", "case", "proxied", "tls", "local"})
+	check("restart", names(p.restart), []string{"newpw", "newgw", "case", "proxied", "tls", "local", "rdp"})
 	check("stop", p.stop, []string{"gone"})
 	check("keep", p.keep, []string{"same", "moved"})
 
