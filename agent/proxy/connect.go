@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 )
 
 // maxDrain bounds the body of a 407 read to keep its connection for the
@@ -32,15 +33,25 @@ func connectRequest(target, auth string) string {
 	return b.String()
 }
 
+// hungUp reports whether err is the peer closing the connection: an end of
+// input, or a reset when it closed with our request unread.
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // roundTrip sends one CONNECT for target on conn and reads the proxy's
 // answer from br, which reads conn. The body of the answer is left unread.
 func roundTrip(conn net.Conn, br *bufio.Reader, target, auth string) (*http.Response, error) {
 	if _, err := io.WriteString(conn, connectRequest(target, auth)); err != nil {
+		if hungUp(err) {
+			return nil, fmt.Errorf("%w before CONNECT %s was sent", errClosed, target)
+		}
 		return nil, fmt.Errorf("sending CONNECT %s: %w", target, err)
 	}
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if hungUp(err) {
 			return nil, fmt.Errorf("%w instead of answering CONNECT %s", errClosed, target)
 		}
 		return nil, fmt.Errorf("reading the answer to CONNECT %s: %w", target, err)
