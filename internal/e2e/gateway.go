@@ -22,14 +22,18 @@ const TunnelBlock = `tunnel {
 			back_wait 3s
 		}`
 
-// Gateway is a running Caddy binary with tildegate: a TLS site and a plain
-// one, both routing the names of its balance.bin.
+// Gateway is a running Caddy binary with tildegate as in production: a TLS
+// site and a plain one, both routing the names of its balance.bin, and
+// native RDP on both ports.
 type Gateway struct {
 	*Process
 	t                          testing.TB
 	env                        *Env
 	BalancePath, Caddyfile     string
 	HTTPSPort, HTTPPort, Admin int
+	// RDPOptions go in the tildegate_rdp listener wrapper's block; set
+	// them before Config.
+	RDPOptions string
 }
 
 // StartGateway writes balance as the gateway's balance.bin and starts it.
@@ -40,15 +44,15 @@ func StartGateway(t testing.TB, env *Env, balance string) *Gateway {
 	g.BalancePath = filepath.Join(dir, "balance.bin")
 	g.WriteBalance(balance)
 	g.Caddyfile = filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(g.Caddyfile, []byte(g.config()), 0o644); err != nil {
+	if err := os.WriteFile(g.Caddyfile, []byte(g.Config()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g.Start()
 	return g
 }
 
-// config is the gateway's Caddyfile.
-func (g *Gateway) config() string {
+// Config is the gateway's Caddyfile.
+func (g *Gateway) Config() string {
 	site := fmt.Sprintf(`tildegate {
 		balance_file %s
 		%s
@@ -64,6 +68,14 @@ func (g *Gateway) config() string {
 		format json
 		level DEBUG
 	}
+	servers {
+		listener_wrappers {
+			tildegate_rdp {
+				%s
+			}
+			tls
+		}
+	}
 }
 https://127.0.0.1:%d {
 	tls %s %s
@@ -74,7 +86,7 @@ http://127.0.0.1:%d {
 	%s
 	respond "gateway"
 }
-`, g.Admin, g.HTTPPort, g.HTTPSPort, g.HTTPSPort, g.env.CertFile, g.env.KeyFile, site, g.HTTPPort, site)
+`, g.Admin, g.HTTPPort, g.HTTPSPort, g.RDPOptions, g.HTTPSPort, g.env.CertFile, g.env.KeyFile, site, g.HTTPPort, site)
 }
 
 // Start starts the gateway (again) and waits for its ports.

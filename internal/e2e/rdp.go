@@ -323,3 +323,13 @@ func RDPSecurity(output string) string {
 	}
 	return ""
 }
+
+// StartXfreerdp opens a lasting RDP session on display with args such as
+// "/v:"+addr, as a user would: no +auth-only, so it stays connected until
+// it is stopped. Its log shows the states (/log-level:DEBUG).
+func StartXfreerdp(t testing.TB, display string, args ...string) *Process {
+	t.Helper()
+	bin := mustFindTool(t, "xfreerdp", "freerdp2-x11")
+	args = append([]string{"DISPLAY=" + display, "stdbuf", "-oL", bin, "/cert:ignore", "/log-level:DEBUG"}, args...)
+	return StartProcess(t, "xfreerdp", "env", args...)
+}

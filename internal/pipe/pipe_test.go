@@ -172,3 +172,42 @@ func TestSpliceFailureClosesBoth(t *testing.T) {
 		t.Fatal("splice did not return after the local service failed")
 	}
 }
+
+func TestJoinEndsBothWhenOneSideEnds(t *testing.T) {
+	client, gatewaySide := tcpPair(t)
+	serverSide, server := tcpPair(t)
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	server.SetDeadline(time.Now().Add(10 * time.Second))
+	type result struct {
+		up, down int64
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		up, down, err := Join(gatewaySide, serverSide)
+		done <- result{up, down, err}
+	}()
+	client.Write([]byte("hello"))
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(server, got); err != nil || string(got) != "hello" {
+		t.Fatalf("server read %q, %v", got, err)
+	}
+	server.Write([]byte("hi"))
+	if _, err := io.ReadFull(client, got[:2]); err != nil || string(got[:2]) != "hi" {
+		t.Fatalf("client read %q, %v", got[:2], err)
+	}
+	// The client leaves; the server, which never closes on its own, is
+	// closed too.
+	client.Close()
+	if n, err := server.Read(got); n != 0 || err != io.EOF {
+		t.Fatalf("server still connected: %d bytes, %v", n, err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || r.up != 5 || r.down != 2 {
+			t.Errorf("join: up %d, down %d, %v; want 5, 2 and no error", r.up, r.down, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("join did not return")
+	}
+}

@@ -70,7 +70,7 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 	log = log.With(zap.String("name", req.Name), zap.String("target", target))
 	log.Info("rdp connection opened")
 	started := time.Now()
-	fromClient, toClient, err := pipe.Splice(client, client, server)
+	fromClient, toClient, err := pipe.Join(client, server)
 	log.Info("rdp connection closed",
 		zap.Int64("bytes_from_client", fromClient), zap.Int64("bytes_to_client", toClient),
 		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))
