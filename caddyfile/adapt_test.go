@@ -83,6 +83,76 @@ func TestAdaptErrors(t *testing.T) {
 			want: "server SRV1 is defined twice: Caddyfile:3 and Caddyfile:4",
 		},
 		{
+			name: "rdp given twice",
+			caddyfile: `:8080 {
+	tildegate {
+		rdp desk 10.0.0.1:3389
+		rdp DESK 10.0.0.2:3389
+	}
+}`,
+			want: "rdp DESK is given twice: Caddyfile:3 and Caddyfile:4",
+		},
+		{
+			name: "rdp without a port",
+			caddyfile: `:8080 {
+	tildegate {
+		rdp desk 10.0.0.1
+	}
+}`,
+			want: "rdp desk: address 10.0.0.1: missing port in address",
+		},
+		{
+			name: "rdp with a bad port",
+			caddyfile: `:8080 {
+	tildegate {
+		rdp desk 10.0.0.1:70000
+	}
+}`,
+			want: `rdp desk: "10.0.0.1:70000": want host:port with a port from 1 to 65535`,
+		},
+		{
+			name: "rdp without addresses",
+			caddyfile: `:8080 {
+	tildegate {
+		rdp desk
+	}
+}`,
+			want: "rdp desk: give one or more host:port addresses",
+		},
+		{
+			name: "unknown tildegate_rdp option",
+			caddyfile: `{
+	servers {
+		listener_wrappers {
+			tildegate_rdp {
+				first_packet 5s
+			}
+			tls
+		}
+	}
+}
+:8443 {
+	respond ok
+}`,
+			want: `unrecognized tildegate_rdp option "first_packet"`,
+		},
+		{
+			name: "bad tildegate_rdp duration",
+			caddyfile: `{
+	servers {
+		listener_wrappers {
+			tildegate_rdp {
+				first_packet_timeout soon
+			}
+		}
+	}
+}
+:8443 {
+	respond ok
+}`,
+			want: `first_packet_timeout: want a positive duration, not "soon"`,
+		},
+		{
 			name: "unknown option",
 			caddyfile: `:8080 {
 	tildegate {

@@ -361,3 +361,18 @@ func TestRDPSurvivesReloads(t *testing.T) {
 		t.Errorf("no byte counts: %s", line)
 	}
 }
+
+// TestRDPWrapperAfterTLS: a wrapper without tls after it comes after TLS,
+// Caddy's default, where it could only see decrypted bytes: it says so in
+// the log, and the site keeps working.
+func TestRDPWrapperAfterTLS(t *testing.T) {
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "caddy.log")
+	servers := "\tservers {\n\t\tlistener_wrappers {\n\t\t\ttildegate_rdp\n\t\t}\n\t}\n"
+	startGateway(t, globalOptions(logFile, servers)+fmt.Sprintf("\nlocalhost:%d {\n\trespond \"site\"\n}\n", httpsPort), "caddyfile")
+	_, body := get(t, http1Client(), gatewayURL+"/")
+	if body != "site" {
+		t.Errorf("site answered %q", body)
+	}
+	waitLog(t, logFile, "tildegate_rdp comes after tls", "put it before tls")
+}
