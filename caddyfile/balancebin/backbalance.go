@@ -59,10 +59,10 @@ func (e BackEntry) UseTLS() bool { return e.TLS || e.Gateway.Port == 443 }
 // positions. It returns the entries in file order, or an *Error for the
 // first malformed one.
 //
-// The RDP service follows the last " RDPPORT ", the local service the last
-// " => " before it, and the proxies are separated by " -> ", so the
-// password holds no " -> ". The password ends at the last "#" before the
-// first " -> ": it may hold "#", the gateway address may not.
+// The password ends at the last "#" before the first " -> ": it may hold
+// "#", " => " and " RDPPORT ", but not " -> ". After it, the RDP service
+// follows the last " RDPPORT ", the local service the last " => " before
+// it, and the proxies are separated by " -> ".
 func ParseBack(file string, data []byte) ([]BackEntry, error) {
 	var entries []BackEntry
 	for _, s := range split(file, data) {
@@ -86,13 +86,16 @@ func (s *segment) backEntry() (BackEntry, error) {
 		return BackEntry{}, err
 	}
 	e := BackEntry{Pos: s.pos, TLS: kw != "", Name: name, Local: defaultLocal, RDP: defaultRDP}
-	end, err := s.rdp(&e, off, s.trimEnd(off))
+	// The suffixes are looked for only after the password, which may hold
+	// their separators and must never show in an error.
+	tail := s.passwordEnd(off, s.trimEnd(off))
+	end, err := s.rdp(&e, tail, s.trimEnd(off))
 	if err != nil {
 		return BackEntry{}, err
 	}
 	rest := end // end of the proxies
-	if k := strings.LastIndex(s.text[off:end], localSep); k >= 0 {
-		rest = off + k
+	if k := strings.LastIndex(s.text[tail:end], localSep); k >= 0 {
+		rest = tail + k
 		local, p, err := s.hostPort(rest+len(localSep), end)
 		if err != nil {
 			return BackEntry{}, err
@@ -109,6 +112,19 @@ func (s *segment) backEntry() (BackEntry, error) {
 		return BackEntry{}, err
 	}
 	return e, nil
+}
+
+// passwordEnd returns where the password that starts at off ends: at the
+// last "#" before the first " -> ", or off if there is no "#". Addresses
+// and the suffixes hold no "#".
+func (s *segment) passwordEnd(off, end int) int {
+	if j := strings.Index(s.text[off:end], proxySep); j >= 0 {
+		end = off + j
+	}
+	if h := strings.LastIndexByte(s.text[off:end], '#'); h >= 0 {
+		return off + h
+	}
+	return off
 }
 
 // gateway parses password "#" gateway { " -> " proxy } between off and end.

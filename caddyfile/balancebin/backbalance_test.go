@@ -55,6 +55,13 @@ func TestParseBackValid(t *testing.T) {
 		{`/~~a=p => q#gw.example:443 => [::1]:81;`, []BackEntry{
 			{Name: "a", Password: "p => q", Gateway: gw, Local: HostPort{"::1", 81}, LocalSet: true, RDP: rdp},
 		}},
+		// The password may hold the separators of the suffixes.
+		{`/~~a=p => q#gw.example:443;`, []BackEntry{
+			{Name: "a", Password: "p => q", Gateway: gw, Local: local, RDP: rdp},
+		}},
+		{`/~~a=p RDPPORT q#gw.example:443;`, []BackEntry{
+			{Name: "a", Password: "p RDPPORT q", Gateway: gw, Local: local, RDP: rdp},
+		}},
 		{`/~~a=x#y#gw.example:443 -> u:p#q@p:1;`, []BackEntry{
 			{Name: "a", Password: "x#y", Gateway: gw, Local: local, RDP: rdp, Proxies: []Proxy{
 				{Auth: ProxyAuthBasic, User: "u", Password: "p#q", Address: HostPort{"p", 1}},
@@ -171,11 +178,10 @@ func TestParseBackErrors(t *testing.T) {
 		{"/~~a=pw#gw:443 RDPPORT\t127.0.0.1:3389;", `1:16: found "RDPPORT", expected " -> ", " => ", " RDPPORT " or ";"`},
 		{`/~~a=pw#gw:443 => 127.0.0.1:80 RDPPORT x;`, `1:41: found ";", expected ":"`},
 		{`/~~a=pw#gw:443 -> p:1 RDPPORT x:1 => 127.0.0.1:80;`, `1:35: found "=>", expected ";"`},
-		// A password holds " RDPPORT " only when the entry names its RDP
-		// service, as it holds " => " only with a local service.
-		{`/~~a=p RDPPORT q#gw:443;`, `1:17: found "#", expected ":"`},
 		{`/~~a=pw#gw:443 -> u:p#x@p:1 -> q#r:1;`, `1:33: found "#", expected ":"`},
-		{`/~~a=p => q#gw:443;`, `1:12: found "#", expected ":"`},
+		// Errors after a password that holds the separators never show it.
+		{`/~~a=x RDPPORT secretpw:1 topsecret#gw:443 RDPPORT r;`, `1:53: found ";", expected ":"`},
+		{`/~~a=x => secret#gw:443 => l;`, `1:29: found ";", expected ":"`},
 	}
 	for _, tt := range tests {
 		_, err := ParseBack("backbalance.bin", []byte(tt.in))

@@ -33,7 +33,8 @@
 //	local = host ":" port                                  default 127.0.0.1:80
 //	rdp   = host ":" port                                  default 127.0.0.1:3389
 //
-// for example
+// The password ends at the last "#" before the first " -> ": it may hold
+// "#", " => " and " RDPPORT ", but not " -> ". For example
 //
 //	SSL /~~home=pw#gw.example.com:8443 -> corp\me:pw@10.0.0.1:808 => 127.0.0.1:8080;
 //	/~~srv1=pw#gw.example.com:443 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3389;
