@@ -71,7 +71,12 @@ func (r *runner) back(ctx context.Context, sess *session, ticket []byte, kind wi
 	defer local.Close()
 	defer closeOnDone(ctx, local)()
 	started := time.Now()
-	up, down, err := pipe.Splice(conn, br, local)
+	// An RDP session ends with either side; HTTP passes half-closes on.
+	splice := pipe.Splice
+	if kind == wire.KindRDP {
+		splice = pipe.Join
+	}
+	up, down, err := splice(conn, br, local)
 	log.Debug("back connection closed", zap.Int64("bytes_to_local", up), zap.Int64("bytes_from_local", down),
 		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))
 }

@@ -90,7 +90,8 @@ func (s *rdpServer) request(t *testing.T) []byte {
 
 // rdpGatewayConfig serves the balance file on the TLS site and on a plain
 // HTTP site with HTTP/2 without TLS, both behind the RDP listener wrapper
-// with the given options.
+// with the given options. A short read_header timeout shows that Caddy's
+// deadlines do not reach RDP sessions.
 func rdpGatewayConfig(logFile, balance, wrapperOptions string) string {
 	servers := fmt.Sprintf(`	servers {
 		listener_wrappers {
@@ -100,6 +101,9 @@ func rdpGatewayConfig(logFile, balance, wrapperOptions string) string {
 			tls
 		}
 		protocols h1 h2 h2c
+		timeouts {
+			read_header 500ms
+		}
 	}
 `, wrapperOptions)
 	return globalOptions(logFile, servers) + fmt.Sprintf(`
@@ -218,11 +222,6 @@ func TestRDPOnWebPort(t *testing.T) {
 		s.echo(t, "client data "+tt.routing)
 		s.Close()
 	}
-	// A packet without a routing line is forwarded as it is.
-	if got := connectionRequest(""); !bytes.Equal(got, stripped) {
-		t.Fatalf("connectionRequest is not deterministic")
-	}
-
 	// The same ports still serve the web, byte for byte.
 	client := caddytest.CreateTestingTransport()
 	h2 := &http.Client{Transport: client, Timeout: 5 * time.Second}
@@ -341,6 +340,8 @@ func TestRDPSurvivesReloads(t *testing.T) {
 
 	s := dialRDP(t, connectionRequest("Cookie: mstshash=/~~srv1\r\n"))
 	s.expect(t, "confirm")
+	time.Sleep(time.Second) // past Caddy's read_header timeout
+	s.echo(t, "after a quiet second")
 	for i := range 5 {
 		// A changed option makes each load a real reload.
 		if err := postConfig(rdpGatewayConfig(logFile, balance, fmt.Sprintf("\t\t\t\tmax_conns_per_name %d", 10+i))); err != nil {

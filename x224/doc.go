@@ -19,8 +19,8 @@
 //
 // A listener that shares its port with TLS and HTTP uses the package in
 // three steps: it reads 1 byte and calls [StartsRDP]; if it is RDP, it
-// reads the rest of the 4-byte TPKT header and calls [PacketLength]; it reads the rest
-// of that length and calls [Parse], which returns the name and the packet
-// to forward, with the routing line removed and the lengths fixed. The
-// package does no I/O.
+// reads the rest of the 4-byte TPKT header and calls [PacketLength]; it
+// reads the rest of that length and calls [Parse], which returns the name
+// and the packet to forward, with the routing line removed and the
+// lengths fixed. The package does no I/O.
 package x224

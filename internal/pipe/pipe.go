@@ -22,12 +22,13 @@ func Splice(a net.Conn, aR io.Reader, b net.Conn) (up, down int64, err error) {
 	return copyBoth(a, aR, b, true)
 }
 
-// Join copies bytes between a and b until either side ends or fails, then
-// closes both: for protocols such as RDP, where the end of one side is the
-// end of the session. It returns the bytes copied each way (up from a to
-// b, down from b to a) and the first failure, if any.
-func Join(a, b net.Conn) (up, down int64, err error) {
-	return copyBoth(a, a, b, false)
+// Join copies bytes between a and b, reading a through aR as Splice does,
+// until either side ends or fails, then closes both: for protocols such as
+// RDP, where the end of one side is the end of the session. It returns the
+// bytes copied each way (up from a to b, down from b to a) and the first
+// failure, if any.
+func Join(a net.Conn, aR io.Reader, b net.Conn) (up, down int64, err error) {
+	return copyBoth(a, aR, b, false)
 }
 
 // copyBoth runs the two directions. With halfClose, an end is passed on

@@ -184,7 +184,7 @@ func TestJoinEndsBothWhenOneSideEnds(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		up, down, err := Join(gatewaySide, serverSide)
+		up, down, err := Join(gatewaySide, gatewaySide, serverSide)
 		done <- result{up, down, err}
 	}()
 	client.Write([]byte("hello"))

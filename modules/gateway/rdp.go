@@ -8,17 +8,21 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tildegate/tildegate/modules/broker"
 	"github.com/tildegate/tildegate/wire"
 )
 
-// UnknownNameError reports a native RDP connection for a name that no
+// unknownNameError reports a native RDP connection for a name that no
 // tildegate handler of the running config defines.
-type UnknownNameError struct{ Name string }
+type unknownNameError struct{ name string }
 
-// Error implements error.
-func (e *UnknownNameError) Error() string { return fmt.Sprintf("no server named %q", e.Name) }
+func (e *unknownNameError) Error() string { return fmt.Sprintf("no server named %q", e.name) }
+
+// rdpKeepAlive is the TCP keep-alive period towards RDP servers, which
+// finds a vanished server during a long, quiet session.
+const rdpKeepAlive = 30 * time.Second
 
 // errNoRDPTarget reports a name whose only entry has no address to send
 // RDP to (dynamic upstreams, for one).
@@ -64,9 +68,13 @@ func lookupRDP(name string) (rdpPlan, bool) {
 		h := handlers[i]
 		t := h.tables.acquire()
 		rt := t.routes[key]
+		var p rdpPlan
+		if rt != nil {
+			p = rt.rdpPlan(h.broker)
+		}
 		t.release()
 		if rt != nil {
-			return rt.rdpPlan(h.broker), true
+			return p, true
 		}
 	}
 	return rdpPlan{}, false
@@ -94,16 +102,16 @@ func (rt *route) rdpPlan(b *broker.Broker) rdpPlan {
 // DialRDP connects a native RDP client, whose address is client, to the
 // server named name: directly to the name's RDP target, or through a back
 // connection to its agent. It returns the connection and where it leads,
-// for logs. ctx bounds the dial. An unknown name is an *UnknownNameError, a
-// name whose agent is away a *broker.NoAgentError.
+// for logs. ctx bounds the dial; a name whose agent is away is a
+// *broker.NoAgentError.
 //
 // A name with several targets keeps each client address on one of them,
 // so that a reconnecting client finds its session, and fails over to the
-// next one that answers.
+// next one that answers: each try has an equal share of the time left.
 func DialRDP(ctx context.Context, name string, client net.Addr) (net.Conn, string, error) {
 	p, ok := lookupRDP(name)
 	if !ok {
-		return nil, "", &UnknownNameError{Name: name}
+		return nil, "", &unknownNameError{name: name}
 	}
 	if p.agent {
 		conn, err := p.broker.Dial(ctx, p.name, wire.KindRDP)
@@ -113,8 +121,12 @@ func DialRDP(ctx context.Context, name string, client net.Addr) (net.Conn, strin
 		return nil, "", fmt.Errorf("%s: %w", p.name, errNoRDPTarget)
 	}
 	var errs []error
-	for _, target := range stickyOrder(p.targets, client) {
-		var d net.Dialer
+	order := stickyOrder(p.targets, client)
+	for i, target := range order {
+		d := net.Dialer{KeepAlive: rdpKeepAlive}
+		if deadline, ok := ctx.Deadline(); ok {
+			d.Timeout = time.Until(deadline) / time.Duration(len(order)-i)
+		}
 		conn, err := d.DialContext(ctx, "tcp", target)
 		if err == nil {
 			return conn, target, nil

@@ -2,6 +2,7 @@ package rdp
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,10 @@ import (
 
 // errTakenOver ends Caddy's use of a connection that turned out to be RDP.
 var errTakenOver = errors.New("tildegate_rdp: the connection is RDP and served by the RDP gateway")
+
+// errNoCloseWrite answers CloseWrite on a connection that cannot close
+// only its writing side.
+var errNoCloseWrite = errors.New("tildegate_rdp: the connection cannot close its writing side alone")
 
 // conn is an accepted connection whose first Read decides what it is. Caddy
 // reads it from one goroutine, so the fields Read uses need no lock; only
@@ -71,6 +76,34 @@ func (c *conn) Close() error {
 	}
 	return c.Conn.Close()
 }
+
+// CloseWrite closes the writing side, as net/http does to end a plain
+// HTTP connection gracefully.
+func (c *conn) CloseWrite() error {
+	if c.takenOver.Load() {
+		return nil
+	}
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errNoCloseWrite
+}
+
+// ReadFrom lets net/http send a file on a plain HTTP connection with the
+// kernel's sendfile, as it would without the wrapper.
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if c.takenOver.Load() {
+		return 0, errTakenOver
+	}
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// writerOnly hides every method but Write, so that io.Copy does not call
+// ReadFrom again.
+type writerOnly struct{ io.Writer }
 
 // SetDeadline implements net.Conn; after a takeover it does nothing.
 func (c *conn) SetDeadline(t time.Time) error {

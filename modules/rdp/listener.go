@@ -4,6 +4,7 @@
 package rdp
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/tildegate/tildegate/modules/gateway"
 	"go.uber.org/zap"
 )
 
@@ -58,7 +60,12 @@ type ListenerWrapper struct {
 
 	logger   *zap.Logger
 	afterTLS *sync.Once // warns once of a wrapper placed after tls
+	dial     dialFunc
 }
+
+// dialFunc connects an RDP client at client to the server named name and
+// says where the connection leads.
+type dialFunc func(ctx context.Context, name string, client net.Addr) (net.Conn, string, error)
 
 // CaddyModule returns the Caddy module information.
 func (ListenerWrapper) CaddyModule() caddy.ModuleInfo {
@@ -72,6 +79,7 @@ func (ListenerWrapper) CaddyModule() caddy.ModuleInfo {
 func (w *ListenerWrapper) Provision(ctx caddy.Context) error {
 	w.logger = ctx.Logger()
 	w.afterTLS = new(sync.Once)
+	w.dial = gateway.DialRDP
 	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 {
 		return fmt.Errorf("first_packet_timeout, dial_timeout and max_conns_per_name must not be negative")
 	}

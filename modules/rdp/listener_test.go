@@ -5,11 +5,13 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -79,13 +81,35 @@ func TestNameLimits(t *testing.T) {
 	}
 }
 
+// readSizes records the size of each read on a connection.
+type readSizes struct {
+	net.Conn
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (r *readSizes) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	r.sizes = append(r.sizes, len(p))
+	r.mu.Unlock()
+	return r.Conn.Read(p)
+}
+
+// first returns the size of the first read.
+func (r *readSizes) first() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sizes[0]
+}
+
 // TestConnPassesOtherTraffic: a connection that is not RDP reads exactly
-// what the client sent, however the reads are sized, and is closed by
-// Caddy as usual.
+// what the client sent, however the reads are sized, after a first read
+// of one byte, and is closed by Caddy as usual.
 func TestConnPassesOtherTraffic(t *testing.T) {
 	for _, sent := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\x16\x03\x01\x02\x00\x01", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "G"} {
 		client, server := net.Pipe()
-		c := &conn{Conn: server, w: &ListenerWrapper{}, accepted: time.Now()}
+		raw := &readSizes{Conn: server}
+		c := &conn{Conn: raw, w: &ListenerWrapper{}, accepted: time.Now()}
 		go func() {
 			client.Write([]byte(sent))
 			client.Close()
@@ -105,11 +129,102 @@ func TestConnPassesOtherTraffic(t *testing.T) {
 		if string(got) != sent {
 			t.Errorf("read %q, want %q", got, sent)
 		}
+		if raw.first() != 1 {
+			t.Errorf("%q: the first read asked for %d bytes, want 1", sent, raw.first())
+		}
 		if c.takenOver.Load() {
 			t.Errorf("%q was taken over", sent)
 		}
 		if err := c.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestTakeover: an RDP connection ends Caddy's use with an error after one
+// byte; what Caddy then does to the connection has no effect, and the
+// session reaches the server without its routing line, with no deadline
+// left from Caddy's.
+func TestTakeover(t *testing.T) {
+	client, accepted := tcpPair(t)
+	toServer, server := tcpPair(t)
+	dialed := make(chan string, 1)
+	w := &ListenerWrapper{
+		FirstPacketTimeout: caddy.Duration(5 * time.Second), DialTimeout: caddy.Duration(5 * time.Second), MaxConnsPerName: 2,
+		logger: zap.NewNop(),
+		dial: func(ctx context.Context, name string, _ net.Addr) (net.Conn, string, error) {
+			dialed <- name
+			return toServer, "server", nil
+		},
+	}
+	raw := &readSizes{Conn: accepted}
+	c := &conn{Conn: raw, w: w, accepted: time.Now()}
+	routed := []byte{3, 0, 0, 0x2d, 0x28, 0xe0, 0, 0, 0, 0, 0}
+	routed = append(routed, "Cookie: mstshash=/~~Desk\r\n"...)
+	routed = append(routed, 1, 0, 8, 0, 3, 0, 0, 0)
+	if _, err := client.Write(routed); err != nil {
+		t.Fatal(err)
+	}
+
+	// As net/http does: deadlines for the TLS handshake, then a read.
+	c.SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 4096)); n != 0 || err != errTakenOver {
+		t.Fatalf("Read = %d, %v; want 0, errTakenOver", n, err)
+	}
+	if raw.first() != 1 {
+		t.Errorf("Caddy's read asked for %d bytes, want 1", raw.first())
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close after the takeover: %v", err)
+	}
+	c.SetDeadline(time.Now())
+	if _, err := c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")); err != errTakenOver {
+		t.Errorf("Write after the takeover: %v", err)
+	}
+	if name := <-dialed; name != "Desk" {
+		t.Errorf("dialled %q", name)
+	}
+
+	want := []byte{3, 0, 0, 0x13, 0x0e, 0xe0, 0, 0, 0, 0, 0, 1, 0, 8, 0, 3, 0, 0, 0}
+	got := make([]byte, len(want))
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(server, got); err != nil || string(got) != string(want) {
+		t.Fatalf("the server got % x (%v), want % x", got, err, want)
+	}
+	// Past Caddy's deadlines, the session still flows both ways.
+	time.Sleep(100 * time.Millisecond)
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	server.Write([]byte("confirm"))
+	if _, err := io.ReadFull(client, got[:7]); err != nil || string(got[:7]) != "confirm" {
+		t.Fatalf("client read %q, %v", got[:7], err)
+	}
+	client.Write([]byte("input"))
+	if _, err := io.ReadFull(server, got[:5]); err != nil || string(got[:5]) != "input" {
+		t.Fatalf("server read %q, %v", got[:5], err)
+	}
+	// The client leaves: the server's connection is closed too.
+	client.Close()
+	if n, err := server.Read(got); n != 0 || err != io.EOF {
+		t.Errorf("server still connected: %d, %v", n, err)
 	}
 }

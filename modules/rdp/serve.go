@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/internal/pipe"
-	"github.com/tildegate/tildegate/modules/gateway"
 	"github.com/tildegate/tildegate/x224"
 	"go.uber.org/zap"
 )
@@ -51,7 +50,7 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 	defer release()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.DialTimeout))
-	server, target, err := gateway.DialRDP(ctx, req.Name, client.RemoteAddr())
+	server, target, err := w.dial(ctx, req.Name, client.RemoteAddr())
 	cancel()
 	if err != nil {
 		refuse(req.Name, err.Error())
@@ -62,7 +61,9 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 		refuse(req.Name, fmt.Sprintf("sending the connection request to %s: %v", target, err))
 		return
 	}
-	if err := client.SetReadDeadline(time.Time{}); err != nil {
+	// Caddy set deadlines for its TLS handshake before the first read;
+	// a session has none.
+	if err := client.SetDeadline(time.Time{}); err != nil {
 		refuse(req.Name, err.Error())
 		return
 	}
@@ -70,7 +71,7 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 	log = log.With(zap.String("name", req.Name), zap.String("target", target))
 	log.Info("rdp connection opened")
 	started := time.Now()
-	fromClient, toClient, err := pipe.Join(client, server)
+	fromClient, toClient, err := pipe.Join(client, client, server)
 	log.Info("rdp connection closed",
 		zap.Int64("bytes_from_client", fromClient), zap.Int64("bytes_to_client", toClient),
 		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))
