@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/internal/e2e"
 	"github.com/tildegate/tildegate/internal/testgateway"
 	"github.com/tildegate/tildegate/wire"
 )
@@ -14,27 +15,13 @@ import (
 // TestRDPReachesEntryService checks that an RDP back connection reaches
 // the RDP service named by the entry's RDPPORT, not the local web service.
 func TestRDPReachesEntryService(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	echo := e2e.EchoServer(t)
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	e := g.Entry("home", "pw", closedPort(t))
+	addr, err := net.ResolveTCPAddr("tcp", echo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				io.Copy(conn, conn)
-			}()
-		}
-	}()
-
-	g := testgateway.New(t, false, map[string]string{"home": "pw"})
-	e := g.Entry("home", "pw", closedPort(t))
-	addr := ln.Addr().(*net.TCPAddr)
 	e.RDP, e.RDPSet = balancebin.HostPort{Host: "127.0.0.1", Port: uint16(addr.Port)}, true
 	startAgent(t, optionsFor(g), e)
 

@@ -5,7 +5,6 @@
 package proxy
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -20,21 +19,10 @@ var env *e2e.Env
 var ntlmHelper string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	e, err := e2e.NewEnv("../..")
-	if e != nil {
-		defer os.RemoveAll(e.Dir)
-	}
-	if err == nil {
+	os.Exit(e2e.Main(m, "../..", func(e *e2e.Env) error {
+		env = e
+		var err error
 		ntlmHelper, err = e.Build("ntlmhelper", "../ntlmhelper")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	env = e
-	return m.Run()
+		return err
+	}))
 }

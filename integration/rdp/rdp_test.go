@@ -20,20 +20,10 @@ import (
 var env *e2e.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	e, err := e2e.NewEnv("../..")
-	if e != nil {
-		defer os.RemoveAll(e.Dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	env = e
-	return m.Run()
+	os.Exit(e2e.Main(m, "../..", func(e *e2e.Env) error {
+		env = e
+		return nil
+	}))
 }
 
 // assertConnected fails the test unless xfreerdp went through the whole

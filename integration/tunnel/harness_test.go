@@ -4,7 +4,6 @@
 package tunnel
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -15,18 +14,8 @@ import (
 var env *e2e.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	e, err := e2e.NewEnv("../..")
-	if e != nil {
-		defer os.RemoveAll(e.Dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	env = e
-	return m.Run()
+	os.Exit(e2e.Main(m, "../..", func(e *e2e.Env) error {
+		env = e
+		return nil
+	}))
 }

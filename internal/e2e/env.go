@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -46,6 +47,25 @@ func NewEnv(root string) (*Env, error) {
 		return nil, err
 	}
 	return e, e.writeCertificates()
+}
+
+// Main is a test package's TestMain body: it builds the binaries of the
+// module at root, gives them to setup (which keeps the Env and may build
+// more), runs the tests and removes the binaries. It returns the exit code
+// for os.Exit.
+func Main(m *testing.M, root string, setup func(*Env) error) int {
+	e, err := NewEnv(root)
+	if e != nil {
+		defer os.RemoveAll(e.Dir)
+	}
+	if err == nil {
+		err = setup(e)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 // Build builds the package at pkg into the folder as name.

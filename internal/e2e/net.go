@@ -1,10 +1,59 @@
 package e2e
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
 )
+
+// TCPPair returns the two ends of a loopback TCP connection, closed when
+// the test ends.
+func TCPPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client.(*net.TCPConn), server.(*net.TCPConn)
+}
+
+// EchoServer starts a TCP service on loopback that sends back what it
+// receives and closes its writing side at the end of its input; it returns
+// the service's address.
+func EchoServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				io.Copy(conn, conn)
+				conn.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
 
 // FreePort returns a TCP port on loopback that nothing listens on now.
 func FreePort(t testing.TB) int {

@@ -8,58 +8,14 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/tildegate/tildegate/internal/e2e"
 )
 
-// echoServer starts a TCP service that sends back what it receives and
-// closes its writing side at the end of its input.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				io.Copy(conn, conn)
-				conn.(*net.TCPConn).CloseWrite()
-				io.Copy(io.Discard, conn)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client.(*net.TCPConn), server.(*net.TCPConn)
-}
-
 func TestSpliceEcho(t *testing.T) {
-	gateway, back := tcpPair(t)
+	gateway, back := e2e.TCPPair(t)
 	gateway.SetDeadline(time.Now().Add(30 * time.Second))
-	local, err := net.Dial("tcp", echoServer(t))
+	local, err := net.Dial("tcp", e2e.EchoServer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +73,8 @@ func TestSpliceEcho(t *testing.T) {
 }
 
 func TestSpliceHalfCloseFromLocal(t *testing.T) {
-	gateway, back := tcpPair(t)
-	localClient, localServer := tcpPair(t)
+	gateway, back := e2e.TCPPair(t)
+	localClient, localServer := e2e.TCPPair(t)
 	gateway.SetDeadline(time.Now().Add(10 * time.Second))
 	localServer.SetDeadline(time.Now().Add(10 * time.Second))
 	done := make(chan error, 1)
@@ -151,8 +107,8 @@ func TestSpliceHalfCloseFromLocal(t *testing.T) {
 }
 
 func TestSpliceFailureClosesBoth(t *testing.T) {
-	gateway, back := tcpPair(t)
-	localClient, localServer := tcpPair(t)
+	gateway, back := e2e.TCPPair(t)
+	localClient, localServer := e2e.TCPPair(t)
 	gateway.SetDeadline(time.Now().Add(10 * time.Second))
 	done := make(chan error, 1)
 	go func() {
@@ -174,8 +130,8 @@ func TestSpliceFailureClosesBoth(t *testing.T) {
 }
 
 func TestJoinEndsBothWhenOneSideEnds(t *testing.T) {
-	client, gatewaySide := tcpPair(t)
-	serverSide, server := tcpPair(t)
+	client, gatewaySide := e2e.TCPPair(t)
+	serverSide, server := e2e.TCPPair(t)
 	client.SetDeadline(time.Now().Add(10 * time.Second))
 	server.SetDeadline(time.Now().Add(10 * time.Second))
 	type result struct {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -177,12 +178,7 @@ func applyDefaults(rp *reverseproxy.Handler, key string) {
 // two places.
 func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec, error) {
 	specs := make(map[string]*routeSpec)
-	names := make([]string, 0, len(h.Servers))
-	for name := range h.Servers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(h.Servers)) {
 		if err := checkName(name); err != nil {
 			return nil, fmt.Errorf("servers: %w", err)
 		}
@@ -200,12 +196,7 @@ func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec,
 		}
 		specs[key] = &routeSpec{name: name, origin: origin, proxy: rp}
 	}
-	agentNames := make([]string, 0, len(h.Agents))
-	for name := range h.Agents {
-		agentNames = append(agentNames, name)
-	}
-	slices.Sort(agentNames)
-	for _, name := range agentNames {
+	for _, name := range slices.Sorted(maps.Keys(h.Agents)) {
 		origin := fmt.Sprintf("agent %s", name)
 		if err := checkName(name); err != nil {
 			return nil, fmt.Errorf("agents: %w", err)
@@ -241,12 +232,7 @@ func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec,
 // rdpSpecs adds the inline RDP targets to the inline names, or as names of
 // their own.
 func (h *Handler) rdpSpecs(specs map[string]*routeSpec) error {
-	names := make([]string, 0, len(h.RDP))
-	for name := range h.RDP {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(h.RDP)) {
 		origin := fmt.Sprintf("rdp %s", name)
 		if err := checkName(name); err != nil {
 			return fmt.Errorf("rdp: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/tildegate/tildegate/internal/e2e"
 	"go.uber.org/zap"
 )
 
@@ -141,33 +142,13 @@ func TestConnPassesOtherTraffic(t *testing.T) {
 	}
 }
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestTakeover: an RDP connection ends Caddy's use with an error after one
 // byte; what Caddy then does to the connection has no effect, and the
 // session reaches the server without its routing line, with no deadline
 // left from Caddy's.
 func TestTakeover(t *testing.T) {
-	client, accepted := tcpPair(t)
-	toServer, server := tcpPair(t)
+	client, accepted := e2e.TCPPair(t)
+	toServer, server := e2e.TCPPair(t)
 	dialed := make(chan string, 1)
 	w := &ListenerWrapper{
 		FirstPacketTimeout: caddy.Duration(5 * time.Second), DialTimeout: caddy.Duration(5 * time.Second), MaxConnsPerName: 2,
