@@ -14,7 +14,6 @@ DEPS=(
 	"winpr-hash:winpr-utils"                 # NTLM hashes for the shadow server's users
 	"xrdp:xrdp"                              # RDP server for the RDP tests
 	"Xvfb:xvfb"                              # X display for the RDP client and the shadow server
-	"xauth:xauth"                            # X authority tool that xvfb-run uses, to try the RDP client by hand
 )
 
 # have reports whether a command is installed, also looking in the sbin
