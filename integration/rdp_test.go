@@ -277,14 +277,15 @@ func (c *trickle) Write(p []byte) (int, error) {
 
 // TestRDPRefusals: an unknown name, a request without a name, a packet
 // that is not a Connection Request and a client too slow to send it are
-// closed and logged with the client's address; the limit per name holds.
+// closed and logged with the client's address; the limits per name and
+// per client address hold.
 func TestRDPRefusals(t *testing.T) {
 	rdp := newRDPServer(t)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
-	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n", rdp.Addr()))
+	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n/~~srv2=%s RDPPORT;\n", rdp.Addr(), rdp.Addr()))
 	startGateway(t, rdpGatewayConfig(logFile, balance,
-		"\t\t\t\tfirst_packet_timeout 300ms\n\t\t\t\tmax_conns_per_name 2"), "caddyfile")
+		"\t\t\t\tfirst_packet_timeout 300ms\n\t\t\t\tmax_conns_per_name 2\n\t\t\t\tmax_conns_per_client 3"), "caddyfile")
 
 	cases := []struct {
 		name   string
@@ -326,6 +327,11 @@ func TestRDPRefusals(t *testing.T) {
 	third.expect(t, "confirm")
 	third.echo(t, "after one ended")
 	second.echo(t, "still here")
+
+	// A third connection from this address is allowed, a fourth is not.
+	dialRDP(t, connectionRequest("/~~srv2\r\n")).expect(t, "confirm")
+	dialRDP(t, connectionRequest("/~~srv2\r\n")).expectClosed(t)
+	waitLog(t, logFile, "rdp connection refused", `"name":"srv2"`, "already 3 RDP connections from this address")
 }
 
 // TestRDPSurvivesReloads: config reloads, and a balance.bin edit that

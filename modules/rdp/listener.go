@@ -58,6 +58,11 @@ type ListenerWrapper struct {
 	// more are refused. Default: 256.
 	MaxConnsPerName int `json:"max_conns_per_name,omitempty"`
 
+	// MaxConnsPerClient limits the concurrent RDP connections from one IP
+	// address, so that one client cannot take a name's every slot. Default:
+	// no limit, as the users of a whole office often share one address.
+	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
+
 	logger   *zap.Logger
 	afterTLS *sync.Once // warns once of a wrapper placed after tls
 	dial     dialFunc
@@ -80,8 +85,8 @@ func (w *ListenerWrapper) Provision(ctx caddy.Context) error {
 	w.logger = ctx.Logger()
 	w.afterTLS = new(sync.Once)
 	w.dial = gateway.DialRDP
-	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 {
-		return fmt.Errorf("first_packet_timeout, dial_timeout and max_conns_per_name must not be negative")
+	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 || w.MaxConnsPerClient < 0 {
+		return fmt.Errorf("first_packet_timeout, dial_timeout, max_conns_per_name and max_conns_per_client must not be negative")
 	}
 	if w.FirstPacketTimeout == 0 {
 		w.FirstPacketTimeout = caddy.Duration(defaultFirstPacketTimeout)
@@ -106,6 +111,7 @@ func (w *ListenerWrapper) WrapListener(ln net.Listener) net.Listener {
 //	    first_packet_timeout <duration>
 //	    dial_timeout <duration>
 //	    max_conns_per_name <n>
+//	    max_conns_per_client <n>
 //	}
 func (w *ListenerWrapper) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // module name
@@ -128,12 +134,16 @@ func (w *ListenerWrapper) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				w.FirstPacketTimeout = caddy.Duration(dur)
 			}
-		case "max_conns_per_name":
+		case "max_conns_per_name", "max_conns_per_client":
 			n, err := strconv.Atoi(d.Val())
 			if err != nil || n <= 0 {
 				return d.Errf("%s: want a positive number, not %q", option, d.Val())
 			}
-			w.MaxConnsPerName = n
+			if option == "max_conns_per_client" {
+				w.MaxConnsPerClient = n
+			} else {
+				w.MaxConnsPerName = n
+			}
 		default:
 			return d.Errf("unrecognized tildegate_rdp option %q", option)
 		}

@@ -21,11 +21,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		first_packet_timeout 2s
 		dial_timeout 1m
 		max_conns_per_name 7
+		max_conns_per_client 3
 	}`)
 	if err := w.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	if w.FirstPacketTimeout != caddy.Duration(2*time.Second) || w.DialTimeout != caddy.Duration(time.Minute) || w.MaxConnsPerName != 7 {
+	if w.FirstPacketTimeout != caddy.Duration(2*time.Second) || w.DialTimeout != caddy.Duration(time.Minute) || w.MaxConnsPerName != 7 || w.MaxConnsPerClient != 3 {
 		t.Errorf("parsed %+v", w)
 	}
 	for input, want := range map[string]string{
@@ -61,16 +62,16 @@ func TestProvisionDefaults(t *testing.T) {
 	}
 }
 
-func TestNameLimits(t *testing.T) {
-	l := &nameLimits{active: make(map[string]int)}
-	r1, ok1 := l.acquire("Desk", 2)
+func TestConnCounts(t *testing.T) {
+	l := &connCounts{active: make(map[string]int)}
+	r1, ok1 := l.acquire("desk", 2)
 	r2, ok2 := l.acquire("desk", 2)
-	_, ok3 := l.acquire("DESK", 2)
+	_, ok3 := l.acquire("desk", 2)
 	if !ok1 || !ok2 || ok3 {
 		t.Fatalf("acquires: %v %v %v, want true true false", ok1, ok2, ok3)
 	}
 	if _, ok := l.acquire("other", 2); !ok {
-		t.Error("another name was refused")
+		t.Error("another key was refused")
 	}
 	r1()
 	if _, ok := l.acquire("desk", 2); !ok {
@@ -79,6 +80,11 @@ func TestNameLimits(t *testing.T) {
 	r2()
 	if l.active["desk"] != 1 {
 		t.Errorf("count %d, want 1", l.active["desk"])
+	}
+	for range 100 {
+		if _, ok := l.acquire("unlimited", 0); !ok {
+			t.Fatal("a limit of 0 refused a connection")
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tildegate/tildegate/internal/pipe"
@@ -42,12 +43,18 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 		refuse("", "the connection request names no server: the client must send /~~NAME as its user name (mstshash cookie) or routing token")
 		return
 	}
-	release, ok := connsPerName.acquire(req.Name, w.MaxConnsPerName)
+	releaseName, ok := connsPerName.acquire(strings.ToLower(req.Name), w.MaxConnsPerName)
 	if !ok {
 		refuse(req.Name, fmt.Sprintf("already %d RDP connections to this name (max_conns_per_name)", w.MaxConnsPerName))
 		return
 	}
-	defer release()
+	defer releaseName()
+	releaseClient, ok := connsPerClient.acquire(clientIP(client.RemoteAddr()), w.MaxConnsPerClient)
+	if !ok {
+		refuse(req.Name, fmt.Sprintf("already %d RDP connections from this address (max_conns_per_client)", w.MaxConnsPerClient))
+		return
+	}
+	defer releaseClient()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.DialTimeout))
 	server, target, err := w.dial(ctx, req.Name, client.RemoteAddr())
@@ -75,6 +82,18 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 	log.Info("rdp connection closed",
 		zap.Int64("bytes_from_client", fromClient), zap.Int64("bytes_to_client", toClient),
 		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))
+}
+
+// clientIP is the IP address of a client, without its port.
+func clientIP(addr net.Addr) string {
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	return host
 }
 
 // readRequest reads the rest of the Connection Request whose first byte
