@@ -334,8 +334,9 @@ func TestRDPRefusals(t *testing.T) {
 	waitLog(t, logFile, "rdp connection refused", `"name":"srv2"`, "already 3 RDP connections from this address")
 }
 
-// TestRDPSurvivesReloads: config reloads, and a balance.bin edit that
-// moves the name, leave an RDP stream running.
+// TestRDPSurvivesReloads: config reloads, a balance.bin edit that moves
+// the name and a reload that moves the log leave an RDP stream running,
+// and its end is logged where the log now goes.
 func TestRDPSurvivesReloads(t *testing.T) {
 	rdp, moved := newRDPServer(t), newRDPServer(t)
 	dir := t.TempDir()
@@ -362,8 +363,16 @@ func TestRDPSurvivesReloads(t *testing.T) {
 	n := dialRDP(t, connectionRequest("/~~srv1\r\n"))
 	moved.request(t)
 	n.expect(t, "confirm")
+
+	// A reload that moves the log: the session's end is logged in the new
+	// file, not lost with the old one.
+	newLog := filepath.Join(dir, "new.log")
+	if err := postConfig(rdpGatewayConfig(newLog, balance, "")); err != nil {
+		t.Fatal(err)
+	}
+	s.echo(t, "after the log moved")
 	s.Close()
-	line := waitLog(t, logFile, "rdp connection closed", `"target":"`+rdp.Addr().String()+`"`)
+	line := waitLog(t, newLog, "rdp connection closed", `"target":"`+rdp.Addr().String()+`"`)
 	if !strings.Contains(line, `"bytes_to_client":`) {
 		t.Errorf("no byte counts: %s", line)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -72,6 +73,19 @@ type ListenerWrapper struct {
 // says where the connection leads.
 type dialFunc func(ctx context.Context, name string, client net.Addr) (net.Conn, string, error)
 
+// newestLogger is the logger of the newest wrapper. Sessions log through
+// it, not through the logger of the config that accepted them, whose log
+// files a reload may have closed.
+var newestLogger atomic.Pointer[zap.Logger]
+
+// sessionLogger returns the logger for a session's lines.
+func (w *ListenerWrapper) sessionLogger() *zap.Logger {
+	if l := newestLogger.Load(); l != nil {
+		return l
+	}
+	return w.logger
+}
+
 // CaddyModule returns the Caddy module information.
 func (ListenerWrapper) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -83,6 +97,7 @@ func (ListenerWrapper) CaddyModule() caddy.ModuleInfo {
 // Provision applies the defaults.
 func (w *ListenerWrapper) Provision(ctx caddy.Context) error {
 	w.logger = ctx.Logger()
+	newestLogger.Store(w.logger)
 	w.afterTLS = new(sync.Once)
 	w.dial = gateway.DialRDP
 	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 || w.MaxConnsPerClient < 0 {

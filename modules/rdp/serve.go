@@ -20,9 +20,9 @@ import (
 // that it names and copies bytes both ways until either side ends.
 func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time) {
 	defer client.Close()
-	log := w.logger.With(zap.String("remote_addr", client.RemoteAddr().String()))
+	fields := []zap.Field{zap.String("remote_addr", client.RemoteAddr().String())}
 	refuse := func(name, reason string) {
-		log.Info("rdp connection refused", zap.String("name", name), zap.String("reason", reason))
+		w.sessionLogger().Info("rdp connection refused", append(fields, zap.String("name", name), zap.String("reason", reason))...)
 	}
 
 	timeout := time.Duration(w.FirstPacketTimeout)
@@ -75,13 +75,14 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 		return
 	}
 
-	log = log.With(zap.String("name", req.Name), zap.String("target", target))
-	log.Info("rdp connection opened")
+	fields = append(fields, zap.String("name", req.Name), zap.String("target", target))
+	w.sessionLogger().Info("rdp connection opened", fields...)
 	started := time.Now()
 	fromClient, toClient, err := pipe.Join(client, client, server)
-	log.Info("rdp connection closed",
+	// The session may have outlived its config: log through the newest.
+	w.sessionLogger().Info("rdp connection closed", append(fields,
 		zap.Int64("bytes_from_client", fromClient), zap.Int64("bytes_to_client", toClient),
-		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))
+		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))...)
 }
 
 // clientIP is the IP address of a client, without its port.
