@@ -19,8 +19,7 @@ var env *e2e.Env
 var ntlmHelper string
 
 func TestMain(m *testing.M) {
-	os.Exit(e2e.Main(m, "../..", func(e *e2e.Env) error {
-		env = e
+	os.Exit(e2e.Main(m, "../..", &env, func(e *e2e.Env) error {
 		var err error
 		ntlmHelper, err = e.Build("ntlmhelper", "../ntlmhelper")
 		return err

@@ -20,10 +20,7 @@ import (
 var env *e2e.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(e2e.Main(m, "../..", func(e *e2e.Env) error {
-		env = e
-		return nil
-	}))
+	os.Exit(e2e.Main(m, "../..", &env, nil))
 }
 
 // assertConnected fails the test unless xfreerdp went through the whole

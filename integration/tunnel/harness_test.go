@@ -14,8 +14,5 @@ import (
 var env *e2e.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(e2e.Main(m, "../..", func(e *e2e.Env) error {
-		env = e
-		return nil
-	}))
+	os.Exit(e2e.Main(m, "../..", &env, nil))
 }

@@ -50,21 +50,22 @@ func NewEnv(root string) (*Env, error) {
 }
 
 // Main is a test package's TestMain body: it builds the binaries of the
-// module at root, gives them to setup (which keeps the Env and may build
-// more), runs the tests and removes the binaries. It returns the exit code
-// for os.Exit.
-func Main(m *testing.M, root string, setup func(*Env) error) int {
+// module at root into *env, runs setup (when not nil: it may build more),
+// runs the tests and removes the binaries. It returns the exit code for
+// os.Exit.
+func Main(m *testing.M, root string, env **Env, setup func(*Env) error) int {
 	e, err := NewEnv(root)
 	if e != nil {
 		defer os.RemoveAll(e.Dir)
 	}
-	if err == nil {
+	if err == nil && setup != nil {
 		err = setup(e)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	*env = e
 	return m.Run()
 }
 
