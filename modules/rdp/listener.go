@@ -8,9 +8,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -73,17 +73,31 @@ type ListenerWrapper struct {
 // says where the connection leads.
 type dialFunc func(ctx context.Context, name string, client net.Addr) (net.Conn, string, error)
 
-// newestLogger is the logger of the newest wrapper. Sessions log through
-// it, not through the logger of the config that accepted them, whose log
-// files a reload may have closed.
-var newestLogger atomic.Pointer[zap.Logger]
+// liveLoggers are the loggers of the wrappers whose configs are loaded,
+// oldest first. Sessions log through the newest, not through the logger of
+// the config that accepted them, whose log files a reload may have closed.
+var liveLoggers struct {
+	sync.Mutex
+	list []*zap.Logger
+}
 
 // sessionLogger returns the logger for a session's lines.
 func (w *ListenerWrapper) sessionLogger() *zap.Logger {
-	if l := newestLogger.Load(); l != nil {
-		return l
+	liveLoggers.Lock()
+	defer liveLoggers.Unlock()
+	if n := len(liveLoggers.list); n > 0 {
+		return liveLoggers.list[n-1]
 	}
 	return w.logger
+}
+
+// Cleanup takes the wrapper's logger out of liveLoggers: Caddy calls it
+// when the wrapper's config is unloaded or fails to load.
+func (w *ListenerWrapper) Cleanup() error {
+	liveLoggers.Lock()
+	defer liveLoggers.Unlock()
+	liveLoggers.list = slices.DeleteFunc(liveLoggers.list, func(l *zap.Logger) bool { return l == w.logger })
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -94,15 +108,18 @@ func (ListenerWrapper) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision applies the defaults.
+// Provision applies the defaults and makes the wrapper's logger the one
+// sessions log through.
 func (w *ListenerWrapper) Provision(ctx caddy.Context) error {
-	w.logger = ctx.Logger()
-	newestLogger.Store(w.logger)
-	w.afterTLS = new(sync.Once)
-	w.dial = gateway.DialRDP
 	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 || w.MaxConnsPerClient < 0 {
 		return fmt.Errorf("first_packet_timeout, dial_timeout, max_conns_per_name and max_conns_per_client must not be negative")
 	}
+	w.logger = ctx.Logger()
+	liveLoggers.Lock()
+	liveLoggers.list = append(liveLoggers.list, w.logger)
+	liveLoggers.Unlock()
+	w.afterTLS = new(sync.Once)
+	w.dial = gateway.DialRDP
 	if w.FirstPacketTimeout == 0 {
 		w.FirstPacketTimeout = caddy.Duration(defaultFirstPacketTimeout)
 	}
@@ -194,6 +211,7 @@ func (l *listener) Accept() (net.Conn, error) {
 // Interface guards
 var (
 	_ caddy.Provisioner     = (*ListenerWrapper)(nil)
+	_ caddy.CleanerUpper    = (*ListenerWrapper)(nil)
 	_ caddy.ListenerWrapper = (*ListenerWrapper)(nil)
 	_ caddyfile.Unmarshaler = (*ListenerWrapper)(nil)
 )

@@ -53,6 +53,7 @@ func TestProvisionDefaults(t *testing.T) {
 	if err := w.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
+	defer w.Cleanup()
 	if time.Duration(w.FirstPacketTimeout) != defaultFirstPacketTimeout || time.Duration(w.DialTimeout) != defaultDialTimeout || w.MaxConnsPerName != defaultMaxConnsPerName {
 		t.Errorf("defaults: %+v", w)
 	}
@@ -213,5 +214,33 @@ func TestTakeover(t *testing.T) {
 	client.Close()
 	if n, err := server.Read(got); n != 0 || err != io.EOF {
 		t.Errorf("server still connected: %d, %v", n, err)
+	}
+}
+
+// TestSessionLogger: sessions log through the newest loaded config's
+// logger; a config that failed to load or was unloaded drops out.
+func TestSessionLogger(t *testing.T) {
+	// As Caddy loads a config's modules: cancelling the context cleans
+	// them up.
+	provision := func() (*ListenerWrapper, context.CancelFunc) {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		mod, err := ctx.LoadModuleByID("caddy.listeners.tildegate_rdp", []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mod.(*ListenerWrapper), cancel
+	}
+	running, stopRunning := provision()
+	defer stopRunning()
+	if running.sessionLogger() != running.logger {
+		t.Fatal("the only config's logger is not used")
+	}
+	next, stopNext := provision()
+	if running.sessionLogger() != next.logger {
+		t.Error("a session of the old config does not log through the new one")
+	}
+	stopNext() // the new config failed to load, or was replaced
+	if running.sessionLogger() != running.logger {
+		t.Error("a failed config's logger is still used")
 	}
 }
