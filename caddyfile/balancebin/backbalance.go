@@ -85,26 +85,25 @@ func (s *segment) backEntry() (BackEntry, error) {
 	if err != nil {
 		return BackEntry{}, err
 	}
-	e := BackEntry{Pos: s.pos, TLS: kw != "", Name: name, Local: defaultLocal, RDP: defaultRDP}
+	e := BackEntry{Pos: s.pos, TLS: kw != "", Name: name}
+	end := s.trimEnd(off)
 	// The suffixes are looked for only after the password, which may hold
 	// their separators and must never show in an error.
-	tail := s.passwordEnd(off, s.trimEnd(off))
-	end, err := s.rdp(&e, tail, s.trimEnd(off))
+	tail := s.passwordEnd(off, end)
+	if strings.HasSuffix(s.text[tail:end], " "+rdpPort) {
+		p := s.skipBlanks(end, len(s.text))
+		return BackEntry{}, s.fail(p, s.found(p), `the RDP service (host:port) after "RDPPORT"`)
+	}
+	rdp, rdpStart, err := s.suffix(tail, end, rdpSep, `";"`, defaultRDP)
 	if err != nil {
 		return BackEntry{}, err
 	}
-	rest := end // end of the proxies
-	if k := strings.LastIndex(s.text[tail:end], localSep); k >= 0 {
-		rest = tail + k
-		local, p, err := s.hostPort(rest+len(localSep), end)
-		if err != nil {
-			return BackEntry{}, err
-		}
-		if err := s.finish(p, end, expectAfterLocal); err != nil {
-			return BackEntry{}, err
-		}
-		e.Local, e.LocalSet = local, true
+	e.RDP, e.RDPSet = rdp, rdpStart < end
+	local, rest, err := s.suffix(tail, rdpStart, localSep, expectAfterLocal, defaultLocal)
+	if err != nil {
+		return BackEntry{}, err
 	}
+	e.Local, e.LocalSet = local, rest < rdpStart
 	if err := s.gateway(&e, off, rest); err != nil {
 		return BackEntry{}, err
 	}
@@ -166,25 +165,17 @@ func (s *segment) gateway(e *BackEntry, off, end int) error {
 	return nil
 }
 
-// rdp parses the " RDPPORT " rdp suffix of the text between off and end,
-// the last " RDPPORT " there, into e. It returns where the text before the
-// suffix ends: end when there is none.
-func (s *segment) rdp(e *BackEntry, off, end int) (int, error) {
-	if strings.HasSuffix(s.text[off:end], " "+rdpPort) {
-		p := s.skipBlanks(end, len(s.text))
-		return 0, s.fail(p, s.found(p), `the RDP service (host:port) after "RDPPORT"`)
-	}
-	k := strings.LastIndex(s.text[off:end], rdpSep)
+// suffix parses the last sep host:port between off and end, which nothing
+// but blanks may follow up to end, or else what expect names. It returns
+// the address and where sep starts, or def and end when there is no sep.
+func (s *segment) suffix(off, end int, sep, expect string, def HostPort) (HostPort, int, error) {
+	k := strings.LastIndex(s.text[off:end], sep)
 	if k < 0 {
-		return end, nil
+		return def, end, nil
 	}
-	rdp, p, err := s.hostPort(off+k+len(rdpSep), end)
+	hp, p, err := s.hostPort(off+k+len(sep), end)
 	if err != nil {
-		return 0, err
+		return HostPort{}, 0, err
 	}
-	if err := s.finish(p, end, `";"`); err != nil {
-		return 0, err
-	}
-	e.RDP, e.RDPSet = rdp, true
-	return off + k, nil
+	return hp, off + k, s.finish(p, end, expect)
 }
