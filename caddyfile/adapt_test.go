@@ -90,7 +90,7 @@ func TestAdaptErrors(t *testing.T) {
 		rdp DESK 10.0.0.2:3389
 	}
 }`,
-			want: "rdp DESK is given twice: Caddyfile:3 and Caddyfile:4",
+			want: "rdp DESK is defined twice: Caddyfile:3 and Caddyfile:4",
 		},
 		{
 			name: "rdp without a port",

@@ -139,17 +139,11 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 			g.Agents[name] = a
 
 		case "rdp":
-			if !d.NextArg() {
-				return d.ArgErr()
+			// An rdp line may name a server or agent, so it has names of its own.
+			name, err := defineName(d, rdpDefined)
+			if err != nil {
+				return err
 			}
-			name := d.Val()
-			if err := checkName(name); err != nil {
-				return d.Err(err.Error())
-			}
-			if _, dup := rdpDefined[strings.ToLower(name)]; dup {
-				return d.Errf("rdp %s is given twice: %s and %s:%d", name, rdpDefined[strings.ToLower(name)], d.File(), d.Line())
-			}
-			rdpDefined[strings.ToLower(name)] = fmt.Sprintf("%s:%d", d.File(), d.Line())
 			addrs := d.RemainingArgs()
 			if len(addrs) == 0 {
 				return d.Errf("rdp %s: give one or more host:port addresses", name)
@@ -207,8 +201,9 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 	return nil
 }
 
-// defineName reads the name that follows server or agent and records where
-// it was defined; a name defined twice is an error that names both places.
+// defineName reads the name that follows server, agent or rdp and records
+// where it was defined; a name defined twice is an error that names both
+// places.
 func defineName(d *caddyfile.Dispenser, defined map[string]string) (string, error) {
 	directive := d.Val()
 	if !d.NextArg() {
