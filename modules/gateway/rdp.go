@@ -67,15 +67,12 @@ func lookupRDP(name string) (rdpPlan, bool) {
 	for i := len(handlers) - 1; i >= 0; i-- {
 		h := handlers[i]
 		t := h.tables.acquire()
-		rt := t.routes[key]
-		var p rdpPlan
-		if rt != nil {
-			p = rt.rdpPlan(h.broker)
-		}
-		t.release()
-		if rt != nil {
+		if rt := t.routes[key]; rt != nil {
+			p := rt.rdpPlan(h.broker)
+			t.release()
 			return p, true
 		}
+		t.release()
 	}
 	return rdpPlan{}, false
 }
@@ -99,8 +96,8 @@ func (rt *route) rdpPlan(b *broker.Broker) rdpPlan {
 	return p
 }
 
-// DialRDP connects a native RDP client, whose address is client, to the
-// server named name: directly to the name's RDP target, or through a back
+// DialRDP connects a native RDP client, whose IP address is clientIP, to
+// the server named name: directly to the name's RDP target, or through a back
 // connection to its agent. It returns the connection and where it leads,
 // for logs. ctx bounds the dial; a name whose agent is away is a
 // *broker.NoAgentError.
@@ -108,7 +105,7 @@ func (rt *route) rdpPlan(b *broker.Broker) rdpPlan {
 // A name with several targets keeps each client address on one of them,
 // so that a reconnecting client finds its session, and fails over to the
 // next one that answers: each try has an equal share of the time left.
-func DialRDP(ctx context.Context, name string, client net.Addr) (net.Conn, string, error) {
+func DialRDP(ctx context.Context, name, clientIP string) (net.Conn, string, error) {
 	p, ok := lookupRDP(name)
 	if !ok {
 		return nil, "", &unknownNameError{name: name}
@@ -121,7 +118,7 @@ func DialRDP(ctx context.Context, name string, client net.Addr) (net.Conn, strin
 		return nil, "", fmt.Errorf("%s: %w", p.name, errNoRDPTarget)
 	}
 	var errs []error
-	order := stickyOrder(p.targets, client)
+	order := stickyOrder(p.targets, clientIP)
 	for i, target := range order {
 		d := net.Dialer{KeepAlive: rdpKeepAlive}
 		if deadline, ok := ctx.Deadline(); ok {
@@ -139,18 +136,14 @@ func DialRDP(ctx context.Context, name string, client net.Addr) (net.Conn, strin
 	return nil, "", fmt.Errorf("%s: no RDP target answers: %w", p.name, errors.Join(errs...))
 }
 
-// stickyOrder returns targets rotated to start at the one that client's
-// IP address hashes to.
-func stickyOrder(targets []string, client net.Addr) []string {
+// stickyOrder returns targets rotated to start at the one that clientIP
+// hashes to.
+func stickyOrder(targets []string, clientIP string) []string {
 	if len(targets) < 2 {
 		return targets
 	}
-	ip := client.String()
-	if host, _, err := net.SplitHostPort(ip); err == nil {
-		ip = host
-	}
 	h := fnv.New32a()
-	h.Write([]byte(ip))
+	h.Write([]byte(clientIP))
 	start := int(h.Sum32() % uint32(len(targets)))
 	return append(slices.Clone(targets[start:]), targets[:start]...)
 }

@@ -69,9 +69,9 @@ type ListenerWrapper struct {
 	dial     dialFunc
 }
 
-// dialFunc connects an RDP client at client to the server named name and
-// says where the connection leads.
-type dialFunc func(ctx context.Context, name string, client net.Addr) (net.Conn, string, error)
+// dialFunc connects an RDP client from clientIP to the server named name
+// and says where the connection leads.
+type dialFunc func(ctx context.Context, name, clientIP string) (net.Conn, string, error)
 
 // liveLoggers are the loggers of the wrappers whose configs are loaded,
 // oldest first. Sessions log through the newest, not through the logger of

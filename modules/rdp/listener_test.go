@@ -160,7 +160,7 @@ func TestTakeover(t *testing.T) {
 	w := &ListenerWrapper{
 		FirstPacketTimeout: caddy.Duration(5 * time.Second), DialTimeout: caddy.Duration(5 * time.Second), MaxConnsPerName: 2,
 		logger: zap.NewNop(),
-		dial: func(ctx context.Context, name string, _ net.Addr) (net.Conn, string, error) {
+		dial: func(ctx context.Context, name, _ string) (net.Conn, string, error) {
 			dialed <- name
 			return toServer, "server", nil
 		},

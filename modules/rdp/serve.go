@@ -49,7 +49,8 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 		return
 	}
 	defer releaseName()
-	releaseClient, ok := connsPerClient.acquire(clientIP(client.RemoteAddr()), w.MaxConnsPerClient)
+	ip := clientIP(client.RemoteAddr())
+	releaseClient, ok := connsPerClient.acquire(ip, w.MaxConnsPerClient)
 	if !ok {
 		refuse(req.Name, fmt.Sprintf("already %d RDP connections from this address (max_conns_per_client)", w.MaxConnsPerClient))
 		return
@@ -57,7 +58,7 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 	defer releaseClient()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.DialTimeout))
-	server, target, err := w.dial(ctx, req.Name, client.RemoteAddr())
+	server, target, err := w.dial(ctx, req.Name, ip)
 	cancel()
 	if err != nil {
 		refuse(req.Name, err.Error())
