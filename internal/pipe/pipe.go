@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync/atomic"
 )
 
 // errNoHalfClose ends a splice whose connection cannot close only its
@@ -32,8 +31,9 @@ func Join(a net.Conn, aR io.Reader, b net.Conn) (up, down int64, err error) {
 }
 
 // copyBoth runs the two directions. With halfClose, an end is passed on
-// with closeWrite; without, it closes both connections, and the other
-// direction's resulting error is not a failure.
+// with closeWrite; without, the first end closes both connections. A
+// failure closes both too, and the other direction's error that this
+// causes is not reported.
 func copyBoth(a net.Conn, aR io.Reader, b net.Conn, halfClose bool) (up, down int64, err error) {
 	type result struct {
 		up  bool
@@ -41,30 +41,16 @@ func copyBoth(a net.Conn, aR io.Reader, b net.Conn, halfClose bool) (up, down in
 		err error
 	}
 	results := make(chan result, 2)
-	var joined atomic.Bool // both closed because one side ended
-	end := func(dst net.Conn, err error) error {
-		switch {
-		case err != nil:
-			if joined.Load() && errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		case halfClose:
-			return closeWrite(dst)
+	copyOne := func(up bool, dst net.Conn, src io.Reader) {
+		n, err := io.Copy(dst, src)
+		if err == nil && halfClose {
+			err = closeWrite(dst)
 		}
-		joined.Store(true)
-		a.Close()
-		b.Close()
-		return nil
+		results <- result{up, n, err}
 	}
-	go func() {
-		n, err := io.Copy(b, aR)
-		results <- result{true, n, end(b, err)}
-	}()
-	go func() {
-		n, err := io.Copy(a, b)
-		results <- result{false, n, end(a, err)}
-	}()
+	go copyOne(true, b, aR)
+	go copyOne(false, a, b)
+	closed := false
 	for range 2 {
 		res := <-results
 		if res.up {
@@ -72,8 +58,14 @@ func copyBoth(a net.Conn, aR io.Reader, b net.Conn, halfClose bool) (up, down in
 		} else {
 			down = res.n
 		}
+		if closed && errors.Is(res.err, net.ErrClosed) {
+			res.err = nil
+		}
 		if res.err != nil && err == nil {
 			err = res.err
+		}
+		if !closed && (res.err != nil || !halfClose) {
+			closed = true
 			a.Close()
 			b.Close()
 		}
