@@ -201,9 +201,10 @@ var shadowIdentity = sync.OnceValues(func() (map[string][]byte, error) {
 })
 
 // StartShadow starts freerdp-shadow-cli, which shares the X display, on a
-// free loopback port. It takes only NLA and only user with password; it
-// rejects a raw routing token (xfreerdp's /load-balance-info:), so clients
-// must name their route with a cookie (/u:).
+// free loopback port. It takes only NLA and only user with password. It
+// rejects a raw routing token (xfreerdp's /load-balance-info:) sent to it
+// directly; through the gateway, which removes the token, that is how a
+// client names its route, as /u: carries the NLA user.
 func StartShadow(t testing.TB, display, user, password string) *RDPServer {
 	t.Helper()
 	bin := mustFindTool(t, "freerdp-shadow-cli", "freerdp2-shadow-x11")
