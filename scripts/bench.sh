@@ -22,6 +22,13 @@
 # over the rounds and is also written to bin/bench-results.txt; the raw wrk
 # outputs are copied to bin/bench-raw/.
 #
+# Beside the rates, the table shows the CPU time each request (each MB for
+# bulk) cost: on the whole machine (every process, wrk included, from
+# /proc/stat), in the gateway, and in the path's agent, split into user and
+# system time (from /proc/PID/stat). Everything shares the same cores, so
+# the whole machine's CPU per request is what sets the rates, and the
+# agent's share shows what the extra hop costs.
+#
 # Environment:
 #   ROUNDS=5        rounds
 #   DURATION=5s     length of each wrk run
@@ -325,8 +332,8 @@ load_title() {
 }
 
 # parse FILE prints one record for a wrk output: requests/s, p50 and p99 in
-# ms, MB/s (10^6 bytes), requests, and the connect, read, write, timeout
-# and non-2xx/3xx error counts.
+# ms, MB/s (10^6 bytes), requests, MB read, and the connect, read, write,
+# timeout and non-2xx/3xx error counts.
 parse() {
 	awk '
 	function ms(v) {
@@ -343,15 +350,15 @@ parse() {
 		if (v ~ /KB$/) return v * 1024 / 1e6
 		return v / 1e6
 	}
-	BEGIN { rps = 0; p50 = 0; p99 = 0; mbs = 0; reqs = 0; c = 0; r = 0; w = 0; t = 0; n = 0 }
+	BEGIN { rps = 0; p50 = 0; p99 = 0; mbs = 0; reqs = 0; mbread = 0; c = 0; r = 0; w = 0; t = 0; n = 0 }
 	$1 == "50%" { p50 = ms($2) }
 	$1 == "99%" { p99 = ms($2) }
-	$2 == "requests" && $3 == "in" { reqs = $1 + 0 }
+	$2 == "requests" && $3 == "in" { reqs = $1 + 0; mbread = mb($5) }
 	$1 == "Socket" && $2 == "errors:" { c = $4 + 0; r = $6 + 0; w = $8 + 0; t = $10 + 0 }
 	/^ *Non-2xx or 3xx responses:/ { n = $NF + 0 }
 	$1 == "Requests/sec:" { rps = $2 + 0 }
 	$1 == "Transfer/sec:" { mbs = mb($2) }
-	END { printf "%.2f %.3f %.3f %.2f %d %d %d %d %d %d\n", rps, p50, p99, mbs, reqs, c, r, w, t, n }
+	END { printf "%.2f %.3f %.3f %.2f %d %.2f %d %d %d %d %d\n", rps, p50, p99, mbs, reqs, mbread, c, r, w, t, n }
 	' "$1"
 }
 
@@ -383,6 +390,37 @@ new_log_errors() {
 	done | sort | uniq -c | sort -rn | awk '{ $1 = $1 "x"; print }'
 }
 
+# cpu_snapshot PATH prints CPU time so far, in clock ticks: the whole
+# machine's busy time (all CPUs; idle, iowait and steal left out), the
+# gateway's, and the user and system time of PATH's agent (0 0 when the
+# path has none).
+CLK_TCK=$(getconf CLK_TCK)
+cpu_snapshot() {
+	local agent=0 pidvar
+	case $1 in
+	tunnel | tunnelplain)
+		pidvar="pid_$1"
+		agent=${!pidvar}
+		;;
+	esac
+	local machine gateway agent_times="0 0"
+	machine=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat)
+	gateway=$(proc_ticks "$pid_gateway" | awk '{ print $1 + $2 }')
+	if ((agent != 0)); then
+		agent_times=$(proc_ticks "$agent")
+	fi
+	echo "$machine $gateway $agent_times"
+}
+# proc_ticks PID prints the user and system time of process PID in clock
+# ticks. The fields are counted after the command name, which may hold
+# spaces.
+proc_ticks() {
+	local stat
+	stat=$(</proc/"$1"/stat)
+	stat=${stat##*) }
+	awk '{ print $12, $13 }' <<<"$stat"
+}
+
 results=$tmp/results.txt
 : >"$results"
 failures=()
@@ -400,16 +438,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			run=$((run + 1))
 			out=$tmp/raw/round$round-$load-$path.txt
 			log_marks
+			read -r cpu0_machine cpu0_gateway cpu0_user cpu0_sys < <(cpu_snapshot "$path")
 			wrk "${args[@]}" -d"$DURATION" --latency "$(url_prefix "$path")/$target" >"$out" 2>&1 &
 			wrk_pid=$!
 			wrk_status=0
 			wait "$wrk_pid" || wrk_status=$?
 			wrk_pid=
+			read -r cpu1_machine cpu1_gateway cpu1_user cpu1_sys < <(cpu_snapshot "$path")
 			logged=${out%.txt}.logged-errors.txt
 			new_log_errors >"$logged"
 			[[ -s $logged ]] || rm -f "$logged"
-			read -r rps p50 p99 mbs reqs ce re we te ne < <(parse "$out")
-			echo "$load $path $round $rps $p50 $p99 $mbs $reqs $ce $re $we $te $ne" >>"$results"
+			read -r rps p50 p99 mbs reqs mbread ce re we te ne < <(parse "$out")
+			echo "$load $path $round $rps $p50 $p99 $mbs $reqs $mbread $ce $re $we $te $ne" \
+				"$((cpu1_machine - cpu0_machine)) $((cpu1_gateway - cpu0_gateway))" \
+				"$((cpu1_user - cpu0_user)) $((cpu1_sys - cpu0_sys))" >>"$results"
 
 			problems=()
 			((wrk_status == 0)) || problems+=("wrk exited with status $wrk_status")
@@ -460,6 +502,15 @@ field() {
 median() {
 	sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
+# cpu_per_unit LOAD PATH N prints, one a round, the CPU time in column N
+# (clock ticks) in microseconds per request, or per MB read for bulk.
+cpu_per_unit() {
+	awk -v l="$1" -v p="$2" -v f="$3" -v tck="$CLK_TCK" '
+	$1 == l && $2 == p {
+		units = (l == "bulk") ? $9 : $8
+		if (units > 0) printf "%.1f\n", $f * 1e6 / tck / units
+	}' "$results"
+}
 total() {
 	awk '{ s += $1 } END { print s + 0 }'
 }
@@ -473,13 +524,15 @@ if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
 fi
 declare -A ratios
 table() {
-	local load path rps p50 p99 mbs metric base r errs ce re we te ne
+	local load path rps p50 p99 mbs metric base r errs ce re we te ne cpu_all cpu_gw cpu_agent
 	echo "tildegate benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs, $ROUNDS rounds of $DURATION per load and path"
 	echo "medians over rounds; ratio = req/s (MB/s for bulk) / plain's; errors are totals over rounds"
+	echo "cpu = CPU microseconds per request (per MB for bulk): the whole machine, the gateway, the agent's user+system"
 	for load in "${loads[@]}"; do
 		echo
 		echo "$load: $(load_title "$load")"
-		printf '  %-12s %10s %9s %9s %9s %7s  %s\n' path req/s p50-ms p99-ms MB/s ratio errors
+		printf '  %-12s %10s %9s %9s %9s %7s %9s %9s %13s  %s\n' path req/s p50-ms p99-ms MB/s ratio \
+			cpu-all cpu-gw cpu-agent errors
 		metric=4
 		[[ $load == bulk ]] && metric=7
 		base=$(field "$load" plain "$metric" | median)
@@ -490,11 +543,19 @@ table() {
 			mbs=$(field "$load" "$path" 7 | median)
 			r=$(ratio "$(field "$load" "$path" "$metric" | median)" "$base")
 			ratios[$load.$path]=$r
-			ce=$(field "$load" "$path" 9 | total)
-			re=$(field "$load" "$path" 10 | total)
-			we=$(field "$load" "$path" 11 | total)
-			te=$(field "$load" "$path" 12 | total)
-			ne=$(field "$load" "$path" 13 | total)
+			ce=$(field "$load" "$path" 10 | total)
+			re=$(field "$load" "$path" 11 | total)
+			we=$(field "$load" "$path" 12 | total)
+			te=$(field "$load" "$path" 13 | total)
+			ne=$(field "$load" "$path" 14 | total)
+			cpu_all=$(cpu_per_unit "$load" "$path" 15 | median)
+			cpu_gw=$(cpu_per_unit "$load" "$path" 16 | median)
+			cpu_agent=-
+			case $path in
+			tunnel | tunnelplain)
+				cpu_agent="$(cpu_per_unit "$load" "$path" 17 | median)+$(cpu_per_unit "$load" "$path" 18 | median)"
+				;;
+			esac
 			errs=
 			((ne == 0)) || errs+="non-2xx $ne, "
 			((ce == 0)) || errs+="connect $ce, "
@@ -502,7 +563,8 @@ table() {
 			((we == 0)) || errs+="write $we, "
 			((te == 0)) || errs+="timeout $te, "
 			errs=${errs%, }
-			printf '  %-12s %10.1f %9.2f %9.2f %9.1f %7s  %s\n' "$path" "$rps" "$p50" "$p99" "$mbs" "$r" "${errs:--}"
+			printf '  %-12s %10.1f %9.2f %9.2f %9.1f %7s %9s %9s %13s  %s\n' "$path" "$rps" "$p50" "$p99" "$mbs" "$r" \
+				"$cpu_all" "$cpu_gw" "$cpu_agent" "${errs:--}"
 		done
 		local lo hi
 		lo=$(field "$load" plain "$metric" | sort -g | head -n1)
