@@ -31,7 +31,7 @@ func Join(a net.Conn, aR io.Reader, b net.Conn) (up, down int64, err error) {
 }
 
 // copyBoth runs the two directions. With halfClose, an end is passed on
-// with closeWrite; without, the first end closes both connections. A
+// with CloseWrite; without, the first end closes both connections. A
 // failure closes both too, and the other direction's error that this
 // causes is not reported.
 func copyBoth(a net.Conn, aR io.Reader, b net.Conn, halfClose bool) (up, down int64, err error) {
@@ -44,7 +44,7 @@ func copyBoth(a net.Conn, aR io.Reader, b net.Conn, halfClose bool) (up, down in
 	copyOne := func(up bool, dst net.Conn, src io.Reader) {
 		n, err := io.Copy(dst, src)
 		if err == nil && halfClose {
-			err = closeWrite(dst)
+			err = CloseWrite(dst)
 		}
 		results <- result{up, n, err}
 	}
@@ -76,8 +76,9 @@ func copyBoth(a net.Conn, aR io.Reader, b net.Conn, halfClose bool) (up, down in
 	return up, down, err
 }
 
-// closeWrite closes the writing side of conn.
-func closeWrite(conn net.Conn) error {
+// CloseWrite closes the writing side of conn, or fails when conn cannot
+// close it alone.
+func CloseWrite(conn net.Conn) error {
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}

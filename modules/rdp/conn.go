@@ -7,15 +7,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tildegate/tildegate/internal/pipe"
 	"github.com/tildegate/tildegate/x224"
 )
 
 // errTakenOver ends Caddy's use of a connection that turned out to be RDP.
 var errTakenOver = errors.New("tildegate_rdp: the connection is RDP and served by the RDP gateway")
-
-// errNoCloseWrite answers CloseWrite on a connection that cannot close
-// only its writing side.
-var errNoCloseWrite = errors.New("tildegate_rdp: the connection cannot close its writing side alone")
 
 // conn is an accepted connection whose first Read decides what it is. Caddy
 // reads it from one goroutine, so the fields Read uses need no lock; only
@@ -83,10 +80,7 @@ func (c *conn) CloseWrite() error {
 	if c.takenOver.Load() {
 		return nil
 	}
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errNoCloseWrite
+	return pipe.CloseWrite(c.Conn)
 }
 
 // ReadFrom lets net/http send a file on a plain HTTP connection with the
