@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/tildegate/tildegate/internal/e2e"
 )
 
 // connectionRequest builds an RDP client's first packet: a TPKT with an
@@ -34,32 +35,18 @@ func connectionRequest(routing string) []byte {
 // rdpServer is a TCP peer that reads an RDP client's first packet, keeps
 // it, answers "confirm" and then echoes what it receives.
 type rdpServer struct {
-	net.Listener
+	addr     string
 	requests chan []byte
 }
 
 func newRDPServer(t *testing.T) *rdpServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rdpServer{Listener: ln, requests: make(chan []byte, 16)}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
+	s := &rdpServer{requests: make(chan []byte, 16)}
+	s.addr = e2e.ServeTCP(t, s.serve)
 	return s
 }
 
 func (s *rdpServer) serve(c net.Conn) {
-	defer c.Close()
 	header := make([]byte, 4)
 	if _, err := io.ReadFull(c, header); err != nil {
 		return
@@ -201,7 +188,7 @@ func TestRDPOnWebPort(t *testing.T) {
 	logFile := filepath.Join(dir, "caddy.log")
 	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf(
 		"/~~srv1=%s;\n/~~srv1=%s RDPPORT;\n/~~Srv2=%s RDPPORT;\n",
-		web.hostPort(), rdp.Addr(), other.Addr()))
+		web.hostPort(), rdp.addr, other.addr))
 	startGateway(t, rdpGatewayConfig(logFile, balance, ""), "caddyfile")
 
 	stripped := connectionRequest("")
@@ -257,7 +244,7 @@ func TestRDPOnWebPort(t *testing.T) {
 	tc.Close()
 
 	line := waitLog(t, logFile, "rdp connection opened", `"name":"srv2"`)
-	if !strings.Contains(line, `"remote_addr":"127.0.0.1:`) || !strings.Contains(line, other.Addr().String()) {
+	if !strings.Contains(line, `"remote_addr":"127.0.0.1:`) || !strings.Contains(line, other.addr) {
 		t.Errorf("open log line lacks the client or the target: %s", line)
 	}
 	waitLog(t, logFile, "rdp connection closed", `"name":"srv1"`, `"bytes_from_client":`, `"bytes_to_client":`, `"duration":`)
@@ -283,7 +270,7 @@ func TestRDPRefusals(t *testing.T) {
 	rdp := newRDPServer(t)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
-	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n/~~srv2=%s RDPPORT;\n", rdp.Addr(), rdp.Addr()))
+	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n/~~srv2=%s RDPPORT;\n", rdp.addr, rdp.addr))
 	startGateway(t, rdpGatewayConfig(logFile, balance,
 		"\t\t\t\tfirst_packet_timeout 300ms\n\t\t\t\tmax_conns_per_name 2\n\t\t\t\tmax_conns_per_client 3"), "caddyfile")
 
@@ -341,7 +328,7 @@ func TestRDPSurvivesReloads(t *testing.T) {
 	rdp, moved := newRDPServer(t), newRDPServer(t)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "caddy.log")
-	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n", rdp.Addr()))
+	balance := writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n", rdp.addr))
 	config := rdpGatewayConfig(logFile, balance, "")
 	startGateway(t, config, "caddyfile")
 
@@ -357,7 +344,7 @@ func TestRDPSurvivesReloads(t *testing.T) {
 		s.SetDeadline(time.Now().Add(10 * time.Second))
 		s.echo(t, fmt.Sprintf("after reload %d", i+1))
 	}
-	writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n", moved.Addr()))
+	writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n", moved.addr))
 	waitLog(t, logFile, "balance files reloaded")
 	s.echo(t, "after the edit")
 	n := dialRDP(t, connectionRequest("/~~srv1\r\n"))
@@ -372,7 +359,7 @@ func TestRDPSurvivesReloads(t *testing.T) {
 	}
 	s.echo(t, "after the log moved")
 	s.Close()
-	line := waitLog(t, newLog, "rdp connection closed", `"target":"`+rdp.Addr().String()+`"`)
+	line := waitLog(t, newLog, "rdp connection closed", `"target":"`+rdp.addr+`"`)
 	if !strings.Contains(line, `"bytes_to_client":`) {
 		t.Errorf("no byte counts: %s", line)
 	}

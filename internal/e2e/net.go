@@ -28,10 +28,11 @@ func TCPPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	return client.(*net.TCPConn), server.(*net.TCPConn)
 }
 
-// EchoServer starts a TCP service on loopback that sends back what it
-// receives and closes its writing side at the end of its input; it returns
-// the service's address.
-func EchoServer(t testing.TB) string {
+// ServeTCP starts a TCP service on loopback that runs handle on each
+// connection in a goroutine of its own and closes the connection when
+// handle returns; the service stops when the test ends. It returns the
+// service's address.
+func ServeTCP(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,13 +47,23 @@ func EchoServer(t testing.TB) string {
 			}
 			go func() {
 				defer conn.Close()
-				io.Copy(conn, conn)
-				conn.(*net.TCPConn).CloseWrite()
-				io.Copy(io.Discard, conn)
+				handle(conn)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// EchoServer starts a TCP service on loopback that sends back what it
+// receives and closes its writing side at the end of its input; it returns
+// the service's address.
+func EchoServer(t testing.TB) string {
+	t.Helper()
+	return ServeTCP(t, func(conn net.Conn) {
+		io.Copy(conn, conn)
+		conn.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, conn)
+	})
 }
 
 // FreePort returns a TCP port on loopback that nothing listens on now.

@@ -12,6 +12,36 @@ import (
 	"github.com/tildegate/tildegate/internal/e2e"
 )
 
+// result is what Splice or Join returned.
+type result struct {
+	up, down int64
+	err      error
+}
+
+// start runs copyFn (Splice or Join) on a, aR and b in a goroutine and
+// returns where its result arrives.
+func start(copyFn func(net.Conn, io.Reader, net.Conn) (int64, int64, error), a net.Conn, aR io.Reader, b net.Conn) <-chan result {
+	done := make(chan result, 1)
+	go func() {
+		up, down, err := copyFn(a, aR, b)
+		done <- result{up, down, err}
+	}()
+	return done
+}
+
+// await returns the result from done, failing the test if it takes more
+// than 10 seconds.
+func await(t *testing.T, done <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pipe did not return")
+		return result{}
+	}
+}
+
 func TestSpliceEcho(t *testing.T) {
 	gateway, back := e2e.TCPPair(t)
 	gateway.SetDeadline(time.Now().Add(30 * time.Second))
@@ -30,15 +60,7 @@ func TestSpliceEcho(t *testing.T) {
 	if _, err := br.Peek(1); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		up, down int64
-		err      error
-	}
-	done := make(chan result, 1)
-	go func() {
-		up, down, err := Splice(back, br, local)
-		done <- result{up, down, err}
-	}()
+	done := start(Splice, back, br, local)
 
 	payload := make([]byte, 8<<20)
 	rand.Read(payload)
@@ -62,13 +84,8 @@ func TestSpliceEcho(t *testing.T) {
 	if string(got.Sum(nil)) != string(sent.Sum(nil)) {
 		t.Fatal("the echo differs from what was sent")
 	}
-	select {
-	case r := <-done:
-		if r.err != nil || r.up != n || r.down != n {
-			t.Errorf("splice: up %d, down %d, %v; want %d each way and no error", r.up, r.down, r.err, n)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("splice did not return when both directions ended")
+	if r := await(t, done); r.err != nil || r.up != n || r.down != n {
+		t.Errorf("splice: up %d, down %d, %v; want %d each way and no error", r.up, r.down, r.err, n)
 	}
 }
 
@@ -77,11 +94,7 @@ func TestSpliceHalfCloseFromLocal(t *testing.T) {
 	localClient, localServer := e2e.TCPPair(t)
 	gateway.SetDeadline(time.Now().Add(10 * time.Second))
 	localServer.SetDeadline(time.Now().Add(10 * time.Second))
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := Splice(back, back, localClient)
-		done <- err
-	}()
+	done := start(Splice, back, back, localClient)
 	// The local service answers and closes its writing side: the gateway
 	// reads the answer and the end, and can still send.
 	localServer.Write([]byte("bye"))
@@ -96,13 +109,8 @@ func TestSpliceHalfCloseFromLocal(t *testing.T) {
 	if err != nil || string(b) != "late" {
 		t.Fatalf("local read %q, %v", b, err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("splice: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("splice did not return")
+	if r := await(t, done); r.err != nil {
+		t.Errorf("splice: %v", r.err)
 	}
 }
 
@@ -110,11 +118,7 @@ func TestSpliceFailureClosesBoth(t *testing.T) {
 	gateway, back := e2e.TCPPair(t)
 	localClient, localServer := e2e.TCPPair(t)
 	gateway.SetDeadline(time.Now().Add(10 * time.Second))
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := Splice(back, back, localClient)
-		done <- err
-	}()
+	done := start(Splice, back, back, localClient)
 	// A reset from the local service ends the pipe, and the gateway
 	// sees its end of it close.
 	localServer.SetLinger(0)
@@ -122,11 +126,7 @@ func TestSpliceFailureClosesBoth(t *testing.T) {
 	if _, err := io.ReadAll(gateway); err != nil {
 		t.Logf("gateway read: %v", err)
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("splice did not return after the local service failed")
-	}
+	await(t, done)
 }
 
 func TestJoinEndsBothWhenOneSideEnds(t *testing.T) {
@@ -134,15 +134,7 @@ func TestJoinEndsBothWhenOneSideEnds(t *testing.T) {
 	serverSide, server := e2e.TCPPair(t)
 	client.SetDeadline(time.Now().Add(10 * time.Second))
 	server.SetDeadline(time.Now().Add(10 * time.Second))
-	type result struct {
-		up, down int64
-		err      error
-	}
-	done := make(chan result, 1)
-	go func() {
-		up, down, err := Join(gatewaySide, gatewaySide, serverSide)
-		done <- result{up, down, err}
-	}()
+	done := start(Join, gatewaySide, gatewaySide, serverSide)
 	client.Write([]byte("hello"))
 	got := make([]byte, 5)
 	if _, err := io.ReadFull(server, got); err != nil || string(got) != "hello" {
@@ -158,12 +150,7 @@ func TestJoinEndsBothWhenOneSideEnds(t *testing.T) {
 	if n, err := server.Read(got); n != 0 || err != io.EOF {
 		t.Fatalf("server still connected: %d bytes, %v", n, err)
 	}
-	select {
-	case r := <-done:
-		if r.err != nil || r.up != 5 || r.down != 2 {
-			t.Errorf("join: up %d, down %d, %v; want 5, 2 and no error", r.up, r.down, r.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("join did not return")
+	if r := await(t, done); r.err != nil || r.up != 5 || r.down != 2 {
+		t.Errorf("join: up %d, down %d, %v; want 5, 2 and no error", r.up, r.down, r.err)
 	}
 }
