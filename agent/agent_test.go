@@ -201,7 +201,10 @@ func TestWrongGatewayProof(t *testing.T) {
 
 	c := testgateway.Receive(t, g.Controls, "a control connection")
 	testgateway.Receive(t, g.Attempts, "the first hello")
-	a.waitLog(t, "the gateway does not know the password: wrong gateway or a man in the middle")
+	e := a.waitLog(t, "registration failed at the gateway "+g.Addr.String()+": the gateway failed key confirmation")
+	if !strings.HasSuffix(e.Message, "retrying in 5m0s") {
+		t.Errorf("after a failed key confirmation: %q, want a retry in 5 minutes", e.Message)
+	}
 	// The agent hangs up instead of using the connection.
 	if _, ok := <-c.Frames; ok {
 		t.Error("the agent sent a frame after a wrong gateway proof")
@@ -210,6 +213,44 @@ func TestWrongGatewayProof(t *testing.T) {
 		t.Error("the agent registered with a gateway that does not know the password")
 	}
 	testgateway.Nothing(t, g.Attempts, 300*time.Millisecond, "attempt before the slow retry")
+}
+
+// TestInjectedFrame: a control frame that does not carry the session's
+// tag (something on the path forged it) is not acted on: the agent drops
+// the connection and resumes its session.
+func TestInjectedFrame(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	opts := optionsFor(g)
+	opts.MinBackoff = time.Millisecond
+	a := startAgent(t, opts, g.Entry("home", "pw", localHTTP(t)))
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	c.Inject(wire.Frame{Type: wire.FrameOpen, Ticket: make([]byte, wire.TicketSize)})
+	a.waitLog(t, "a control frame from the gateway failed its tag check")
+	next := testgateway.Receive(t, g.Controls, "a control connection after the forged frame")
+	if !next.Resumed {
+		t.Error("the agent did not resume its session after dropping the connection")
+	}
+	testgateway.Nothing(t, g.Backs, 200*time.Millisecond, "back connection for the forged OPEN")
+}
+
+// TestWrongBackProof: a back connection whose 101 lacks the session's
+// proof is dropped before any byte reaches the local service.
+func TestWrongBackProof(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.WrongBackProof = true })
+	a := startAgent(t, optionsFor(g), g.Entry("home", "pw", localHTTP(t)))
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	c.Open(wire.KindHTTP)
+	b := testgateway.Receive(t, g.Backs, "a back connection")
+	e := a.waitLog(t, "back connection refused")
+	if err := e.ContextMap()["error"]; !strings.Contains(fmt.Sprint(err), "lacks the session's proof") {
+		t.Errorf("back connection refused: %v", err)
+	}
+	b.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(b.Conn, "GET / HTTP/1.1\r\nHost: local\r\n\r\n")
+	if n, err := b.R.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("the agent served a back connection without the gateway's proof: %d bytes, %v", n, err)
+	}
 }
 
 func TestGatewayClose(t *testing.T) {
@@ -252,7 +293,7 @@ func TestUnknownFramesIgnored(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "pw"})
 	startAgent(t, optionsFor(g), g.Entry("home", "pw", localHTTP(t)))
 	c := testgateway.Receive(t, g.Controls, "a control connection")
-	c.WriteRaw([]byte{99, 0, 3, 'a', 'b', 'c'})
+	c.SendPayload(99, []byte("abc"))
 	c.Send(wire.Frame{Type: wire.FrameAlive})
 	c.Open(wire.KindHTTP)
 	b := testgateway.Receive(t, g.Backs, "a back connection")

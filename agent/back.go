@@ -44,7 +44,7 @@ func (r *runner) back(ctx context.Context, sess *session, ticket []byte, kind wi
 	defer conn.Close()
 	defer closeOnDone(ctx, conn)()
 
-	br, err := upgradeBack(conn, cs, r.e.Name, hostHeader(r.e), sess, ticket)
+	br, err := upgradeBack(conn, cs, r.e.Name, hostHeader(r.e), sess, ticket, kind)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("back connection refused", zap.Error(err))
@@ -82,8 +82,9 @@ func (r *runner) back(ctx context.Context, sess *session, ticket []byte, kind wi
 }
 
 // upgradeBack sends the back hello of docs/protocol.md section 4 on conn
-// and returns the reader of the connection once the gateway accepted it.
-func upgradeBack(conn net.Conn, cs *tls.ConnectionState, name, host string, sess *session, ticket []byte) (*bufio.Reader, error) {
+// and returns the reader of the connection once the gateway accepted it
+// and proved that it holds the session.
+func upgradeBack(conn net.Conn, cs *tls.ConnectionState, name, host string, sess *session, ticket []byte, kind wire.Kind) (*bufio.Reader, error) {
 	var binding []byte
 	if sess.bound {
 		if cs == nil {
@@ -100,14 +101,19 @@ func upgradeBack(conn net.Conn, cs *tls.ConnectionState, name, host string, sess
 		Nonce:   nonce,
 		Session: sess.id,
 		Ticket:  ticket,
-		Proof:   wire.BackProof(sess.key, sess.id, ticket, nonce, binding),
+		Proof:   sess.key.BackProof(sess.id, ticket, kind, nonce, binding),
 	}
 	if err := conn.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
 		return nil, fmt.Errorf("setting the upgrade deadline: %w", err)
 	}
-	_, br, err := wire.Upgrade(conn, host, name, hello)
+	res, br, err := wire.Upgrade(conn, host, name, hello.String())
 	if err != nil {
 		return nil, fmt.Errorf("upgrading the back connection: %w", err)
+	}
+	proof, err := wire.DecodeValue(res.Header.Get(wire.HeaderProof), wire.ProofSize)
+	if err != nil || !wire.Equal(proof, sess.key.BackAcceptProof(sess.id, ticket, nonce, binding)) {
+		return nil, errors.New("the gateway's answer to the back connection lacks the session's proof: " +
+			"something on the path answered in its place")
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("clearing the upgrade deadline: %w", err)

@@ -21,23 +21,30 @@ const (
 	closeTimeout = 2 * time.Second
 )
 
-// frameWriter serializes the writes to a control connection and remembers
-// when the last one happened, for the liveness frames.
+// frameWriter serializes the writes to a control connection, tags the
+// frames, and remembers when the last one happened, for the liveness
+// frames.
 type frameWriter struct {
-	mu   sync.Mutex
-	conn net.Conn
-	last time.Time
+	mu     sync.Mutex
+	conn   net.Conn
+	sealer *wire.Sealer
+	last   time.Time
 }
 
 // write sends one frame, failing after timeout.
 func (w *frameWriter) write(f wire.Frame, timeout time.Duration) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	b, err := w.sealer.Append(make([]byte, 0, 64), f)
+	if err != nil {
+		return err
+	}
 	if err := w.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
 	w.last = time.Now()
-	return wire.WriteFrame(w.conn, f)
+	_, err = w.conn.Write(b)
+	return err
 }
 
 // idle returns how long nothing was written.
@@ -54,7 +61,7 @@ func (w *frameWriter) idle() time.Duration {
 // error when the connection dropped.
 func (r *runner) serve(ctx context.Context, c *control) error {
 	defer c.conn.Close()
-	w := &frameWriter{conn: c.conn, last: time.Now()}
+	w := &frameWriter{conn: c.conn, sealer: wire.NewSealer(c.sess.key, true), last: time.Now()}
 	done := make(chan error, 1)
 	go func() { done <- r.readFrames(ctx, c) }()
 	alive := time.NewTimer(c.sess.alive)
@@ -87,13 +94,20 @@ func (r *runner) serve(ctx context.Context, c *control) error {
 	}
 }
 
-// readFrames reads the gateway's frames until the connection ends.
+// readFrames reads the gateway's frames, checking their tags, until the
+// connection ends.
 func (r *runner) readFrames(ctx context.Context, c *control) error {
+	opener := wire.NewOpener(c.sess.key, false)
 	for {
 		if err := c.conn.SetReadDeadline(time.Now().Add(c.sess.dead)); err != nil {
 			return fmt.Errorf("setting the read deadline: %w", err)
 		}
-		f, err := wire.ReadFrame(c.r)
+		f, err := opener.ReadFrame(c.r)
+		if errors.Is(err, wire.ErrFrameTag) {
+			r.log.Error("a control frame from the gateway failed its tag check: " +
+				"something on the path forged or changed it; dropping the connection")
+			return err
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

@@ -18,14 +18,16 @@ const (
 	defaultDead  = 60 * time.Second
 )
 
-// errWrongGateway is a WELCOME whose proof does not match the password.
-var errWrongGateway = errors.New("the gateway does not know the password: wrong gateway or a man in the middle")
+// errWrongGateway is a gateway that failed key confirmation: it does not
+// know the password.
+var errWrongGateway = errors.New("the gateway failed key confirmation: it does not know the password " +
+	"(a wrong gateway, or a man in the middle)")
 
 // session is what a registration gives: the gateway's name for it, the key
 // both ends derived, and the settings that go with it.
 type session struct {
 	id  []byte
-	key []byte
+	key wire.SessionKey
 	// bound is set when the gateway binds proofs to the TLS session, which
 	// back connections must then do too.
 	bound       bool
@@ -60,7 +62,7 @@ func (r *runner) register(ctx context.Context, resume *session) (*control, error
 	return c, nil
 }
 
-// handshake runs the upgrade, the proofs and the WELCOME on conn.
+// handshake runs the upgrade, CPace and the key confirmations on conn.
 func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *session) (*control, error) {
 	if err := conn.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
 		return nil, fmt.Errorf("setting the handshake deadline: %w", err)
@@ -74,11 +76,13 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	if resume != nil {
 		hello.Resume = resume.id
 	}
-	res, br, err := wire.Upgrade(conn, hostHeader(r.e), r.e.Name, hello)
+	helloValue := hello.String()
+	res, br, err := wire.Upgrade(conn, hostHeader(r.e), r.e.Name, helloValue)
 	if err != nil {
 		return nil, fmt.Errorf("upgrading to %s: %w", wire.UpgradeToken, err)
 	}
-	ch, err := wire.ParseChallenge(res.Header.Get(wire.HeaderChallenge))
+	challengeValue := res.Header.Get(wire.HeaderChallenge)
+	ch, err := wire.ParseChallenge(challengeValue)
 	if err != nil {
 		return nil, fmt.Errorf("the gateway's challenge: %w", err)
 	}
@@ -86,10 +90,14 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	if err != nil {
 		return nil, err
 	}
-	t := wire.NewTranscript(r.e.Name, hello.Nonce, ch.Nonce, binding)
-	auth := wire.Frame{Type: wire.FrameAuth, Proof: r.key.AgentProof(t)}
+	ex := wire.NewAgentExchange(r.e.Password, wire.SessionID(r.e.Name, hello.Nonce, ch.Nonce, binding))
+	keys, err := ex.Finish(ch.Share, helloValue, challengeValue)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errWrongGateway, err)
+	}
+	auth := wire.Frame{Type: wire.FrameAuth, Share: ex.Share(), Confirmation: keys.AgentConfirmation()}
 	if resume != nil {
-		auth.ResumeProof = wire.ResumeProof(resume.key, t)
+		auth.ResumeProof = keys.ResumeProof(resume.key)
 	}
 	if err := wire.WriteFrame(conn, auth); err != nil {
 		return nil, fmt.Errorf("sending AUTH: %w", err)
@@ -98,7 +106,7 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	if err != nil {
 		return nil, err
 	}
-	if !wire.Equal(welcome.Proof, r.key.GatewayProof(t)) {
+	if !wire.Equal(welcome.Confirmation, keys.GatewayConfirmation()) {
 		return nil, errWrongGateway
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
@@ -106,7 +114,7 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	}
 	sess := &session{
 		id:    welcome.Session,
-		key:   r.key.SessionKey(t),
+		key:   keys.Session,
 		bound: ch.Bound,
 		alive: welcome.Alive,
 		dead:  welcome.Dead,

@@ -20,8 +20,6 @@ type runner struct {
 	opts Options
 	tls  *tls.Config
 	log  *zap.Logger
-	// key is the entry's key, derived once: it is deliberately slow.
-	key wire.Key
 
 	warnUnbound sync.Once
 	localDown   burst
@@ -31,6 +29,10 @@ type runner struct {
 	done   chan struct{}
 	backs  sync.WaitGroup
 }
+
+// wrongGatewayRetry is the least wait after a gateway failed key
+// confirmation.
+const wrongGatewayRetry = 5 * time.Minute
 
 // stopCause is why a runner was stopped, which its CLOSE frame says.
 type stopCause string
@@ -80,7 +82,6 @@ func (r *runner) run(after <-chan struct{}) {
 			return
 		}
 	}
-	r.key = wire.DeriveKey(r.e.Name, r.e.Password)
 	pace := &pacing{bo: newBackoff(r.opts.MinBackoff, r.opts.MaxBackoff)}
 	var (
 		resume *session // the session to ask back after a drop
@@ -133,6 +134,12 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 		hop *proxy.HopError
 	)
 	switch {
+	case errors.As(err, &ref) && ref.RetryAfter > 0:
+		// The gateway said when: even beyond the usual backoff.
+		d := max(ref.RetryAfter, pace.next())
+		r.log.Warn(fmt.Sprintf("registration refused: %s; retrying in %s, as the gateway asked", describe(ref), round(d)),
+			zap.Stringer("code", ref.Code))
+		return d, ref.Code.Permanent()
 	case errors.As(err, &ref) && ref.Code.Permanent():
 		d := r.opts.SlowRetry
 		r.log.Error(fmt.Sprintf("registration refused: %s; retrying in %s", describe(ref), round(d)),
@@ -150,8 +157,10 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 		r.log.Error(fmt.Sprintf("registration failed: %v; the proxy login must change, retrying in %s", err, round(d)))
 		return d, false
 	case errors.Is(err, errWrongGateway):
-		d := r.opts.SlowRetry
-		r.log.Error(fmt.Sprintf("registration failed: %v; retrying in %s", err, round(d)))
+		// Each attempt gives whoever answered one online guess at the
+		// password: give few.
+		d := max(r.opts.SlowRetry, wrongGatewayRetry)
+		r.log.Error(fmt.Sprintf("registration failed at the gateway %s: %v; retrying in %s", r.e.Gateway, err, round(d)))
 		return d, true
 	}
 	d := pace.next()

@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Code says why a connection or a registration was refused or closed.
 type Code uint8
@@ -74,6 +77,9 @@ func (c Code) Permanent() bool {
 type Refusal struct {
 	Code   Code
 	Reason string
+	// RetryAfter is how long the gateway asked the agent to wait before it
+	// tries again; 0 when it did not say.
+	RetryAfter time.Duration
 }
 
 // Error implements error.

@@ -1,11 +1,14 @@
 package wire
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 )
 
 // FrameType is the first byte of a control frame.
@@ -14,19 +17,47 @@ type FrameType uint8
 // Control frame types. A receiver ignores types it does not know, so that
 // later versions can add frames.
 const (
-	FrameAuth    FrameType = 1 // agent: Proof, then ResumeProof when resuming
-	FrameWelcome FrameType = 2 // gateway: Proof, Session, alive interval, dead time
+	FrameAuth    FrameType = 1 // agent: Share, Confirmation, then ResumeProof when resuming
+	FrameWelcome FrameType = 2 // gateway: Confirmation, Session, alive interval, dead time
 	FrameRefuse  FrameType = 3 // gateway: Code, Reason; the connection closes
 	FrameAlive   FrameType = 4 // either: empty
 	FrameOpen    FrameType = 5 // gateway: Ticket, Kind
 	FrameClose   FrameType = 6 // either: Code, Reason; the connection closes
 )
 
-// MaxPayload is the largest frame payload.
-const MaxPayload = 1<<16 - 1
+// Sizes of frames.
+const (
+	// TagSize is the size of the tag that ends every frame after WELCOME.
+	TagSize = 16
+	// MaxReason bounds the reason of a REFUSE or CLOSE, in bytes; longer
+	// reasons are cut when they are encoded.
+	MaxReason = 256
+	// maxUnknownPayload bounds the payload of a frame type this side does
+	// not know.
+	maxUnknownPayload = 1024
+	// frameHeaderSize is a type byte and a big-endian 16-bit payload length.
+	frameHeaderSize = 3
+	welcomeSize     = ConfirmationSize + SessionSize + 8
+	authSize        = ShareSize + ConfirmationSize
+)
 
-// frameHeaderSize is a type byte and a big-endian 16-bit payload length.
-const frameHeaderSize = 3
+// maxPayload is the largest payload, tag excluded, of each frame type: a
+// longer frame is refused before anything is allocated for it.
+func maxPayload(t FrameType) int {
+	switch t {
+	case FrameAuth:
+		return authSize + ProofSize
+	case FrameWelcome:
+		return welcomeSize
+	case FrameRefuse, FrameClose:
+		return 1 + MaxReason
+	case FrameAlive:
+		return 0
+	case FrameOpen:
+		return TicketSize + 1
+	}
+	return maxUnknownPayload
+}
 
 // Kind says what a back connection will carry.
 type Kind uint8
@@ -37,52 +68,82 @@ const (
 	KindRDP  Kind = 1
 )
 
+// String names the kind for logs.
+func (k Kind) String() string {
+	switch k {
+	case KindHTTP:
+		return "http"
+	case KindRDP:
+		return "rdp"
+	}
+	return fmt.Sprintf("kind-%d", uint8(k))
+}
+
 // Frame is one control frame. Which fields are set depends on Type.
 type Frame struct {
-	Type        FrameType
-	Proof       []byte // Auth, Welcome
-	ResumeProof []byte // Auth, when resuming
-	Session     []byte // Welcome
-	Alive       time.Duration
-	Dead        time.Duration // Welcome
-	Ticket      []byte        // Open
-	Kind        Kind          // Open
-	Code        Code          // Refuse, Close
-	Reason      string        // Refuse, Close
+	Type         FrameType
+	Share        []byte // Auth: the agent's CPace share Ya
+	Confirmation []byte // Auth, Welcome: key confirmation tag
+	ResumeProof  []byte // Auth, when resuming
+	Session      []byte // Welcome
+	Alive        time.Duration
+	Dead         time.Duration // Welcome
+	Ticket       []byte        // Open
+	Kind         Kind          // Open
+	Code         Code          // Refuse, Close
+	Reason       string        // Refuse, Close
 }
 
 // ErrFrame reports a frame that does not follow the protocol.
 var ErrFrame = errors.New("malformed frame")
 
-// Append encodes the frame onto b.
-func (f Frame) Append(b []byte) ([]byte, error) {
-	var payload []byte
+// ErrFrameTag reports a frame whose tag is wrong: it was forged, replayed,
+// reordered or changed on the way.
+var ErrFrameTag = errors.New("control frame with a wrong tag")
+
+// payload encodes the frame's payload.
+func (f Frame) payload() ([]byte, error) {
+	var p []byte
 	switch f.Type {
 	case FrameAuth:
-		payload = append(append(payload, f.Proof...), f.ResumeProof...)
+		p = append(append(append(p, f.Share...), f.Confirmation...), f.ResumeProof...)
 	case FrameWelcome:
-		payload = append(append(payload, f.Proof...), f.Session...)
-		payload = binary.BigEndian.AppendUint32(payload, uint32(f.Alive/time.Millisecond))
-		payload = binary.BigEndian.AppendUint32(payload, uint32(f.Dead/time.Millisecond))
+		p = append(append(p, f.Confirmation...), f.Session...)
+		p = binary.BigEndian.AppendUint32(p, uint32(f.Alive/time.Millisecond))
+		p = binary.BigEndian.AppendUint32(p, uint32(f.Dead/time.Millisecond))
 	case FrameOpen:
-		payload = append(append(payload, f.Ticket...), byte(f.Kind))
+		p = append(append(p, f.Ticket...), byte(f.Kind))
 	case FrameRefuse, FrameClose:
-		payload = append([]byte{byte(f.Code)}, f.Reason...)
+		p = append([]byte{byte(f.Code)}, truncateUTF8(f.Reason, MaxReason)...)
 	case FrameAlive:
 	default:
-		return b, fmt.Errorf("%w: cannot encode type %d", ErrFrame, f.Type)
+		return nil, fmt.Errorf("%w: cannot encode type %d", ErrFrame, f.Type)
 	}
-	if len(payload) > MaxPayload {
-		return b, fmt.Errorf("%w: payload of %d bytes", ErrFrame, len(payload))
+	if len(p) > maxPayload(f.Type) {
+		return nil, fmt.Errorf("%w: type %d with a payload of %d bytes", ErrFrame, f.Type, len(p))
 	}
-	b = append(b, byte(f.Type))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(payload)))
-	return append(b, payload...), nil
+	return p, nil
 }
 
-// WriteFrame writes one frame.
+// Append encodes the frame, without a tag, onto b: the frames of the
+// handshake.
+func (f Frame) Append(b []byte) ([]byte, error) {
+	p, err := f.payload()
+	if err != nil {
+		return b, err
+	}
+	return appendFrame(b, f.Type, p, nil), nil
+}
+
+func appendFrame(b []byte, t FrameType, payload, tag []byte) []byte {
+	b = append(b, byte(t))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(payload)+len(tag)))
+	return append(append(b, payload...), tag...)
+}
+
+// WriteFrame writes one frame of the handshake, without a tag.
 func WriteFrame(w io.Writer, f Frame) error {
-	b, err := f.Append(make([]byte, 0, 64))
+	b, err := f.Append(make([]byte, 0, 128))
 	if err != nil {
 		return err
 	}
@@ -90,18 +151,32 @@ func WriteFrame(w io.Writer, f Frame) error {
 	return err
 }
 
-// ReadFrame reads one frame. Frames of unknown types come back with only
-// Type set, for the caller to ignore.
+// ReadFrame reads one frame of the handshake, without a tag. Frames of
+// unknown types come back with only Type set, for the caller to ignore.
 func ReadFrame(r io.Reader) (Frame, error) {
-	var hdr [frameHeaderSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	t, p, err := readRaw(r, 0)
+	if err != nil {
 		return Frame{}, err
 	}
-	payload := make([]byte, binary.BigEndian.Uint16(hdr[1:]))
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return Frame{}, fmt.Errorf("%w: %v", ErrFrame, err)
+	return DecodeFrame(t, p)
+}
+
+// readRaw reads a frame's type and payload, refusing a length above the
+// type's maximum (plus extra, for a tag) before it allocates.
+func readRaw(r io.Reader, extra int) (FrameType, []byte, error) {
+	var hdr [frameHeaderSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
 	}
-	return DecodeFrame(FrameType(hdr[0]), payload)
+	t, n := FrameType(hdr[0]), int(binary.BigEndian.Uint16(hdr[1:]))
+	if n > maxPayload(t)+extra {
+		return 0, nil, fmt.Errorf("%w: type %d announces %d payload bytes, at most %d allowed", ErrFrame, t, n, maxPayload(t)+extra)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrFrame, err)
+	}
+	return t, p, nil
 }
 
 // DecodeFrame decodes a payload of the given type.
@@ -112,21 +187,20 @@ func DecodeFrame(t FrameType, p []byte) (Frame, error) {
 	}
 	switch t {
 	case FrameAuth:
-		switch len(p) {
-		case ProofSize:
-			f.Proof = p
-		case 2 * ProofSize:
-			f.Proof, f.ResumeProof = p[:ProofSize], p[ProofSize:]
-		default:
-			return bad("a proof, optionally followed by a resume proof")
+		if len(p) != authSize && len(p) != authSize+ProofSize {
+			return bad("a share and a confirmation, optionally followed by a resume proof")
+		}
+		f.Share, f.Confirmation = p[:ShareSize], p[ShareSize:authSize]
+		if len(p) > authSize {
+			f.ResumeProof = p[authSize:]
 		}
 	case FrameWelcome:
-		if len(p) != ProofSize+SessionSize+8 {
-			return bad("proof, session and two durations")
+		if len(p) != welcomeSize {
+			return bad("confirmation, session and two durations")
 		}
-		f.Proof, f.Session = p[:ProofSize], p[ProofSize:ProofSize+SessionSize]
-		f.Alive = time.Duration(binary.BigEndian.Uint32(p[ProofSize+SessionSize:])) * time.Millisecond
-		f.Dead = time.Duration(binary.BigEndian.Uint32(p[ProofSize+SessionSize+4:])) * time.Millisecond
+		f.Confirmation, f.Session = p[:ConfirmationSize], p[ConfirmationSize:ConfirmationSize+SessionSize]
+		f.Alive = time.Duration(binary.BigEndian.Uint32(p[ConfirmationSize+SessionSize:])) * time.Millisecond
+		f.Dead = time.Duration(binary.BigEndian.Uint32(p[ConfirmationSize+SessionSize+4:])) * time.Millisecond
 	case FrameOpen:
 		if len(p) != TicketSize+1 {
 			return bad("a ticket and a kind")
@@ -143,4 +217,89 @@ func DecodeFrame(t FrameType, p []byte) (Frame, error) {
 		}
 	}
 	return f, nil
+}
+
+// frameTags computes the tags of the frames one side sends after WELCOME:
+// HMAC-SHA-256 under that side's frame key over a counter, the type and
+// the payload, cut to TagSize. The counter starts at 0 and counts every
+// frame the side sends, so a frame cannot be injected, replayed, dropped
+// or reordered without the next tag failing.
+type frameTags struct {
+	key     []byte
+	counter uint64
+}
+
+func (t *frameTags) next(typ FrameType, payload []byte) []byte {
+	h := hmac.New(sha256.New, t.key)
+	var hdr [9]byte
+	binary.BigEndian.PutUint64(hdr[:8], t.counter)
+	hdr[8] = byte(typ)
+	h.Write(hdr[:])
+	h.Write(payload)
+	t.counter++
+	return h.Sum(nil)[:TagSize]
+}
+
+// Sealer tags the frames one side sends on a registered control
+// connection. It is not safe for concurrent use: its user serializes the
+// writes anyway.
+type Sealer struct{ tags frameTags }
+
+// NewSealer returns the sealer of the frames the agent (fromAgent) or the
+// gateway sends in the session of key k.
+func NewSealer(k SessionKey, fromAgent bool) *Sealer {
+	return &Sealer{frameTags{key: k.frameKey(fromAgent)}}
+}
+
+// Append encodes f with its tag onto b.
+func (s *Sealer) Append(b []byte, f Frame) ([]byte, error) {
+	p, err := f.payload()
+	if err != nil {
+		return b, err
+	}
+	return s.AppendPayload(b, f.Type, p), nil
+}
+
+// AppendPayload encodes a frame of any type from its payload, with its
+// tag, onto b: for frame types that this version does not define.
+func (s *Sealer) AppendPayload(b []byte, t FrameType, payload []byte) []byte {
+	return appendFrame(b, t, payload, s.tags.next(t, payload))
+}
+
+// Opener checks the tags of the frames the peer sends on a registered
+// control connection.
+type Opener struct{ tags frameTags }
+
+// NewOpener returns the opener of the frames the agent (fromAgent) or the
+// gateway sends in the session of key k.
+func NewOpener(k SessionKey, fromAgent bool) *Opener {
+	return &Opener{frameTags{key: k.frameKey(fromAgent)}}
+}
+
+// ReadFrame reads one tagged frame and checks its tag. Frames of unknown
+// types come back with only Type set, once their tag is checked.
+func (o *Opener) ReadFrame(r io.Reader) (Frame, error) {
+	t, p, err := readRaw(r, TagSize)
+	if err != nil {
+		return Frame{}, err
+	}
+	if len(p) < TagSize {
+		return Frame{}, fmt.Errorf("%w: type %d without its tag", ErrFrame, t)
+	}
+	body, tag := p[:len(p)-TagSize], p[len(p)-TagSize:]
+	if !hmac.Equal(tag, o.tags.next(t, body)) {
+		return Frame{}, ErrFrameTag
+	}
+	return DecodeFrame(t, body)
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
 	frames := []Frame{
-		{Type: FrameAuth, Proof: filled(ProofSize, 1)},
-		{Type: FrameAuth, Proof: filled(ProofSize, 1), ResumeProof: filled(ProofSize, 2)},
-		{Type: FrameWelcome, Proof: filled(ProofSize, 3), Session: filled(SessionSize, 4), Alive: 20 * time.Second, Dead: time.Minute},
+		{Type: FrameAuth, Share: filled(ShareSize, 1), Confirmation: filled(ConfirmationSize, 2)},
+		{Type: FrameAuth, Share: filled(ShareSize, 1), Confirmation: filled(ConfirmationSize, 2), ResumeProof: filled(ProofSize, 2)},
+		{Type: FrameWelcome, Confirmation: filled(ConfirmationSize, 3), Session: filled(SessionSize, 4), Alive: 20 * time.Second, Dead: time.Minute},
 		{Type: FrameRefuse, Code: CodeWrongPassword, Reason: "wrong password"},
 		{Type: FrameAlive},
 		{Type: FrameOpen, Ticket: filled(TicketSize, 5), Kind: KindRDP},
@@ -58,7 +60,97 @@ func TestFrameErrors(t *testing.T) {
 	if _, err := (Frame{Type: 99}).Append(nil); !errors.Is(err, ErrFrame) {
 		t.Errorf("encoding an unknown type: %v", err)
 	}
-	if _, err := (Frame{Type: FrameClose, Reason: string(make([]byte, MaxPayload))}).Append(nil); !errors.Is(err, ErrFrame) {
-		t.Errorf("encoding an oversized frame: %v", err)
+	long, err := (Frame{Type: FrameClose, Reason: strings.Repeat("é", MaxReason)}).Append(nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if f, err := ReadFrame(bytes.NewReader(long)); err != nil || len(f.Reason) > MaxReason || !utf8.ValidString(f.Reason) {
+		t.Errorf("a long reason was not cut to %d bytes of UTF-8: %d bytes, %v", MaxReason, len(f.Reason), err)
+	}
+}
+
+// TestFrameLengthCheckedFirst: a frame that announces more than its type
+// allows is refused before its payload is read or allocated.
+func TestFrameLengthCheckedFirst(t *testing.T) {
+	for _, typ := range []FrameType{FrameAuth, FrameWelcome, FrameOpen, FrameAlive, FrameClose, 99} {
+		r := &countingReader{r: bytes.NewReader(append([]byte{byte(typ), 0xff, 0xff}, make([]byte, 1<<16)...))}
+		if _, err := ReadFrame(r); !errors.Is(err, ErrFrame) || !strings.Contains(err.Error(), "at most") {
+			t.Errorf("type %d: %v, want a length refusal", typ, err)
+		}
+		if r.n > frameHeaderSize {
+			t.Errorf("type %d: %d bytes read before the refusal", typ, r.n)
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestSealedFrames: tagged frames read back in order; a forged, replayed,
+// reordered or changed frame, or one tagged by the other side, is refused.
+func TestSealedFrames(t *testing.T) {
+	key := SessionKey(filled(SessionKeySize, 7))
+	frames := []Frame{{Type: FrameOpen, Ticket: filled(TicketSize, 1)}, {Type: FrameAlive}, {Type: FrameClose, Code: CodeShuttingDown, Reason: "bye"}}
+	seal := func(s *Sealer) [][]byte {
+		var out [][]byte
+		for _, f := range frames {
+			b, err := s.Append(nil, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	sealed := seal(NewSealer(key, false))
+	o := NewOpener(key, false)
+	for i, b := range sealed {
+		got, err := o.ReadFrame(bytes.NewReader(b))
+		if err != nil || !reflect.DeepEqual(got, frames[i]) {
+			t.Fatalf("frame %d: %+v, %v", i, got, err)
+		}
+	}
+	tampered := append([]byte(nil), sealed[0]...)
+	tampered[4] ^= 1
+	forged, _ := Frame{Type: FrameOpen, Ticket: filled(TicketSize, 9)}.Append(nil)
+	forged = append(forged, make([]byte, TagSize)...)
+	forged[2] += TagSize
+	for name, stream := range map[string][][]byte{
+		"replayed":        {sealed[0], sealed[0]},
+		"reordered":       {sealed[1], sealed[0]},
+		"dropped":         {sealed[0], sealed[2]},
+		"changed":         {tampered},
+		"forged":          {forged},
+		"other direction": seal(NewSealer(key, true)),
+		"other session":   seal(NewSealer(SessionKey(filled(SessionKeySize, 8)), false)),
+		"untagged":        {mustAppend(t, frames[1])},
+	} {
+		o := NewOpener(key, false)
+		var err error
+		for _, b := range stream {
+			if _, err = o.ReadFrame(bytes.NewReader(b)); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, ErrFrameTag) && !errors.Is(err, ErrFrame) {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+	}
+}
+
+func mustAppend(t *testing.T, f Frame) []byte {
+	t.Helper()
+	b, err := f.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

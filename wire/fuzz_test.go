@@ -9,8 +9,8 @@ import (
 // the same bytes, or give an error; never a panic.
 func FuzzReadFrame(f *testing.F) {
 	for _, fr := range []Frame{
-		{Type: FrameAuth, Proof: filled(ProofSize, 1)},
-		{Type: FrameWelcome, Proof: filled(ProofSize, 3), Session: filled(SessionSize, 4)},
+		{Type: FrameAuth, Share: filled(ShareSize, 1), Confirmation: filled(ConfirmationSize, 2)},
+		{Type: FrameWelcome, Confirmation: filled(ConfirmationSize, 3), Session: filled(SessionSize, 4)},
 		{Type: FrameOpen, Ticket: filled(TicketSize, 5)},
 		{Type: FrameClose, Code: CodeEntryRemoved, Reason: "removed"},
 		{Type: FrameAlive},
@@ -43,9 +43,9 @@ func FuzzReadFrame(f *testing.F) {
 // FuzzParseHello: any header value parses or errors; what parses encodes
 // back to a value that parses the same.
 func FuzzParseHello(f *testing.F) {
-	f.Add(Hello{Version: 1, Role: RoleControl, Nonce: filled(NonceSize, 1), Spare: 2}.String())
-	f.Add(Hello{Version: 1, Role: RoleBack, Nonce: filled(NonceSize, 1), Session: filled(SessionSize, 2), Ticket: filled(TicketSize, 3), Proof: filled(ProofSize, 4)}.String())
-	f.Add("v=1; role=control; nonce=x")
+	f.Add(Hello{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Spare: 2}.String())
+	f.Add(Hello{Version: Version, Role: RoleBack, Nonce: filled(NonceSize, 1), Session: filled(SessionSize, 2), Ticket: filled(TicketSize, 3), Proof: filled(ProofSize, 4)}.String())
+	f.Add("v=2; role=control; nonce=x; future=1")
 	f.Fuzz(func(t *testing.T, value string) {
 		h, err := ParseHello(value)
 		if err != nil {
@@ -60,7 +60,7 @@ func FuzzParseHello(f *testing.F) {
 
 // FuzzParseChallenge: never panics.
 func FuzzParseChallenge(f *testing.F) {
-	f.Add(Challenge{Version: 1, Nonce: filled(NonceSize, 1), Bound: true}.String())
+	f.Add(Challenge{Version: Version, Nonce: filled(NonceSize, 1), Bound: true, Share: filled(ShareSize, 2)}.String())
 	f.Fuzz(func(t *testing.T, value string) {
 		_, _ = ParseChallenge(value)
 	})

@@ -9,16 +9,24 @@ import (
 
 // The HTTP/1.1 upgrade that opens every tildegate connection.
 const (
-	// UpgradeToken is the Upgrade header value of version 1.
-	UpgradeToken = "tildegate/1"
+	// Version is the protocol version these types speak.
+	Version = 2
+	// UpgradePrefix starts the Upgrade header value of every version.
+	UpgradePrefix = "tildegate/"
+	// UpgradeToken is the Upgrade header value of this version.
+	UpgradeToken = "tildegate/2"
 	// HeaderHello carries the agent's Hello in the upgrade request.
 	HeaderHello = "Tildegate-Hello"
-	// HeaderChallenge carries the gateway's Challenge in the 101 answer.
+	// HeaderChallenge carries the gateway's Challenge in the 101 answer to
+	// a control hello.
 	HeaderChallenge = "Tildegate-Challenge"
+	// HeaderProof carries the gateway's proof in the 101 answer to a back
+	// hello.
+	HeaderProof = "Tildegate-Proof"
 	// HeaderRefusal carries the code of a refused upgrade; the body says why.
 	HeaderRefusal = "Tildegate-Refusal"
-	// Version is the protocol version these types speak.
-	Version = 1
+	// MaxHeaderSize bounds a hello or challenge header value, in bytes.
+	MaxHeaderSize = 1024
 )
 
 // Role says what a connection is for.
@@ -41,7 +49,8 @@ const (
 // MaxSpare bounds the idle back connections an agent may ask for.
 const MaxSpare = 16
 
-// Hello is what the agent says in its upgrade request.
+// Hello is what the agent says in its upgrade request. A receiver ignores
+// fields it does not know, so that later revisions can add fields.
 type Hello struct {
 	Version int
 	Role    Role
@@ -59,18 +68,21 @@ type Hello struct {
 }
 
 // Challenge is what the gateway says in its 101 answer to a control hello.
+// A receiver ignores fields it does not know.
 type Challenge struct {
 	Version int
 	Nonce   []byte // NonceSize fresh random bytes
 	// Bound reports whether the gateway sees the connection's TLS session
-	// and binds the proofs to it.
+	// and binds the handshake to it.
 	Bound bool
+	// Share is the gateway's CPace share Yb.
+	Share []byte
 }
 
 var b64 = base64.RawURLEncoding
 
 // String encodes the hello as a header value:
-// "v=1; role=back; nonce=...; session=...; ticket=...; proof=...".
+// "v=2; role=back; nonce=...; session=...; ticket=...; proof=...".
 func (h Hello) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=%d; role=%s; nonce=%s", h.Version, h.Role, b64.EncodeToString(h.Nonce))
@@ -94,7 +106,7 @@ func (c Challenge) String() string {
 	if c.Bound {
 		binding = "tls"
 	}
-	return fmt.Sprintf("v=%d; nonce=%s; binding=%s", c.Version, b64.EncodeToString(c.Nonce), binding)
+	return fmt.Sprintf("v=%d; nonce=%s; binding=%s; share=%s", c.Version, b64.EncodeToString(c.Nonce), binding, b64.EncodeToString(c.Share))
 }
 
 // ParseHello decodes a Tildegate-Hello header value and checks that it has
@@ -134,7 +146,7 @@ func ParseHello(value string) (Hello, error) {
 			return Hello{}, err
 		}
 	default:
-		return Hello{}, fmt.Errorf("hello: role %q, want %q or %q", h.Role, RoleControl, RoleBack)
+		return Hello{}, fmt.Errorf("hello: role %s, want %q or %q", Quote(string(h.Role)), RoleControl, RoleBack)
 	}
 	return h, nil
 }
@@ -152,25 +164,51 @@ func ParseChallenge(value string) (Challenge, error) {
 	if c.Nonce, err = decodeField(fields, "nonce", NonceSize, true); err != nil {
 		return Challenge{}, err
 	}
+	if c.Share, err = decodeField(fields, "share", ShareSize, true); err != nil {
+		return Challenge{}, err
+	}
 	switch fields["binding"] {
 	case "tls":
 		c.Bound = true
 	case "none":
 	default:
-		return Challenge{}, fmt.Errorf("challenge: binding %q, want \"tls\" or \"none\"", fields["binding"])
+		return Challenge{}, fmt.Errorf("challenge: binding %s, want \"tls\" or \"none\"", Quote(fields["binding"]))
 	}
 	return c, nil
 }
 
+// UpgradeVersion returns the version of an Upgrade header value of the
+// form tildegate/N, and whether it has that form.
+func UpgradeVersion(token string) (int, bool) {
+	if len(token) <= len(UpgradePrefix) || !strings.EqualFold(token[:len(UpgradePrefix)], UpgradePrefix) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(token[len(UpgradePrefix):])
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// VersionRefusal is the refusal of a peer that speaks another version.
+func VersionRefusal(theirs string) *Refusal {
+	return &Refusal{Code: CodeVersion, Reason: fmt.Sprintf(
+		"protocol version %s is not supported: this side speaks only %s; run a tildegate-agent and a gateway that speak %s",
+		Quote(theirs), UpgradeToken, UpgradeToken)}
+}
+
 func parseFields(value string) (map[string]string, error) {
+	if len(value) > MaxHeaderSize {
+		return nil, fmt.Errorf("header of %d bytes, at most %d allowed", len(value), MaxHeaderSize)
+	}
 	fields := make(map[string]string)
 	for part := range strings.SplitSeq(value, ";") {
 		key, val, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || key == "" {
-			return nil, fmt.Errorf("malformed field %q, want key=value", strings.TrimSpace(part))
+			return nil, fmt.Errorf("malformed field %s, want key=value", Quote(strings.TrimSpace(part)))
 		}
 		if _, dup := fields[key]; dup {
-			return nil, fmt.Errorf("field %q given twice", key)
+			return nil, fmt.Errorf("field %s given twice", Quote(key))
 		}
 		fields[key] = val
 	}
@@ -178,8 +216,8 @@ func parseFields(value string) (map[string]string, error) {
 }
 
 func parseVersion(fields map[string]string) (int, error) {
-	if fields["v"] != "1" {
-		return 0, &Refusal{Code: CodeVersion, Reason: fmt.Sprintf("protocol version %q is not supported; this side speaks %d", fields["v"], Version)}
+	if fields["v"] != strconv.Itoa(Version) {
+		return 0, VersionRefusal(fields["v"])
 	}
 	return Version, nil
 }
@@ -192,9 +230,34 @@ func decodeField(fields map[string]string, key string, size int, required bool) 
 		}
 		return nil, nil
 	}
-	b, err := b64.DecodeString(val)
-	if err != nil || len(b) != size {
-		return nil, fmt.Errorf("field %q: want %d bytes in unpadded base64url", key, size)
+	b, err := DecodeValue(val, size)
+	if err != nil {
+		return nil, fmt.Errorf("field %q: %w", key, err)
 	}
 	return b, nil
+}
+
+// EncodeValue encodes a binary value of a header field: unpadded
+// base64url.
+func EncodeValue(b []byte) string { return b64.EncodeToString(b) }
+
+// DecodeValue decodes a binary value of size bytes of a header field.
+func DecodeValue(s string, size int) ([]byte, error) {
+	b, err := b64.DecodeString(s)
+	if err != nil || len(b) != size {
+		return nil, fmt.Errorf("want %d bytes in unpadded base64url", size)
+	}
+	return b, nil
+}
+
+// maxQuoted bounds how much of what a peer sent a message quotes.
+const maxQuoted = 40
+
+// Quote quotes at most a few dozen bytes of s, which a peer sent, for an
+// error message or a log: "...", with the rest cut and said so.
+func Quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(truncateUTF8(s, maxQuoted)) + fmt.Sprintf(" (%d bytes, cut)", len(s))
 }

@@ -11,9 +11,9 @@ func filled(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 
 func TestHelloRoundTrip(t *testing.T) {
 	for _, h := range []Hello{
-		{Version: 1, Role: RoleControl, Nonce: filled(NonceSize, 1)},
-		{Version: 1, Role: RoleControl, Nonce: filled(NonceSize, 1), Resume: filled(SessionSize, 2), Spare: 3},
-		{Version: 1, Role: RoleBack, Nonce: filled(NonceSize, 1), Session: filled(SessionSize, 2), Ticket: filled(TicketSize, 3), Proof: filled(ProofSize, 4)},
+		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1)},
+		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Resume: filled(SessionSize, 2), Spare: 3},
+		{Version: Version, Role: RoleBack, Nonce: filled(NonceSize, 1), Session: filled(SessionSize, 2), Ticket: filled(TicketSize, 3), Proof: filled(ProofSize, 4)},
 	} {
 		got, err := ParseHello(h.String())
 		if err != nil {
@@ -28,15 +28,16 @@ func TestHelloRoundTrip(t *testing.T) {
 func TestHelloErrors(t *testing.T) {
 	nonce := "nonce=" + b64.EncodeToString(filled(NonceSize, 1))
 	cases := map[string]string{
-		"v=2; role=control; " + nonce:                "version",
-		"v=1; role=spy; " + nonce:                    `role "spy"`,
-		"v=1; role=control":                          `"nonce" is missing`,
-		"v=1; role=control; nonce=short":             `field "nonce"`,
-		"v=1; role=control; " + nonce + "; " + nonce: "given twice",
-		"v=1; role=back; " + nonce:                   `"session" is missing`,
-		"v=1; role=control; " + nonce + "; spare=99": `"spare"`,
-		"v=1; garbage; " + nonce:                     "malformed field",
+		"v=1; role=control; " + nonce:                "version",
+		"v=2; role=spy; " + nonce:                    `role "spy"`,
+		"v=2; role=control":                          `"nonce" is missing`,
+		"v=2; role=control; nonce=short":             `field "nonce"`,
+		"v=2; role=control; " + nonce + "; " + nonce: "given twice",
+		"v=2; role=back; " + nonce:                   `"session" is missing`,
+		"v=2; role=control; " + nonce + "; spare=99": `"spare"`,
+		"v=2; garbage; " + nonce:                     "malformed field",
 		"":                                           "malformed field",
+		"v=2; role=control; " + nonce + "; x=" + strings.Repeat("a", MaxHeaderSize): "at most 1024",
 	}
 	for in, want := range cases {
 		_, err := ParseHello(in)
@@ -45,19 +46,48 @@ func TestHelloErrors(t *testing.T) {
 		}
 	}
 	var ref *Refusal
-	if _, err := ParseHello("v=2; role=control; " + nonce); !errors.As(err, &ref) || ref.Code != CodeVersion {
+	if _, err := ParseHello("v=1; role=control; " + nonce); !errors.As(err, &ref) || ref.Code != CodeVersion {
 		t.Errorf("an unknown version is not a version refusal: %v", err)
+	}
+	if _, err := ParseHello("v=2; role=" + strings.Repeat("x", 900) + "; " + nonce); err == nil || len(err.Error()) > 200 {
+		t.Errorf("an error quotes too much of a long field: %d bytes", len(err.Error()))
+	}
+}
+
+// TestUnknownFieldsIgnored: later revisions may add fields to the hello
+// and the challenge without a new version.
+func TestUnknownFieldsIgnored(t *testing.T) {
+	h := Hello{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1)}
+	if got, err := ParseHello(h.String() + "; agent=1.2.3; mux=yamux"); err != nil || !bytes.Equal(got.Nonce, h.Nonce) {
+		t.Errorf("hello with unknown fields: %+v, %v", got, err)
+	}
+	c := Challenge{Version: Version, Nonce: filled(NonceSize, 1), Share: filled(ShareSize, 2)}
+	if got, err := ParseChallenge(c.String() + "; instance=abc"); err != nil || !bytes.Equal(got.Share, c.Share) {
+		t.Errorf("challenge with unknown fields: %+v, %v", got, err)
+	}
+}
+
+func TestUpgradeVersion(t *testing.T) {
+	for token, want := range map[string]int{"tildegate/2": 2, "TILDEGATE/1": 1, "tildegate/17": 17} {
+		if got, ok := UpgradeVersion(token); !ok || got != want {
+			t.Errorf("UpgradeVersion(%q) = %d, %v", token, got, ok)
+		}
+	}
+	for _, token := range []string{"tildegate/", "tildegate/x", "websocket", "tildegate/-1", "tilde"} {
+		if _, ok := UpgradeVersion(token); ok {
+			t.Errorf("UpgradeVersion(%q) accepted", token)
+		}
 	}
 }
 
 func TestChallengeRoundTrip(t *testing.T) {
-	for _, c := range []Challenge{{Version: 1, Nonce: filled(NonceSize, 9), Bound: true}, {Version: 1, Nonce: filled(NonceSize, 8)}} {
+	for _, c := range []Challenge{{Version: Version, Nonce: filled(NonceSize, 9), Bound: true, Share: filled(ShareSize, 1)}, {Version: Version, Nonce: filled(NonceSize, 8), Share: filled(ShareSize, 2)}} {
 		got, err := ParseChallenge(c.String())
-		if err != nil || got.Bound != c.Bound || !bytes.Equal(got.Nonce, c.Nonce) {
+		if err != nil || got.Bound != c.Bound || !bytes.Equal(got.Nonce, c.Nonce) || !bytes.Equal(got.Share, c.Share) {
 			t.Errorf("ParseChallenge(%q) = %+v, %v", c, got, err)
 		}
 	}
-	if _, err := ParseChallenge("v=1; nonce=" + b64.EncodeToString(filled(NonceSize, 1)) + "; binding=maybe"); err == nil {
+	if _, err := ParseChallenge("v=2; nonce=" + b64.EncodeToString(filled(NonceSize, 1)) + "; share=" + b64.EncodeToString(filled(ShareSize, 1)) + "; binding=maybe"); err == nil {
 		t.Error("an unknown binding was accepted")
 	}
 }

@@ -47,12 +47,12 @@ func dialUpgrade(t *testing.T, addr string, hello Hello) (*http.Response, *bufio
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	return Upgrade(conn, "gw.example:8443", "Home", hello)
+	return Upgrade(conn, "gw.example:8443", "Home", hello.String())
 }
 
 func TestUpgradeSwitches(t *testing.T) {
-	ch := Challenge{Version: Version, Nonce: filled(NonceSize, 3), Bound: true}
-	addr, got := serveOnce(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TILDEGATE/1\r\nConnection: Upgrade\r\n"+
+	ch := Challenge{Version: Version, Nonce: filled(NonceSize, 3), Bound: true, Share: filled(ShareSize, 4)}
+	addr, got := serveOnce(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TILDEGATE/2\r\nConnection: Upgrade\r\n"+
 		HeaderChallenge+": "+ch.String()+"\r\n\r\n"+"\x04\x00\x00after")
 	hello := Hello{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Spare: 2}
 	res, br, err := dialUpgrade(t, addr, hello)

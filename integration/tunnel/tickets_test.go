@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"bufio"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,14 +17,12 @@ import (
 	"github.com/tildegate/tildegate/wire"
 )
 
-// peer speaks the protocol by hand, to send the gateway what no correct
-// agent would: replayed, expired and misdirected tickets.
+// peer is a hand-driven agent, to send the gateway what no correct agent
+// would: replayed, expired and misdirected tickets.
 type peer struct {
-	t          testing.TB
-	addr, name string
-	conn       net.Conn
-	session    []byte
-	sessionKey []byte
+	*e2e.Peer
+	t    testing.TB
+	addr string
 }
 
 func dialTLS(t testing.TB, addr string) *tls.Conn {
@@ -37,91 +34,53 @@ func dialTLS(t testing.TB, addr string) *tls.Conn {
 	return c
 }
 
-func nonce() []byte {
-	b := make([]byte, wire.NonceSize)
-	_, _ = rand.Read(b)
-	return b
-}
-
 // register runs the control handshake for name.
 func register(t testing.TB, addr, name, password string) *peer {
 	t.Helper()
 	c := dialTLS(t, addr)
 	t.Cleanup(func() { c.Close() })
-	hello := wire.Hello{Version: wire.Version, Role: wire.RoleControl, Nonce: nonce()}
-	res, br, err := wire.Upgrade(c, addr, name, hello)
+	cs := c.ConnectionState()
+	p, err := e2e.Handshake(c, &cs, addr, name, password, nil)
 	if err != nil {
 		t.Fatalf("registering %s: %v", name, err)
 	}
-	challenge, err := wire.ParseChallenge(res.Header.Get(wire.HeaderChallenge))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := c.ConnectionState()
-	key := wire.DeriveKey(name, password)
-	transcript := wire.NewTranscript(name, hello.Nonce, challenge.Nonce, wire.Binding(&cs))
-	if err := wire.WriteFrame(c, wire.Frame{Type: wire.FrameAuth, Proof: key.AgentProof(transcript)}); err != nil {
-		t.Fatal(err)
-	}
-	welcome, err := wire.ReadFrame(br)
-	if err != nil || welcome.Type != wire.FrameWelcome {
-		t.Fatalf("no welcome for %s: %+v %v", name, welcome, err)
-	}
-	if !wire.Equal(welcome.Proof, key.GatewayProof(transcript)) {
-		t.Fatal("the gateway's proof is wrong")
-	}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	go func() { // stay alive, as an agent does
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(welcome.Alive):
-				if wire.WriteFrame(c, wire.Frame{Type: wire.FrameAlive}) != nil {
-					return
-				}
-			}
-		}
-	}()
-	return &peer{t: t, addr: addr, name: name, conn: &readerConn{Conn: c, r: br}, session: welcome.Session, sessionKey: key.SessionKey(transcript)}
+	p.KeepAlive(stop)
+	return &peer{Peer: p, t: t, addr: addr}
 }
-
-type readerConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // nextTicket reads frames until an OPEN comes.
 func (p *peer) nextTicket() []byte {
 	p.t.Helper()
-	_ = p.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		f, err := wire.ReadFrame(p.conn)
-		if err != nil {
-			p.t.Fatalf("waiting for OPEN: %v", err)
-		}
-		if f.Type == wire.FrameOpen {
-			return f.Ticket
-		}
+	f, err := p.NextOpen(5 * time.Second)
+	if err != nil {
+		p.t.Fatalf("waiting for OPEN: %v", err)
 	}
+	return f.Ticket
 }
 
 // present opens a back connection to /~~name with a ticket of p's session.
 func (p *peer) present(name string, ticket []byte) (net.Conn, error) {
 	c := dialTLS(p.t, p.addr)
 	cs := c.ConnectionState()
-	n := nonce()
-	hello := wire.Hello{Version: wire.Version, Role: wire.RoleBack, Nonce: n, Session: p.session, Ticket: ticket,
-		Proof: wire.BackProof(p.sessionKey, p.session, ticket, n, wire.Binding(&cs))}
-	_, br, err := wire.Upgrade(c, p.addr, name, hello)
+	conn, err := p.Present(c, &cs, p.addr, name, ticket, wire.KindHTTP)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &readerConn{Conn: c, r: br}, nil
+	return conn, nil
+}
+
+// presentForged presents ticket for p's session with a proof made
+// without the session key.
+func (p *peer) presentForged(ticket []byte) error {
+	c := dialTLS(p.t, p.addr)
+	defer c.Close()
+	hello := wire.Hello{Version: wire.Version, Role: wire.RoleBack, Nonce: e2e.Nonce(), Session: p.Session, Ticket: ticket,
+		Proof: make([]byte, wire.ProofSize)}
+	_, _, err := wire.Upgrade(c, p.addr, p.Name, hello.String())
+	return err
 }
 
 // answer reads one HTTP request from a back connection and answers it.
@@ -180,19 +139,26 @@ func TestTickets(t *testing.T) {
 	back.Close()
 	_, err = alpha.present("alpha", ticket)
 	wantBadTicket(t, err, "already used")
-	g.Log.WaitFor(2*time.Second, 0, "replayed ticket refused", "alpha")
+	g.Log.WaitFor(2*time.Second, 0, "agent connection refused", "alpha", "the ticket was already used")
 
-	// A ticket presented for another name, even by an agent that holds
-	// that name.
+	// A ticket presented for another name, by an agent that holds that
+	// name, or with a forged proof: refused, and not used up.
 	got = request()
 	ticket = alpha.nextTicket()
 	_, err = alpha.present("beta", ticket)
 	wantBadTicket(t, err, "another name")
 	_, err = beta.present("alpha", ticket)
-	wantBadTicket(t, err, "already used") // the attempt above used it up
-	if r := <-got; !strings.HasPrefix(r, "504") {
-		t.Errorf("a request whose back connection never came: %q, want 504", r)
+	wantBadTicket(t, err, "another session")
+	wantBadTicket(t, alpha.presentForged(ticket), "wrong proof")
+	back, err = alpha.present("alpha", ticket)
+	if err != nil {
+		t.Fatalf("the ticket was used up by refused attempts: %v", err)
 	}
+	answer(t, back, "after the refusals")
+	if r := <-got; r != "200 after the refusals" {
+		t.Errorf("request after refused attempts at its ticket: %q", r)
+	}
+	back.Close()
 
 	// A ticket presented after it expired (ticket_ttl 2s).
 	got = request()

@@ -28,9 +28,13 @@ type Settings struct {
 	Refuse wire.Code
 	// RefuseAuth, when set, answers a right AUTH with REFUSE and this code.
 	RefuseAuth wire.Code
-	// WrongProof makes WELCOME carry a proof that does not match the
-	// password.
+	// WrongProof makes WELCOME carry a key confirmation that does not
+	// match, as from a gateway that does not know the password.
 	WrongProof bool
+	// WrongBackProof makes the 101 of back connections carry a wrong
+	// proof, as from something on the path that answers in the gateway's
+	// place.
+	WrongBackProof bool
 	// Unbound makes the challenge say binding=none even over TLS.
 	Unbound bool
 	// Alive and Dead go in WELCOME.
@@ -87,9 +91,10 @@ type Control struct {
 	// when the connection ends.
 	Frames chan wire.Frame
 
-	key []byte // session key
-	g   *Gateway
-	wmu sync.Mutex
+	key    wire.SessionKey
+	g      *Gateway
+	wmu    sync.Mutex
+	sealer *wire.Sealer // guarded by wmu
 }
 
 // ticket is an outstanding ticket.
@@ -231,7 +236,7 @@ func (g *Gateway) handle(conn net.Conn) {
 		binding = wire.Binding(&cs)
 	}
 	if hello.Role == wire.RoleControl {
-		g.control(conn, br, name, hello, binding)
+		g.control(conn, br, name, hello, req.Header.Get(wire.HeaderHello), binding)
 	} else {
 		g.back(conn, br, name, hello, binding)
 	}
@@ -243,7 +248,7 @@ func refuseHTTP(conn net.Conn, code wire.Code, status int, reason string) {
 	conn.Close()
 }
 
-func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wire.Hello, binding []byte) {
+func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wire.Hello, helloValue string, binding []byte) {
 	g.Attempts <- Attempt{At: time.Now(), Name: name, Hello: hello}
 	g.mu.Lock()
 	s := g.settings
@@ -260,9 +265,11 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 		refuseHTTP(conn, s.Refuse, http.StatusForbidden, "refused by the test")
 		return
 	}
-	ch := wire.Challenge{Version: wire.Version, Nonce: random(wire.NonceSize), Bound: binding != nil}
+	gatewayNonce := random(wire.NonceSize)
+	ex := wire.NewGatewayExchange(password, wire.SessionID(name, hello.Nonce, gatewayNonce, binding))
+	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: binding != nil, Share: ex.Share()}.String()
 	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n%s: %s\r\n\r\n",
-		wire.UpgradeToken, wire.HeaderChallenge, ch)
+		wire.UpgradeToken, wire.HeaderChallenge, challenge)
 	auth, err := wire.ReadFrame(br)
 	if err != nil {
 		conn.Close() // the agent hung up
@@ -273,10 +280,9 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 		conn.Close()
 		return
 	}
-	key := wire.DeriveKey(name, password)
-	tr := wire.NewTranscript(name, hello.Nonce, ch.Nonce, binding)
-	if !wire.Equal(auth.Proof, key.AgentProof(tr)) {
-		wire.WriteFrame(conn, wire.Frame{Type: wire.FrameRefuse, Code: wire.CodeWrongPassword, Reason: "wrong proof"})
+	keys, err := ex.Finish(auth.Share, helloValue, challenge)
+	if err != nil || !wire.Equal(auth.Confirmation, keys.AgentConfirmation()) {
+		wire.WriteFrame(conn, wire.Frame{Type: wire.FrameRefuse, Code: wire.CodeWrongPassword, Reason: "wrong password"})
 		conn.Close()
 		return
 	}
@@ -285,32 +291,35 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 		conn.Close()
 		return
 	}
-	c := &Control{Name: name, Hello: hello, Bound: binding != nil, Conn: conn, Frames: make(chan wire.Frame, 100), g: g}
+	c := &Control{Name: name, Hello: hello, Bound: binding != nil, Conn: conn, Frames: make(chan wire.Frame, 100), g: g,
+		key: keys.Session, sealer: wire.NewSealer(keys.Session, false)}
 	if hello.Resume != nil {
 		g.mu.Lock()
 		old := g.sessions[string(hello.Resume)]
 		g.mu.Unlock()
-		if old != nil && auth.ResumeProof != nil && wire.Equal(auth.ResumeProof, wire.ResumeProof(old.key, tr)) {
+		if old != nil && auth.ResumeProof != nil && wire.Equal(auth.ResumeProof, keys.ResumeProof(old.key)) {
 			c.Resumed = true
 			old.Send(wire.Frame{Type: wire.FrameClose, Code: wire.CodeResumedElsewhere})
 			old.Conn.Close()
 		}
 	}
 	c.Session = random(wire.SessionSize)
-	c.key = key.SessionKey(tr)
-	proof := key.GatewayProof(tr)
+	confirmation := keys.GatewayConfirmation()
 	if s.WrongProof {
-		proof = wire.DeriveKey(name, password+"x").GatewayProof(tr)
+		confirmation = random(wire.ConfirmationSize)
 	}
 	g.mu.Lock()
 	g.sessions[string(c.Session)] = c
 	g.mu.Unlock()
 	conn.SetDeadline(time.Time{})
-	c.Send(wire.Frame{Type: wire.FrameWelcome, Proof: proof, Session: c.Session, Alive: s.Alive, Dead: s.Dead})
+	c.wmu.Lock()
+	wire.WriteFrame(conn, wire.Frame{Type: wire.FrameWelcome, Confirmation: confirmation, Session: c.Session, Alive: s.Alive, Dead: s.Dead})
+	c.wmu.Unlock()
 	g.Controls <- c
 	defer close(c.Frames)
+	opener := wire.NewOpener(keys.Session, true)
 	for {
-		f, err := wire.ReadFrame(br)
+		f, err := opener.ReadFrame(br)
 		if err != nil {
 			return
 		}
@@ -318,18 +327,36 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 	}
 }
 
-// Send writes a frame to the agent.
+// Send writes a tagged frame to the agent.
 func (c *Control) Send(f wire.Frame) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	wire.WriteFrame(c.Conn, f)
+	b, err := c.sealer.Append(nil, f)
+	if err != nil {
+		c.g.t.Errorf("test gateway: %v", err)
+		return
+	}
+	c.Conn.Write(b)
 }
 
-// WriteRaw writes bytes to the agent, between frames.
-func (c *Control) WriteRaw(b []byte) {
+// Inject writes a frame with a tag made without the session key, as
+// something on the path would.
+func (c *Control) Inject(f wire.Frame) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	b, err := wire.NewSealer(wire.SessionKey(random(wire.SessionKeySize)), false).Append(nil, f)
+	if err != nil {
+		c.g.t.Errorf("test gateway: %v", err)
+		return
+	}
 	c.Conn.Write(b)
+}
+
+// SendPayload writes a tagged frame of any type, with its payload.
+func (c *Control) SendPayload(t wire.FrameType, payload []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.Conn.Write(c.sealer.AppendPayload(nil, t, payload))
 }
 
 // Open sends OPEN with a fresh ticket.
@@ -354,12 +381,19 @@ func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.
 	if !tk.c.Bound {
 		binding = nil
 	}
-	if !wire.Equal(hello.Proof, wire.BackProof(tk.c.key, hello.Session, hello.Ticket, hello.Nonce, binding)) {
+	if !wire.Equal(hello.Proof, tk.c.key.BackProof(hello.Session, hello.Ticket, tk.kind, hello.Nonce, binding)) {
 		g.t.Errorf("test gateway: back connection with a wrong proof")
 		refuseHTTP(conn, wire.CodeBadTicket, http.StatusForbidden, "wrong proof")
 		return
 	}
-	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", wire.UpgradeToken)
+	proof := tk.c.key.BackAcceptProof(hello.Session, hello.Ticket, hello.Nonce, binding)
+	g.mu.Lock()
+	if g.settings.WrongBackProof {
+		proof = random(wire.ProofSize)
+	}
+	g.mu.Unlock()
+	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n%s: %s\r\n\r\n",
+		wire.UpgradeToken, wire.HeaderProof, wire.EncodeValue(proof))
 	conn.SetDeadline(time.Time{})
 	g.Backs <- &Back{Name: name, Kind: tk.kind, Conn: conn, R: br}
 }

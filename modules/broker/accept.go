@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,10 +19,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// IsUpgrade reports whether r opens a tildegate connection.
+// IsUpgrade reports whether r opens a tildegate connection, of any
+// version: ServeUpgrade refuses the versions it does not speak.
 func IsUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.ProtoMajor == 1 &&
-		strings.EqualFold(r.Header.Get("Upgrade"), wire.UpgradeToken)
+	if r.Method != http.MethodGet || r.ProtoMajor != 1 {
+		return false
+	}
+	_, ok := wire.UpgradeVersion(r.Header.Get("Upgrade"))
+	return ok
 }
 
 // refusalStatus is the HTTP status of each refusal that can answer an
@@ -39,81 +45,124 @@ var refusalStatus = map[wire.Code]int{
 	wire.CodeTooMany:           http.StatusServiceUnavailable,
 }
 
+// maxLoggedName bounds how much of a name that no entry has is logged.
+const maxLoggedName = 64
+
 // attempt is one agent connection being checked.
 type attempt struct {
-	b    *Broker
-	name string
-	key  string
-	addr string // client address as Caddy sees it
-	ip   netip.Addr
-	role wire.Role
+	b     *Broker
+	name  string
+	key   string
+	known bool   // an entry has the name
+	addr  string // client address as Caddy sees it
+	ip    netip.Addr
+	role  wire.Role
 }
 
-// refuse answers the upgrade with a refusal and logs it once, without
-// secrets; failures that could be password guessing count toward the
-// address's throttle.
-func (a *attempt) refuse(w http.ResponseWriter, code wire.Code, reason string) {
+// refuse answers the upgrade with a refusal and logs it, rate-limited and
+// without secrets.
+func (a *attempt) refuse(w http.ResponseWriter, code wire.Code, reason string, retryAfter time.Duration) {
 	a.log(code, reason)
 	w.Header().Set(wire.HeaderRefusal, code.String())
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Connection", "close")
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
+	}
 	w.WriteHeader(refusalStatus[code])
 	fmt.Fprintln(w, reason)
 }
 
+// log logs a refusal: one line per code and source per interval, with the
+// number held back since the last.
 func (a *attempt) log(code wire.Code, reason string) {
-	switch code {
-	case wire.CodeWrongPassword, wire.CodeBadTicket, wire.CodeUnknownName:
-		a.b.throttle.fail(a.addr)
+	logged := ""
+	if a.known {
+		logged = a.key
 	}
-	a.b.logger.Warn("agent connection refused",
-		zap.String("name", a.name), zap.String("role", string(a.role)), zap.String("remote_ip", a.addr),
-		zap.String("code", code.String()), zap.String("reason", reason))
+	ok, held := a.b.logs.allow(code, a.ip, logged)
+	if !ok {
+		return
+	}
+	fields := []zap.Field{zap.String("name", a.name), zap.String("role", string(a.role)), zap.String("remote_ip", a.addr),
+		zap.String("code", code.String()), zap.String("reason", reason)}
+	if held > 0 {
+		fields = append(fields, zap.Int("similar_not_logged", held))
+	}
+	a.b.logger.Warn("agent connection refused", fields...)
 }
 
 // ServeUpgrade takes an agent's control or back connection for the back
 // entry called name. The client address is the one Caddy determined, with
 // trusted proxies respected.
+//
+// Everything that does not need the password is decided first, the same
+// way whatever the password: the version, the hello, the name, TLS, the
+// address filter, whether the name is taken, and the throttle.
 func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name string) {
+	helloValue := r.Header.Get(wire.HeaderHello)
+	r.Header.Del(wire.HeaderHello) // not for the access log
 	a := &attempt{b: b, name: name, key: strings.ToLower(name)}
 	a.addr, _ = caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	a.ip, _ = netip.ParseAddr(a.addr)
-	if blocked, first := b.throttle.blocked(a.addr); blocked {
-		if first {
-			a.log(wire.CodeThrottled, "too many failed handshakes from this address")
-		}
-		w.Header().Set(wire.HeaderRefusal, wire.CodeThrottled.String())
-		http.Error(w, "too many failed handshakes from this address; try again later", http.StatusTooManyRequests)
+	entry, known := b.entry(a.key)
+	a.known = known
+	if !known {
+		a.name = truncateName(name)
+	}
+	if v, _ := wire.UpgradeVersion(r.Header.Get("Upgrade")); v != wire.Version {
+		ref := wire.VersionRefusal(strings.TrimPrefix(strings.ToLower(r.Header.Get("Upgrade")), wire.UpgradePrefix))
+		a.refuse(w, ref.Code, ref.Reason, 0)
 		return
 	}
-	hello, err := wire.ParseHello(r.Header.Get(wire.HeaderHello))
+	hello, err := wire.ParseHello(helloValue)
 	if err != nil {
-		if ref, ok := err.(*wire.Refusal); ok {
-			a.refuse(w, ref.Code, ref.Reason)
+		var ref *wire.Refusal
+		if errors.As(err, &ref) {
+			a.refuse(w, ref.Code, ref.Reason, 0)
 		} else {
-			a.refuse(w, wire.CodeBadRequest, "malformed hello: "+err.Error())
+			a.refuse(w, wire.CodeBadRequest, "malformed hello: "+err.Error(), 0)
 		}
 		return
 	}
 	a.role = hello.Role
-	entry, ok := b.entry(a.key)
-	if !ok {
-		a.refuse(w, wire.CodeUnknownName, fmt.Sprintf("the gateway has no back entry named %q", name))
+	if !known {
+		a.refuse(w, wire.CodeUnknownName, fmt.Sprintf("the gateway has no back entry named %s", wire.Quote(name)), 0)
 		return
 	}
 	if entry.RequireTLS && r.TLS == nil {
-		a.refuse(w, wire.CodeTLSRequired, fmt.Sprintf("the entry %q requires TLS; this connection is plain", name))
+		a.refuse(w, wire.CodeTLSRequired, fmt.Sprintf("the entry %q requires TLS; this connection is plain", name), 0)
 		return
 	}
 	if err := a.checkAddress(r.Context(), &entry); err != nil {
-		a.refuse(w, wire.CodeAddressNotAllowed, err.Error())
+		a.refuse(w, wire.CodeAddressNotAllowed, err.Error(), 0)
 		return
 	}
 	if hello.Role == wire.RoleBack {
 		b.serveBack(w, r, a, hello)
 		return
 	}
-	b.serveControl(w, r, a, hello, &entry)
+	live, resumable := b.resumable(a.key, hello.Resume)
+	if live && !resumable {
+		a.refuse(w, wire.CodeNameTaken, fmt.Sprintf("%q is held by another live agent connection", name), 0)
+		return
+	}
+	adm, th := b.throttle.admit(a.ip, a.key, resumable)
+	if th != nil {
+		a.refuse(w, wire.CodeThrottled, th.reason+"; try again later", th.retryAfter)
+		return
+	}
+	success := false
+	defer func() { adm.done(success) }()
+	success = b.serveControl(w, r, a, hello, helloValue, &entry, adm)
+}
+
+// truncateName cuts a name that no entry has to what a log line shows.
+func truncateName(name string) string {
+	if len(name) <= maxLoggedName {
+		return name
+	}
+	return name[:maxLoggedName] + "..."
 }
 
 // checkAddress applies the entry's address filter to the client.
@@ -174,98 +223,135 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// serveControl runs the control handshake and, when it succeeds, registers
-// the agent.
-func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt, hello wire.Hello, entry *Entry) {
+// serveControl runs the control handshake of docs/protocol.md section 3
+// and, when it succeeds, registers the agent. It reports whether it did.
+func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt, hello wire.Hello, helloValue string, entry *Entry, adm *admission) bool {
 	binding := wire.Binding(r.TLS)
-	challenge := wire.Challenge{Version: wire.Version, Nonce: randomBytes(wire.NonceSize), Bound: r.TLS != nil}
-	conn, err := hijack(w, wire.HeaderChallenge+": "+challenge.String()+"\r\n")
+	gatewayNonce := randomBytes(wire.NonceSize)
+	ex := wire.NewGatewayExchange(entry.Password, wire.SessionID(a.name, hello.Nonce, gatewayNonce, binding))
+	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: r.TLS != nil, Share: ex.Share()}.String()
+	conn, err := hijack(w, wire.HeaderChallenge+": "+challenge+"\r\n")
 	if err != nil {
 		b.logger.Debug("control handshake failed", zap.String("name", a.name), zap.Error(err))
-		return
+		return false
 	}
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	fail := func(code wire.Code, reason string) {
+	fail := func(code wire.Code, reason string) bool {
 		a.log(code, reason)
 		_ = wire.WriteFrame(conn, wire.Frame{Type: wire.FrameRefuse, Code: code, Reason: reason})
 		conn.Close()
+		return false
 	}
 	auth, err := wire.ReadFrame(conn)
 	if err != nil || auth.Type != wire.FrameAuth {
-		fail(wire.CodeBadRequest, "expected an AUTH frame")
-		return
+		return fail(wire.CodeBadRequest, "expected an AUTH frame")
 	}
-	transcript := wire.NewTranscript(a.name, hello.Nonce, challenge.Nonce, binding)
-	if !wire.Equal(auth.Proof, entry.Key.AgentProof(transcript)) {
-		fail(wire.CodeWrongPassword, "wrong password")
-		return
+	keys, err := ex.Finish(auth.Share, helloValue, challenge)
+	if err != nil {
+		return fail(wire.CodeBadRequest, err.Error())
 	}
+	settings := entry.Settings.WithDefaults()
 	reg := &registration{
 		b:          b,
 		name:       a.name,
 		key:        a.key,
 		entry:      *entry,
-		settings:   entry.Settings.WithDefaults(),
+		settings:   settings,
 		addr:       a.addr,
 		ip:         a.ip,
 		tls:        r.TLS != nil,
 		session:    randomBytes(wire.SessionSize),
-		sessionKey: entry.Key.SessionKey(transcript),
+		sessionKey: keys.Session,
 		conn:       conn,
+		sealer:     wire.NewSealer(keys.Session, false),
 		spare:      min(hello.Spare, maxSpare),
 		idle:       make(chan net.Conn, maxSpare),
-		slots:      make(chan struct{}, entry.Settings.WithDefaults().MaxPending),
 		done:       make(chan struct{}),
 	}
-	replaced, err := b.register(reg, hello.Resume, auth.ResumeProof, transcript)
-	if err != nil {
-		fail(wire.CodeNameTaken, err.Error())
-		return
+	for k := range reg.slots {
+		reg.slots[k] = make(chan struct{}, settings.MaxPending)
 	}
-	welcome := wire.Frame{Type: wire.FrameWelcome, Proof: entry.Key.GatewayProof(transcript), Session: reg.session,
-		Alive: reg.settings.Alive, Dead: reg.settings.Dead}
+	replaced, resumed, code, why := b.register(reg, hello.Resume, auth, keys, adm.resumeOnly)
+	if code != 0 {
+		return fail(code, why)
+	}
+	welcome := wire.Frame{Type: wire.FrameWelcome, Confirmation: keys.GatewayConfirmation(), Session: reg.session,
+		Alive: settings.Alive, Dead: settings.Dead}
 	if replaced != nil {
 		replaced.close(wire.CodeResumedElsewhere, "the agent resumed its session on a new connection")
 	}
-	if err := reg.send(welcome); err != nil {
+	if err := wire.WriteFrame(conn, welcome); err != nil {
 		reg.close(0, "connection lost during the handshake")
-		return
+		return false
 	}
 	_ = conn.SetDeadline(time.Time{})
 	b.logger.Info("agent registered", zap.String("name", a.name), zap.String("remote_ip", a.addr),
-		zap.Bool("tls", reg.tls), zap.Bool("resumed", replaced != nil))
+		zap.Bool("tls", reg.tls), zap.Bool("resumed", resumed))
 	go reg.run()
+	return true
 }
 
-// register gives the name to reg, unless a live registration holds it and
-// reg does not prove that it resumes that one's session.
-func (b *Broker) register(reg *registration, resume, resumeProof []byte, t wire.Transcript) (replaced *registration, err error) {
+// resumable reports whether a live registration holds the name, and
+// whether resume names the session that holds it or the one that dropped
+// last and may still be resumed.
+func (b *Broker) resumable(key string, resume []byte) (live, resumable bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old := b.regs[key]; old != nil {
+		return true, resume != nil && wire.Equal(resume, old.session)
+	}
+	e, ok := b.ended[key]
+	return false, ok && resume != nil && time.Now().Before(e.until) && wire.Equal(resume, e.id)
+}
+
+// register gives the name to reg. In this order, so that no answer tells
+// a right password from a wrong one where the password does not decide:
+// a name held by a live registration goes only to a valid resume of its
+// session (name-taken otherwise, whatever the password); a handshake
+// admitted past the throttle's budgets needs a valid resume (throttled
+// otherwise); then the agent's key confirmation decides.
+func (b *Broker) register(reg *registration, resume []byte, auth wire.Frame, keys *wire.Keys, resumeOnly bool) (replaced *registration, resumed bool, code wire.Code, why string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.regs[reg.key]
-	if old != nil {
-		if resume == nil || resumeProof == nil || !wire.Equal(resume, old.session) ||
-			!wire.Equal(resumeProof, wire.ResumeProof(old.sessionKey, t)) {
-			return nil, fmt.Errorf("%q is held by another live agent connection", reg.name)
+	var previous wire.SessionKey
+	switch {
+	case old != nil && resume != nil && wire.Equal(resume, old.session):
+		previous = old.sessionKey
+	case old == nil && resume != nil:
+		if e, ok := b.ended[reg.key]; ok && time.Now().Before(e.until) && wire.Equal(resume, e.id) {
+			previous = e.key
 		}
 	}
+	resumed = previous != nil && auth.ResumeProof != nil && wire.Equal(auth.ResumeProof, keys.ResumeProof(previous))
+	switch {
+	case old != nil && !resumed:
+		return nil, false, wire.CodeNameTaken, fmt.Sprintf("%q is held by another live agent connection", reg.name)
+	case resumeOnly && !resumed:
+		return nil, false, wire.CodeThrottled, "too many attempts at this name; try again later"
+	case !wire.Equal(auth.Confirmation, keys.AgentConfirmation()):
+		return nil, false, wire.CodeWrongPassword, "wrong password"
+	}
 	b.regs[reg.key] = reg
-	return old, nil
+	delete(b.ended, reg.key)
+	return old, resumed, 0, ""
 }
 
 // serveBack checks a back connection's ticket and hands the connection to
 // whoever asked for it.
 func (b *Broker) serveBack(w http.ResponseWriter, r *http.Request, a *attempt, hello wire.Hello) {
-	t, code, reason := b.redeem(a, hello, wire.Binding(r.TLS))
+	binding := wire.Binding(r.TLS)
+	t, code, reason := b.redeem(a, hello, binding)
 	if t == nil {
-		a.refuse(w, code, reason)
+		a.refuse(w, code, reason, 0)
 		return
 	}
-	conn, err := hijack(w, "")
+	proof := t.reg.sessionKey.BackAcceptProof(t.reg.session, hello.Ticket, hello.Nonce, binding)
+	conn, err := hijack(w, wire.HeaderProof+": "+wire.EncodeValue(proof)+"\r\n")
 	if err != nil {
-		t.reg.backDone()
+		t.reg.backDone(t.kind)
 		b.logger.Debug("back connection failed", zap.String("name", a.name), zap.Error(err))
 		return
 	}
-	b.deliver(t, &backConn{Conn: conn, reg: t.reg})
+	b.deliver(t, &backConn{Conn: conn, reg: t.reg, kind: t.kind})
 }

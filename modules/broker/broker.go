@@ -7,7 +7,7 @@
 package broker
 
 import (
-	"crypto/sha256"
+	"crypto/subtle"
 	"strings"
 	"sync"
 	"time"
@@ -20,12 +20,19 @@ import (
 
 // Defaults of Settings.
 const (
-	DefaultAlive         = 20 * time.Second
-	DefaultDead          = 60 * time.Second
-	DefaultBackWait      = 10 * time.Second
-	DefaultTicketTTL     = 10 * time.Second
-	DefaultMaxBackConns  = 64
-	DefaultMaxPending    = 32
+	DefaultAlive        = 20 * time.Second
+	DefaultDead         = 60 * time.Second
+	DefaultBackWait     = 10 * time.Second
+	DefaultTicketTTL    = 10 * time.Second
+	DefaultMaxBackConns = 64
+	DefaultMaxPending   = 32
+	// maxRDPBackConns limits the RDP back connections per name, apart
+	// from the web's: RDP connections arrive unauthenticated, and must not
+	// take the web's back connections.
+	maxRDPBackConns = 256
+	// resumeWindow is how long a session that ended can still be resumed
+	// past the throttle's budgets.
+	resumeWindow         = 10 * time.Minute
 	handshakeTimeout     = 10 * time.Second
 	maxSpare             = wire.MaxSpare
 	brokerPoolKey        = "tildegate.broker"
@@ -71,8 +78,10 @@ func (s Settings) WithDefaults() Settings {
 
 // Entry is a back entry as the broker checks it.
 type Entry struct {
-	Name       string
-	Key        wire.Key
+	Name string
+	// Password is the entry's password: the PAKE of the handshake proves
+	// it, and it is never sent, logged or stretched.
+	Password   string
 	Filter     balancebin.Filter
 	RequireTLS bool
 	// Origin says where the entry was defined, for logs.
@@ -81,7 +90,9 @@ type Entry struct {
 	Settings Settings
 }
 
-func (e *Entry) sameSecret(o *Entry) bool { return wire.Equal(e.Key, o.Key) }
+func (e *Entry) sameSecret(o *Entry) bool {
+	return subtle.ConstantTimeCompare([]byte(e.Password), []byte(o.Password)) == 1
+}
 
 // claim is an entry and how many routing tables currently define it.
 type claim struct {
@@ -94,13 +105,22 @@ type claim struct {
 type Broker struct {
 	logger *zap.Logger
 
-	mu       sync.Mutex
-	regs     map[string]*registration // by lower-case name
-	claims   map[string]*claim        // by lower-case name
-	tickets  map[[wire.TicketSize]byte]*ticket
-	used     map[[wire.TicketSize]byte]time.Time // presented tickets, for replay detection
-	keys     map[[sha256.Size]byte]wire.Key      // derived keys by name and password
+	mu      sync.Mutex
+	regs    map[string]*registration // by lower-case name
+	claims  map[string]*claim        // by lower-case name
+	ended   map[string]endedSession  // by lower-case name: the last session that dropped
+	tickets map[[wire.TicketSize]byte]*ticket
+	used    map[[wire.TicketSize]byte]time.Time // presented tickets, for replay detection
+
 	throttle *throttle
+	logs     *logLimiter
+}
+
+// endedSession is a session that dropped and that its agent may resume.
+type endedSession struct {
+	id    []byte
+	key   wire.SessionKey
+	until time.Time
 }
 
 var brokers = caddy.NewUsagePool()
@@ -124,10 +144,11 @@ func newBroker(logger *zap.Logger) *Broker {
 		logger:   logger.Named("broker"),
 		regs:     make(map[string]*registration),
 		claims:   make(map[string]*claim),
+		ended:    make(map[string]endedSession),
 		tickets:  make(map[[wire.TicketSize]byte]*ticket),
 		used:     make(map[[wire.TicketSize]byte]time.Time),
-		keys:     make(map[[sha256.Size]byte]wire.Key),
 		throttle: newThrottle(),
+		logs:     newLogLimiter(),
 	}
 }
 
@@ -143,23 +164,6 @@ func (b *Broker) Destruct() error {
 		r.close(wire.CodeShuttingDown, "the gateway is stopping")
 	}
 	return nil
-}
-
-// Key returns the key of an entry's password, deriving it once per name
-// and password: the derivation is deliberately slow.
-func (b *Broker) Key(name, password string) wire.Key {
-	id := sha256.Sum256([]byte(strings.ToLower(name) + "\x00" + password))
-	b.mu.Lock()
-	k, ok := b.keys[id]
-	b.mu.Unlock()
-	if ok {
-		return k
-	}
-	k = wire.DeriveKey(name, password)
-	b.mu.Lock()
-	b.keys[id] = k
-	b.mu.Unlock()
-	return k
 }
 
 // Claim records that a routing table defines these entries. A registration
@@ -208,6 +212,7 @@ func (b *Broker) Unclaim(entries []Entry) {
 			continue
 		}
 		delete(b.claims, key)
+		delete(b.ended, key)
 		if r := b.regs[key]; r != nil {
 			removed = append(removed, r)
 		}

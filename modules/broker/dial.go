@@ -65,10 +65,10 @@ func (b *Broker) Dial(ctx context.Context, name string, kind wire.Kind) (net.Con
 	case c := <-ch:
 		return c, nil
 	case <-waitCtx.Done():
-		b.abandon(reg, ch)
+		b.abandon(reg, kind, ch)
 		return nil, timedOut()
 	case <-reg.done:
-		b.abandon(reg, ch)
+		b.abandon(reg, kind, ch)
 		return nil, fmt.Errorf("the agent for %s disconnected", name)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // them, over real connections, and fails on any panic in the broker.
 func FuzzHandshake(f *testing.F) {
 	b := newBroker(zap.NewNop())
-	b.Claim([]Entry{{Name: "home", Key: b.Key("home", "pw"), Settings: Settings{Dead: time.Second, Alive: 500 * time.Millisecond}}})
+	b.Claim([]Entry{{Name: "home", Password: "pw", Settings: Settings{Dead: time.Second, Alive: 500 * time.Millisecond}}})
 	var panicked atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -32,12 +32,13 @@ func FuzzHandshake(f *testing.F) {
 	f.Cleanup(srv.Close)
 
 	nonce := strings.Repeat("A", 43)
-	control := "v=1; role=control; nonce=" + nonce
-	auth, _ := wire.Frame{Type: wire.FrameAuth, Proof: make([]byte, wire.ProofSize)}.Append(nil)
+	control := "v=2; role=control; nonce=" + nonce
+	auth, _ := wire.Frame{Type: wire.FrameAuth, Share: make([]byte, wire.ShareSize), Confirmation: make([]byte, wire.ConfirmationSize)}.Append(nil)
 	f.Add(control, auth)
 	f.Add(control+"; resume="+strings.Repeat("B", 22)+"; spare=3", append(auth, make([]byte, wire.ProofSize)...))
-	f.Add("v=1; role=back; nonce="+nonce+"; session="+strings.Repeat("C", 22)+"; ticket="+strings.Repeat("D", 22)+"; proof="+strings.Repeat("E", 43), []byte("GET / HTTP/1.1\r\n\r\n"))
-	f.Add("v=2; role=control; nonce=x", []byte{1, 0, 200})
+	f.Add("v=2; role=back; nonce="+nonce+"; session="+strings.Repeat("C", 22)+"; ticket="+strings.Repeat("D", 22)+"; proof="+strings.Repeat("E", 43), []byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add("v=1; role=control; nonce=x", []byte{1, 0, 200})
+	f.Add(control+"; future=1", []byte{1, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, hello string, after []byte) {
 		hello = strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' || r == 0 {

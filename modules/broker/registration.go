@@ -29,25 +29,37 @@ type registration struct {
 	tls      bool
 
 	session    []byte
-	sessionKey []byte
+	sessionKey wire.SessionKey
 	conn       net.Conn
-	wmu        sync.Mutex // serializes frame writes
+	wmu        sync.Mutex   // serializes frame writes
+	sealer     *wire.Sealer // tags the frames sent; guarded by wmu
 
-	spare     int
-	idle      chan net.Conn // spare back connections, opened ahead
-	backConns atomic.Int64  // open back connections
-	slots     chan struct{} // one per ticket not yet presented, up to MaxPending
+	spare int
+	idle  chan net.Conn // spare back connections, opened ahead
+	// backConns counts the open back connections of each kind, and slots
+	// has one entry per ticket of that kind not yet presented, up to
+	// MaxPending: the web and RDP have budgets of their own.
+	backConns [kinds]atomic.Int64
+	slots     [kinds]chan struct{}
 
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-// send writes one control frame.
+// kinds is the number of back connection kinds.
+const kinds = 2
+
+// send writes one tagged control frame.
 func (r *registration) send(f wire.Frame) error {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
+	b, err := r.sealer.Append(make([]byte, 0, 64), f)
+	if err != nil {
+		return err
+	}
 	_ = r.conn.SetWriteDeadline(time.Now().Add(frameWriteTimeout))
-	return wire.WriteFrame(r.conn, f)
+	_, err = r.conn.Write(b)
+	return err
 }
 
 // run reads the agent's frames, sends ALIVE frames, keeps the spare back
@@ -58,12 +70,18 @@ func (r *registration) run() {
 	for range r.spare {
 		r.openSpare()
 	}
+	opener := wire.NewOpener(r.sessionKey, true)
 	for {
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.settings.Dead))
-		f, err := wire.ReadFrame(r.conn)
+		f, err := opener.ReadFrame(r.conn)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			r.close(0, "the agent was silent for "+r.settings.Dead.String())
+			return
+		case errors.Is(err, wire.ErrFrameTag):
+			r.b.logger.Warn("control frame with a wrong tag: forged, replayed or changed on the way; closing the registration",
+				zap.String("name", r.name), zap.String("remote_ip", r.addr))
+			r.close(wire.CodeBadRequest, "a control frame failed its tag check")
 			return
 		case err != nil:
 			r.close(0, "control connection lost: "+err.Error())
@@ -102,6 +120,9 @@ func (r *registration) close(code wire.Code, reason string) {
 		r.b.mu.Lock()
 		if r.b.regs[r.key] == r {
 			delete(r.b.regs, r.key)
+			if resumable(code) {
+				r.b.ended[r.key] = endedSession{id: r.session, key: r.sessionKey, until: time.Now().Add(resumeWindow)}
+			}
 		}
 		r.b.mu.Unlock()
 		close(r.done)
@@ -119,6 +140,16 @@ func (r *registration) close(code wire.Code, reason string) {
 			}
 		}
 	})
+}
+
+// resumable reports whether a registration closed with code may be
+// resumed: after a drop, not after the gateway turned it away.
+func resumable(code wire.Code) bool {
+	switch code {
+	case 0, wire.CodeShuttingDown:
+		return true
+	}
+	return false
 }
 
 // disqualifiedBy reports whether the registered agent no longer qualifies
@@ -158,21 +189,22 @@ func (r *registration) addIdle(c net.Conn) {
 	}
 }
 
-// backDone counts a back connection as closed.
-func (r *registration) backDone() { r.backConns.Add(-1) }
+// backDone counts a back connection of kind k as closed.
+func (r *registration) backDone(k wire.Kind) { r.backConns[k].Add(-1) }
 
 // backConn is a back connection handed to the transport; closing it
 // updates its registration's count.
 type backConn struct {
 	net.Conn
 	reg    *registration
+	kind   wire.Kind
 	closed atomic.Bool
 }
 
 // Close closes the connection and counts it closed once.
 func (c *backConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.reg.backDone()
+		c.reg.backDone(c.kind)
 	}
 	return c.Conn.Close()
 }

@@ -1,74 +1,164 @@
 package broker
 
 import (
+	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 )
 
-// Throttling of failed handshakes per source address.
+// The throttle's limits. Every control handshake is an attempt from the
+// moment it is admitted, whatever becomes of it; only a success gives its
+// tokens back. So parallel attempts gain nothing, and a refusal cannot be
+// told from a guess that has not been answered yet.
 const (
-	throttleFailures = 5                // failures within throttleWindow ...
-	throttleWindow   = time.Minute      // ... block the address ...
-	throttleBlock    = 30 * time.Second // ... for this long
+	// maxInFlight is how many control handshakes one source (an IPv4
+	// address or an IPv6 /64) may have in flight at once.
+	maxInFlight = 8
+	// A source may make pairBurst attempts at one name at once, and one
+	// more every pairRefill.
+	pairBurst  = 5
+	pairRefill = 2 * time.Minute
+	// All sources together may make nameBurst attempts at one name at
+	// once, and one more every nameRefill: guessing from many addresses
+	// gets a few dozen guesses per name per hour, and the name's own agent
+	// waits at most nameRefill for an attempt of its own.
+	nameBurst  = 10
+	nameRefill = time.Minute
+	// maxTracked bounds the sources and names the throttle remembers; the
+	// least recently seen are forgotten first.
+	maxTracked = 1 << 16
 )
 
-// throttle counts failed handshakes per source address and blocks an
-// address that fails too often, so that passwords cannot be tried quickly.
-type throttle struct {
-	mu    sync.Mutex
-	now   func() time.Time
-	addrs map[string]*failures
+// bucket is a token bucket: burst tokens, one more every refill.
+type bucket struct {
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
 }
 
-type failures struct {
-	count        int
-	windowStart  time.Time
-	blockedUntil time.Time
-	logged       bool // the block has been logged
+// settle brings the tokens up to date.
+func (b *bucket) settle(now time.Time, burst int, refill time.Duration) {
+	if b.at.IsZero() {
+		b.tokens, b.at = float64(burst), now
+		return
+	}
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(float64(burst), b.tokens+float64(d)/float64(refill))
+		b.at = now
+	}
+}
+
+// take takes a token, or says how long until there is one.
+func (b *bucket) take(now time.Time, burst int, refill time.Duration) (bool, time.Duration) {
+	b.settle(now, burst, refill)
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) * float64(refill))
+}
+
+// give returns a token taken before.
+func (b *bucket) give(burst int) { b.tokens = min(float64(burst), b.tokens+1) }
+
+// pairKey is a source and a name.
+type pairKey struct {
+	source netip.Prefix
+	name   string
+}
+
+// throttle admits control handshakes. Its state is bounded and each call
+// costs O(1).
+type throttle struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	inFlight map[netip.Prefix]int
+	pairs    *lru[pairKey, *bucket]
+	names    *lru[string, *bucket]
 }
 
 func newThrottle() *throttle {
-	return &throttle{now: time.Now, addrs: make(map[string]*failures)}
-}
-
-// blocked reports whether addr is blocked now, and whether this is the
-// first refusal of the block (the one to log).
-func (t *throttle) blocked(addr string) (blocked, first bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f := t.addrs[addr]
-	if f == nil || !t.now().Before(f.blockedUntil) {
-		return false, false
+	return &throttle{
+		now:      time.Now,
+		inFlight: make(map[netip.Prefix]int),
+		pairs:    newLRU[pairKey, *bucket](maxTracked),
+		names:    newLRU[string, *bucket](maxTracked),
 	}
-	first = !f.logged
-	f.logged = true
-	return true, first
 }
 
-// fail records a failed handshake from addr.
-func (t *throttle) fail(addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// sourceOf is what the throttle counts by: an IPv4 address, or the /64 of
+// an IPv6 address, since one IPv6 host commonly has a whole /64.
+func sourceOf(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64) // the zero Prefix for an invalid address: one shared source
+	return p
+}
+
+// throttled is a refusal by the throttle: why, and when to try again.
+type throttled struct {
+	reason     string
+	retryAfter time.Duration
+}
+
+// admission is one admitted control handshake.
+type admission struct {
+	t      *throttle
+	source netip.Prefix
+	pair   *bucket
+	name   *bucket
+	// resumeOnly is set when the budgets were spent but the hello resumes
+	// a session: only a valid resume proof lets the handshake on.
+	resumeOnly bool
+	once       sync.Once
+}
+
+// admit counts a control handshake from ip for name (a lower-case key)
+// before anything of it is answered. resumes says that the hello names a
+// session the broker knows, which may go on without budget.
+func (t *throttle) admit(ip netip.Addr, name string, resumes bool) (*admission, *throttled) {
+	source := sourceOf(ip)
 	now := t.now()
-	t.sweep(now)
-	f := t.addrs[addr]
-	if f == nil || now.Sub(f.windowStart) > throttleWindow {
-		f = &failures{windowStart: now}
-		t.addrs[addr] = f
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inFlight[source] >= maxInFlight {
+		return nil, &throttled{reason: fmt.Sprintf("too many handshakes in flight from this address (at most %d)", maxInFlight), retryAfter: time.Second}
 	}
-	if f.count++; f.count >= throttleFailures {
-		f.blockedUntil = now.Add(throttleBlock)
-		f.logged = false
-		f.count = 0
-		f.windowStart = now
+	a := &admission{t: t, source: source}
+	pair := t.pairs.get(pairKey{source, name}, func() *bucket { return new(bucket) })
+	name0 := t.names.get(name, func() *bucket { return new(bucket) })
+	if ok, wait := pair.take(now, pairBurst, pairRefill); !ok {
+		if !resumes {
+			return nil, &throttled{reason: "too many attempts at this name from this address", retryAfter: wait}
+		}
+		a.resumeOnly = true
+	} else if ok, wait := name0.take(now, nameBurst, nameRefill); !ok {
+		pair.give(pairBurst)
+		if !resumes {
+			return nil, &throttled{reason: "too many attempts at this name", retryAfter: wait}
+		}
+		a.resumeOnly = true
+	} else {
+		a.pair, a.name = pair, name0
 	}
+	t.inFlight[source]++
+	return a, nil
 }
 
-// sweep forgets addresses that are neither blocked nor in a window.
-func (t *throttle) sweep(now time.Time) {
-	for addr, f := range t.addrs {
-		if now.Sub(f.windowStart) > throttleWindow && !now.Before(f.blockedUntil) {
-			delete(t.addrs, addr)
+// done ends the handshake; a success gives its tokens back.
+func (a *admission) done(success bool) {
+	a.once.Do(func() {
+		t := a.t
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.inFlight[a.source]--; t.inFlight[a.source] <= 0 {
+			delete(t.inFlight, a.source)
 		}
-	}
+		if success && a.pair != nil {
+			a.pair.give(pairBurst)
+			a.name.give(nameBurst)
+		}
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/wire"
-	"go.uber.org/zap"
 )
 
 // ticket is one OPEN the agent has not answered yet.
@@ -28,23 +27,28 @@ var errTooMany = errors.New("too many back connections")
 // set) waits for a free ticket slot until ctx ends; a spare (deliver nil)
 // is not asked for when no slot is free.
 func (b *Broker) open(ctx context.Context, reg *registration, kind wire.Kind, deliver chan net.Conn) error {
+	slots := reg.slots[kind]
 	if deliver == nil {
 		select {
-		case reg.slots <- struct{}{}:
+		case slots <- struct{}{}:
 		default:
 			return errTooMany
 		}
 	} else {
 		select {
-		case reg.slots <- struct{}{}:
+		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-reg.done:
 			return fmt.Errorf("the agent disconnected")
 		}
 	}
-	if int(reg.backConns.Load()) >= reg.settings.MaxBackConns+reg.spare {
-		<-reg.slots
+	limit := reg.settings.MaxBackConns + reg.spare
+	if kind == wire.KindRDP {
+		limit = maxRDPBackConns
+	}
+	if int(reg.backConns[kind].Load()) >= limit {
+		<-slots
 		return errTooMany
 	}
 	id := [wire.TicketSize]byte(randomBytes(wire.TicketSize))
@@ -57,7 +61,7 @@ func (b *Broker) open(ctx context.Context, reg *registration, kind wire.Kind, de
 		b.mu.Lock()
 		if _, ok := b.tickets[id]; ok {
 			delete(b.tickets, id)
-			<-reg.slots
+			<-slots
 		}
 		b.mu.Unlock()
 		reg.close(0, "control connection lost: "+err.Error())
@@ -73,7 +77,7 @@ func (b *Broker) sweepTickets(now time.Time, ttl time.Duration) {
 	for id, t := range b.tickets {
 		if now.Sub(t.expires) > ttl {
 			delete(b.tickets, id)
-			<-t.reg.slots
+			<-t.reg.slots[t.kind]
 		}
 	}
 	for id, at := range b.used {
@@ -83,23 +87,19 @@ func (b *Broker) sweepTickets(now time.Time, ttl time.Duration) {
 	}
 }
 
-// redeem checks a back hello's ticket and proof. On success the ticket is
-// used up and its registration counts one more back connection.
+// redeem checks a back hello's ticket and proof, and only then uses the
+// ticket up, so that a wrong proof cannot spend someone else's ticket. On
+// success its registration counts one more back connection of the
+// ticket's kind.
 func (b *Broker) redeem(a *attempt, hello wire.Hello, binding []byte) (*ticket, wire.Code, string) {
 	id := [wire.TicketSize]byte(hello.Ticket)
 	now := time.Now()
 	b.mu.Lock()
 	t := b.tickets[id]
 	_, replayed := b.used[id]
-	if t != nil {
-		delete(b.tickets, id)
-		<-t.reg.slots
-		b.used[id] = now
-	}
 	b.mu.Unlock()
 	switch {
 	case t == nil && replayed:
-		b.logger.Warn("replayed ticket refused", zap.String("name", a.name), zap.String("remote_ip", a.addr))
 		return nil, wire.CodeBadTicket, "the ticket was already used"
 	case t == nil:
 		return nil, wire.CodeBadTicket, "unknown ticket"
@@ -109,20 +109,32 @@ func (b *Broker) redeem(a *attempt, hello wire.Hello, binding []byte) (*ticket, 
 		return nil, wire.CodeBadTicket, "the ticket was issued for another name"
 	case !wire.Equal(hello.Session, t.reg.session):
 		return nil, wire.CodeBadTicket, "the ticket was issued for another session"
-	case !wire.Equal(hello.Proof, wire.BackProof(t.reg.sessionKey, t.reg.session, hello.Ticket, hello.Nonce, binding)):
+	case !wire.Equal(hello.Proof, t.reg.sessionKey.BackProof(t.reg.session, hello.Ticket, t.kind, hello.Nonce, binding)):
 		return nil, wire.CodeBadTicket, "wrong proof for the ticket"
+	}
+	b.mu.Lock()
+	current := b.tickets[id] == t
+	if current {
+		delete(b.tickets, id)
+		<-t.reg.slots[t.kind]
+		b.used[id] = now
+	}
+	b.mu.Unlock()
+	if !current {
+		return nil, wire.CodeBadTicket, "the ticket was already used"
 	}
 	select {
 	case <-t.reg.done:
 		return nil, wire.CodeBadTicket, "the ticket's session has ended"
 	default:
 	}
-	t.reg.backConns.Add(1)
+	t.reg.backConns[t.kind].Add(1)
 	return t, 0, ""
 }
 
-// deliver hands a back connection to the request that waits for it, or
-// keeps it as a spare.
+// deliver hands a back connection to the request that waits for it. A web
+// back connection that nobody waits for any more becomes a spare; one of
+// another kind is closed: a ticket's kind is bound to its use.
 func (b *Broker) deliver(t *ticket, c net.Conn) {
 	b.mu.Lock()
 	ch := t.deliver
@@ -130,14 +142,19 @@ func (b *Broker) deliver(t *ticket, c net.Conn) {
 		ch <- c // buffered for exactly this one connection
 	}
 	b.mu.Unlock()
-	if ch == nil {
-		t.reg.addIdle(c)
+	if ch != nil {
+		return
 	}
+	if t.kind == wire.KindHTTP {
+		t.reg.addIdle(c)
+		return
+	}
+	c.Close()
 }
 
-// abandon turns a ticket whose request gave up into a spare, and keeps a
-// connection that arrived meanwhile.
-func (b *Broker) abandon(reg *registration, ch chan net.Conn) {
+// abandon forgets the waiter of the tickets whose request gave up, and
+// deals with a connection that arrived meanwhile as deliver does.
+func (b *Broker) abandon(reg *registration, kind wire.Kind, ch chan net.Conn) {
 	b.mu.Lock()
 	for _, t := range b.tickets {
 		if t.deliver == ch {
@@ -147,7 +164,11 @@ func (b *Broker) abandon(reg *registration, ch chan net.Conn) {
 	b.mu.Unlock()
 	select {
 	case c := <-ch:
-		reg.addIdle(c)
+		if kind == wire.KindHTTP {
+			reg.addIdle(c)
+		} else {
+			c.Close()
+		}
 	default:
 	}
 }

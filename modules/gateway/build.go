@@ -299,7 +299,7 @@ func (h *Handler) fileSpecs(bf BalanceFile, entries []balancebin.Entry) (map[str
 		case e.Back:
 			spec.backLine = e
 			spec.origin = e.Pos.String()
-			back := &broker.Entry{Name: e.Name, Key: h.broker.Key(e.Name, e.Password), Filter: e.Filter,
+			back := &broker.Entry{Name: e.Name, Password: e.Password, Filter: e.Filter,
 				RequireTLS: e.TLS.Encrypted(), Origin: spec.origin, Settings: h.tunnelSettings()}
 			if err := h.setBack(spec, back, bf.Proxy); err != nil {
 				return nil, fmt.Errorf("balance file %s: %w", bf.Path, err)
@@ -341,7 +341,7 @@ func (h *Handler) inlineAgentSpec(name, origin string, a AgentEntry) (*routeSpec
 		return nil, err
 	}
 	spec := &routeSpec{name: name, origin: origin}
-	back := &broker.Entry{Name: name, Key: h.broker.Key(name, password), Filter: filter,
+	back := &broker.Entry{Name: name, Password: password, Filter: filter,
 		RequireTLS: a.RequireTLS, Origin: origin, Settings: h.tunnelSettings()}
 	if err := h.setBack(spec, back, a.Proxy); err != nil {
 		return nil, fmt.Errorf("%s: %w", origin, err)
