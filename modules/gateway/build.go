@@ -41,6 +41,10 @@ type routeSpec struct {
 	backLine *balancebin.Entry
 	back     *broker.Entry
 	rdp      []balancebin.HostPort
+	// lazyGroup names the routes whose reverse proxies differ only by the
+	// name: once one of them provisioned, which proves their options
+	// sound, the others provision on first use. Empty: always at once.
+	lazyGroup string
 }
 
 // buildTable turns the inline servers and the balance files' entries into a
@@ -53,7 +57,9 @@ func (h *Handler) buildTable(files [][]balancebin.Entry, prev *table) (*table, e
 		return nil, err
 	}
 	t := &table{routes: make(map[string]*route, len(specs)), broker: h.broker}
-	for key, spec := range specs {
+	proven := make(map[string]bool) // lazy groups with a provisioned route
+	for _, key := range slices.Sorted(maps.Keys(specs)) {
+		spec := specs[key]
 		fingerprint, err := spec.fingerprint(key)
 		if err != nil {
 			t.cleanup()
@@ -62,10 +68,13 @@ func (h *Handler) buildTable(files [][]balancebin.Entry, prev *table) (*table, e
 		if old := prev.route(key); old != nil && old.fingerprint == fingerprint {
 			old.hold()
 			t.routes[key] = old
-		} else if t.routes[key], err = h.provisionRoute(spec, fingerprint); err != nil {
+		} else if t.routes[key], err = h.provisionRoute(spec, fingerprint, proven[spec.lazyGroup]); err != nil {
 			delete(t.routes, key)
 			t.cleanup()
 			return nil, err
+		}
+		if spec.lazyGroup != "" {
+			proven[spec.lazyGroup] = true
 		}
 		if spec.back != nil {
 			t.backEntries = append(t.backEntries, *spec.back)
@@ -101,10 +110,11 @@ func (spec *routeSpec) fingerprint(key string) (string, error) {
 	return string(b), nil
 }
 
-// provisionRoute loads the spec's reverse proxy in a context of its own,
-// so that the route can be cleaned up on its own.
-func (h *Handler) provisionRoute(spec *routeSpec, fingerprint string) (*route, error) {
-	ctx, cancel := caddy.NewContext(h.ctx)
+// provisionRoute makes the spec's route. Its reverse proxy is loaded in
+// a context of its own, so that the route can be cleaned up on its own:
+// at once, or on first use when lazy (a back entry of a group already
+// proven sound: a name costs little until it is used).
+func (h *Handler) provisionRoute(spec *routeSpec, fingerprint string, lazy bool) (*route, error) {
 	rt := &route{
 		name:        spec.name,
 		origin:      spec.origin,
@@ -112,30 +122,31 @@ func (h *Handler) provisionRoute(spec *routeSpec, fingerprint string) (*route, e
 		fingerprint: fingerprint,
 		back:        spec.back,
 		rdpTargets:  spec.rdp,
-		cancel:      cancel,
+		parent:      h.ctx,
 	}
 	rt.prefixHeader = []string{rt.prefix}
 	rt.users.Store(1)
 	if spec.proxy == nil {
 		return rt, nil
 	}
-	raw, err := json.Marshal(spec.proxy)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%s: %w", spec.origin, err)
-	}
-	mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", raw)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%s: %w", spec.origin, err)
-	}
-	rt.proxy = mod.(*reverseproxy.Handler)
-	for _, u := range rt.proxy.Upstreams {
+	for _, u := range spec.proxy.Upstreams {
+		rt.upstreamDials = append(rt.upstreamDials, u.Dial)
 		host := u.Dial
 		if h, _, err := net.SplitHostPort(u.Dial); err == nil {
 			host = h
 		}
 		rt.backendHosts = append(rt.backendHosts, host)
+	}
+	raw, err := json.Marshal(spec.proxy)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec.origin, err)
+	}
+	rt.proxyJSON = raw
+	if lazy {
+		return rt, nil
+	}
+	if _, err := rt.handler(); err != nil {
+		return nil, err
 	}
 	return rt, nil
 }
@@ -304,6 +315,7 @@ func (h *Handler) fileSpecs(bf BalanceFile, entries []balancebin.Entry) (map[str
 			if err := h.setBack(spec, back, bf.Proxy); err != nil {
 				return nil, fmt.Errorf("balance file %s: %w", bf.Path, err)
 			}
+			spec.lazyGroup = "back entries of " + bf.Path
 			continue
 		}
 		if prev := first[key]; prev != nil {

@@ -276,7 +276,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case rt.back != nil && !h.broker.Connected(rt.name):
 		http.Error(w, "tildegate: no agent connected for "+rt.name, http.StatusBadGateway)
 		return nil
-	case rt.proxy == nil:
+	}
+	proxy, err := rt.handler()
+	switch {
+	case err != nil:
+		h.logger.Error("provisioning the reverse proxy of a name", zap.String("name", rt.name), zap.Error(err))
+		http.Error(w, "tildegate: "+rt.name+" cannot be served", http.StatusBadGateway)
+		return nil
+	case proxy == nil:
 		http.Error(w, "tildegate: "+rt.name+" has no web entry", http.StatusNotFound)
 		return nil
 	}
@@ -287,7 +294,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	r.Header["X-Forwarded-Prefix"] = rt.prefixHeader
 	pw := getPrefixWriter(w, r, rt)
 	defer putPrefixWriter(pw)
-	return rt.proxy.ServeHTTP(pw, r, next)
+	return proxy.ServeHTTP(pw, r, next)
 }
 
 // checkTemplate refuses reverse proxy options that name upstreams where the

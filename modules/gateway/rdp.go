@@ -88,10 +88,8 @@ func (rt *route) rdpPlan(b *broker.Broker) rdpPlan {
 		}
 	case rt.back != nil:
 		p.agent = true
-	case rt.proxy != nil:
-		for _, u := range rt.proxy.Upstreams {
-			p.targets = append(p.targets, u.Dial)
-		}
+	default:
+		p.targets = append(p.targets, rt.upstreamDials...)
 	}
 	return p
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 	"github.com/tildegate/tildegate/modules/broker"
 )
@@ -51,7 +50,7 @@ func TestRDPSpecs(t *testing.T) {
 // TestRDPPlan: RDPPORT targets first, then the agent, then the web
 // servers' host and port, as TSplus does.
 func TestRDPPlan(t *testing.T) {
-	web := &reverseproxy.Handler{Upstreams: reverseproxy.UpstreamPool{{Dial: "10.0.0.1:443"}, {Dial: "10.0.0.2:443"}}}
+	web := []string{"10.0.0.1:443", "10.0.0.2:443"}
 	rdp := []balancebin.HostPort{{Host: "10.0.0.1", Port: 3389}}
 	back := &broker.Entry{Name: "home"}
 	cases := []struct {
@@ -59,10 +58,10 @@ func TestRDPPlan(t *testing.T) {
 		targets []string
 		agent   bool
 	}{
-		{&route{name: "a", proxy: web, rdpTargets: rdp}, []string{"10.0.0.1:3389"}, false},
-		{&route{name: "b", proxy: web, back: back, rdpTargets: rdp}, []string{"10.0.0.1:3389"}, false},
-		{&route{name: "c", proxy: web, back: back}, nil, true},
-		{&route{name: "d", proxy: web}, []string{"10.0.0.1:443", "10.0.0.2:443"}, false},
+		{&route{name: "a", upstreamDials: web, rdpTargets: rdp}, []string{"10.0.0.1:3389"}, false},
+		{&route{name: "b", upstreamDials: web, back: back, rdpTargets: rdp}, []string{"10.0.0.1:3389"}, false},
+		{&route{name: "c", upstreamDials: web, back: back}, nil, true},
+		{&route{name: "d", upstreamDials: web}, []string{"10.0.0.1:443", "10.0.0.2:443"}, false},
 		{&route{name: "e"}, nil, false},
 	}
 	for _, c := range cases {

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 	"github.com/tildegate/tildegate/modules/broker"
@@ -27,16 +29,50 @@ type route struct {
 	// share one route.
 	fingerprint string
 
-	// proxy is Caddy's reverse proxy for the name; nil for a name that has
-	// only RDP targets.
-	proxy        *reverseproxy.Handler
-	backendHosts []string
+	// proxyJSON is Caddy's reverse proxy handler for the name, which
+	// handler provisions once; nil for a name that has only RDP targets.
+	proxyJSON     []byte
+	upstreamDials []string      // the proxy's upstream addresses
+	backendHosts  []string      // their hosts
+	parent        caddy.Context // the context the proxy is provisioned under
+
+	proxyMu  sync.Mutex
+	proxy    *reverseproxy.Handler
+	proxyErr error
+	cancel   context.CancelFunc // ends the proxy's own caddy.Context, cleaning up its modules
+	released bool               // the last user let go: no proxy any more
 
 	back       *broker.Entry
 	rdpTargets []balancebin.HostPort
 
-	users  atomic.Int64       // tables that list the route, and requests that use it
-	cancel context.CancelFunc // ends the route's own caddy.Context, cleaning up its modules
+	users atomic.Int64 // tables that list the route, and requests that use it
+}
+
+// handler returns the name's reverse proxy, provisioning it on first use.
+// It is nil, with no error, for a name that has only RDP targets.
+func (rt *route) handler() (*reverseproxy.Handler, error) {
+	if rt.proxyJSON == nil {
+		return nil, nil
+	}
+	rt.proxyMu.Lock()
+	defer rt.proxyMu.Unlock()
+	if rt.proxy != nil || rt.proxyErr != nil {
+		return rt.proxy, rt.proxyErr
+	}
+	ctx, cancel := caddy.NewContext(rt.parent)
+	mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", rt.proxyJSON)
+	if err != nil {
+		cancel()
+		rt.proxyErr = fmt.Errorf("%s: %w", rt.origin, err)
+		return nil, rt.proxyErr
+	}
+	rt.proxy, rt.cancel = mod.(*reverseproxy.Handler), cancel
+	if rt.released {
+		// Provisioned for a request that came after the route was let go:
+		// cleaned up at once, and still working, as a retired proxy does.
+		cancel()
+	}
+	return rt.proxy, nil
 }
 
 // hold counts one more user of the route.
@@ -45,7 +81,13 @@ func (rt *route) hold() { rt.users.Add(1) }
 // release ends one use; the last one cleans the route up.
 func (rt *route) release() {
 	if rt.users.Add(-1) == 0 {
-		rt.cancel()
+		rt.proxyMu.Lock()
+		rt.released = true
+		cancel := rt.cancel
+		rt.proxyMu.Unlock()
+		if cancel != nil {
+			cancel() // cleans up the proxy's modules
+		}
 	}
 }
 
