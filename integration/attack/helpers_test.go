@@ -43,7 +43,9 @@ func dialFrom(t testing.TB, ip, addr string) net.Conn {
 // dialTLSFrom opens a TLS connection to the gateway at addr from ip.
 func dialTLSFrom(t testing.TB, ip, addr string) (*tls.Conn, *tls.ConnectionState) {
 	t.Helper()
-	c := tls.Client(dialFrom(t, ip, addr), env.TLSConfig())
+	cfg := env.TLSConfig()
+	cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	c := tls.Client(dialFrom(t, ip, addr), cfg)
 	if err := c.Handshake(); err != nil {
 		t.Fatalf("TLS to %s from %s: %v", addr, ip, err)
 	}
