@@ -25,7 +25,9 @@ func TestStormFromOneAddress(t *testing.T) {
 	start := time.Now()
 	answers := storm(200,
 		func(int) net.Conn { return dialFrom(t, "127.0.0.1", g.PlainAddress()) },
-		func(i int, c net.Conn) answer { return control(c, nil, "storm", fmt.Sprintf("wrong-guess-%03d", i), nil) })
+		func(i int, c net.Conn) answer {
+			return control(c, nil, "storm", fmt.Sprintf("wrong-guess-%03d", i), nil)
+		})
 	elapsed := time.Since(start)
 	counts := tally(answers)
 	t.Logf("200 wrong passwords at once from one address in %s: %v", elapsed.Round(time.Millisecond), counts)
@@ -61,7 +63,9 @@ func TestStormFromManyAddresses(t *testing.T) {
 	start := time.Now()
 	answers := storm(200,
 		func(i int) net.Conn { return dialFrom(t, loopback(1, i), g.PlainAddress()) },
-		func(i int, c net.Conn) answer { return control(c, nil, "crowd", fmt.Sprintf("crowd-guess-%03d", i), nil) })
+		func(i int, c net.Conn) answer {
+			return control(c, nil, "crowd", fmt.Sprintf("crowd-guess-%03d", i), nil)
+		})
 	counts := tally(answers)
 	t.Logf("200 wrong passwords at once from 200 addresses in %s: %v", time.Since(start).Round(time.Millisecond), counts)
 	if budget := 10 + int(time.Since(start)/time.Minute); counts["verdict"] > budget || counts["verdict"] < 1 {
