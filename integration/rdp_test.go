@@ -19,19 +19,6 @@ import (
 	"github.com/tildegate/tildegate/internal/e2e"
 )
 
-// connectionRequest builds an RDP client's first packet: a TPKT with an
-// X.224 Connection Request, the routing line when not empty, and an
-// RDP_NEG_REQ asking for TLS and CredSSP, as FreeRDP sends it.
-func connectionRequest(routing string) []byte {
-	negReq := []byte{0x01, 0x00, 0x08, 0x00, 0x03, 0x00, 0x00, 0x00}
-	body := append([]byte{0xe0, 0, 0, 0, 0, 0}, routing...)
-	body = append(body, negReq...)
-	packet := []byte{3, 0, 0, 0, byte(len(body))}
-	packet = append(packet, body...)
-	binary.BigEndian.PutUint16(packet[2:], uint16(len(packet)))
-	return packet
-}
-
 // rdpServer is a TCP peer that reads an RDP client's first packet, keeps
 // it, answers "confirm" and then echoes what it receives.
 type rdpServer struct {
@@ -191,7 +178,7 @@ func TestRDPOnWebPort(t *testing.T) {
 		web.hostPort(), rdp.addr, other.addr))
 	startGateway(t, rdpGatewayConfig(logFile, balance, ""), "caddyfile")
 
-	stripped := connectionRequest("")
+	stripped := e2e.RDPConnectionRequest("")
 	for _, tt := range []struct {
 		routing string
 		server  *rdpServer
@@ -201,7 +188,7 @@ func TestRDPOnWebPort(t *testing.T) {
 		{"/~~srv1\r\n", rdp},
 		{"Cookie: mstshash=/~~srv2\r\n", other},
 	} {
-		s := dialRDP(t, connectionRequest(tt.routing))
+		s := dialRDP(t, e2e.RDPConnectionRequest(tt.routing))
 		if got := tt.server.request(t); !bytes.Equal(got, stripped) {
 			t.Errorf("%q: the server got % x, want % x", tt.routing, got, stripped)
 		}
@@ -279,10 +266,10 @@ func TestRDPRefusals(t *testing.T) {
 		packet []byte
 		reason string
 	}{
-		{"unknown name", connectionRequest("Cookie: mstshash=/~~nosuch\r\n"), `no server named \"nosuch\"`},
-		{"no name", connectionRequest("Cookie: mstshash=alice\r\n"), "names no server"},
+		{"unknown name", e2e.RDPConnectionRequest("Cookie: mstshash=/~~nosuch\r\n"), `no server named \"nosuch\"`},
+		{"no name", e2e.RDPConnectionRequest("Cookie: mstshash=alice\r\n"), "names no server"},
 		{"not a connection request", []byte{3, 0, 0, 11, 6, 0xd0, 0, 0, 0, 0, 0}, "TPDU code 0xd0"},
-		{"bad name", connectionRequest("Cookie: mstshash=/~~a b\r\n"), "invalid routing name"},
+		{"bad name", e2e.RDPConnectionRequest("Cookie: mstshash=/~~a b\r\n"), "invalid routing name"},
 	}
 	for _, tc := range cases {
 		start := time.Now()
@@ -294,7 +281,7 @@ func TestRDPRefusals(t *testing.T) {
 		t.Logf("%s: closed after %s", tc.name, time.Since(start).Round(time.Millisecond))
 	}
 
-	slow := dialRDP(t, connectionRequest("Cookie: mstshash=/~~srv1\r\n")[:6])
+	slow := dialRDP(t, e2e.RDPConnectionRequest("Cookie: mstshash=/~~srv1\r\n")[:6])
 	start := time.Now()
 	slow.expectClosed(t)
 	if waited := time.Since(start); waited < 250*time.Millisecond || waited > 3*time.Second {
@@ -302,22 +289,22 @@ func TestRDPRefusals(t *testing.T) {
 	}
 	waitLog(t, logFile, "rdp connection refused", "no whole connection request within 300ms")
 
-	first := dialRDP(t, connectionRequest("Cookie: mstshash=/~~srv1\r\n"))
+	first := dialRDP(t, e2e.RDPConnectionRequest("Cookie: mstshash=/~~srv1\r\n"))
 	first.expect(t, "confirm")
-	second := dialRDP(t, connectionRequest("/~~SRV1\r\n"))
+	second := dialRDP(t, e2e.RDPConnectionRequest("/~~SRV1\r\n"))
 	second.expect(t, "confirm")
-	dialRDP(t, connectionRequest("/~~srv1\r\n")).expectClosed(t)
+	dialRDP(t, e2e.RDPConnectionRequest("/~~srv1\r\n")).expectClosed(t)
 	waitLog(t, logFile, "rdp connection refused", "already 2 RDP connections")
 	first.Close()
 	waitLog(t, logFile, "rdp connection closed", `"name":"srv1"`)
-	third := dialRDP(t, connectionRequest("/~~srv1\r\n"))
+	third := dialRDP(t, e2e.RDPConnectionRequest("/~~srv1\r\n"))
 	third.expect(t, "confirm")
 	third.echo(t, "after one ended")
 	second.echo(t, "still here")
 
 	// A third connection from this address is allowed, a fourth is not.
-	dialRDP(t, connectionRequest("/~~srv2\r\n")).expect(t, "confirm")
-	dialRDP(t, connectionRequest("/~~srv2\r\n")).expectClosed(t)
+	dialRDP(t, e2e.RDPConnectionRequest("/~~srv2\r\n")).expect(t, "confirm")
+	dialRDP(t, e2e.RDPConnectionRequest("/~~srv2\r\n")).expectClosed(t)
 	waitLog(t, logFile, "rdp connection refused", `"name":"srv2"`, "already 3 RDP connections from this address")
 }
 
@@ -332,7 +319,7 @@ func TestRDPSurvivesReloads(t *testing.T) {
 	config := rdpGatewayConfig(logFile, balance, "")
 	startGateway(t, config, "caddyfile")
 
-	s := dialRDP(t, connectionRequest("Cookie: mstshash=/~~srv1\r\n"))
+	s := dialRDP(t, e2e.RDPConnectionRequest("Cookie: mstshash=/~~srv1\r\n"))
 	s.expect(t, "confirm")
 	time.Sleep(time.Second) // past Caddy's read_header timeout
 	s.echo(t, "after a quiet second")
@@ -347,7 +334,7 @@ func TestRDPSurvivesReloads(t *testing.T) {
 	writeFile(t, dir, "balance.bin", fmt.Sprintf("/~~srv1=%s RDPPORT;\n", moved.addr))
 	waitLog(t, logFile, "balance files reloaded")
 	s.echo(t, "after the edit")
-	n := dialRDP(t, connectionRequest("/~~srv1\r\n"))
+	n := dialRDP(t, e2e.RDPConnectionRequest("/~~srv1\r\n"))
 	moved.request(t)
 	n.expect(t, "confirm")
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"io"
 	"net"
 	"testing"
@@ -96,4 +97,17 @@ func WaitPort(t testing.TB, p *Process, addr string, within time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// RDPConnectionRequest builds an RDP client's first packet: a TPKT with an
+// X.224 Connection Request, the routing line when not empty, and an
+// RDP_NEG_REQ asking for TLS and CredSSP, as FreeRDP sends it.
+func RDPConnectionRequest(routing string) []byte {
+	negReq := []byte{0x01, 0x00, 0x08, 0x00, 0x03, 0x00, 0x00, 0x00}
+	body := append([]byte{0xe0, 0, 0, 0, 0, 0}, routing...)
+	body = append(body, negReq...)
+	packet := []byte{3, 0, 0, 0, byte(len(body))}
+	packet = append(packet, body...)
+	binary.BigEndian.PutUint16(packet[2:], uint16(len(packet)))
+	return packet
 }
