@@ -176,6 +176,29 @@ func TestPermanentRefusalRetriesSlowly(t *testing.T) {
 	}
 }
 
+// TestRetryAfterHonoured: a throttled refusal with Retry-After is retried
+// when the gateway says, even beyond the agent's longest backoff.
+func TestRetryAfterHonoured(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.Refuse, s.RetryAfter = wire.CodeThrottled, 2*time.Second })
+	opts := optionsFor(g)
+	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
+	a := startAgent(t, opts, g.Entry("home", "pw", ""))
+	first := testgateway.Receive(t, g.Attempts, "a first attempt")
+	e := a.waitLog(t, "registration refused: throttled")
+	if !strings.Contains(e.Message, "retrying in 2s, as the gateway asked") {
+		t.Errorf("log %q does not follow Retry-After", e.Message)
+	}
+	g.Set(func(s *testgateway.Settings) { s.Refuse, s.RetryAfter = 0, 0 })
+	second := testgateway.Receive(t, g.Attempts, "a second attempt")
+	if d := second.At.Sub(first.At); d < 1900*time.Millisecond {
+		t.Errorf("retried after %s, want the 2s the gateway asked for", d)
+	}
+	if second.Hello.Resume != nil {
+		t.Error("a fresh registration resumes a session")
+	}
+}
+
 func TestTransientRefusalRetriesSoon(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "pw"})
 	g.Set(func(s *testgateway.Settings) { s.Refuse = wire.CodeNameTaken })

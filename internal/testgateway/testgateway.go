@@ -26,6 +26,9 @@ import (
 type Settings struct {
 	// Refuse, when set, refuses control hellos over HTTP with this code.
 	Refuse wire.Code
+	// RetryAfter, when set, goes with Refuse as a Retry-After header, in
+	// whole seconds.
+	RetryAfter time.Duration
 	// RefuseAuth, when set, answers a right AUTH with REFUSE and this code.
 	RefuseAuth wire.Code
 	// WrongProof makes WELCOME carry a key confirmation that does not
@@ -242,9 +245,9 @@ func (g *Gateway) handle(conn net.Conn) {
 	}
 }
 
-func refuseHTTP(conn net.Conn, code wire.Code, status int, reason string) {
-	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\n%s: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		status, http.StatusText(status), wire.HeaderRefusal, code, len(reason), reason)
+func refuseHTTP(conn net.Conn, code wire.Code, status int, reason string, extraHeader string) {
+	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\n%s: %s\r\n%sContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), wire.HeaderRefusal, code, extraHeader, len(reason), reason)
 	conn.Close()
 }
 
@@ -259,10 +262,14 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 	}
 	switch {
 	case !known:
-		refuseHTTP(conn, wire.CodeUnknownName, http.StatusNotFound, "no entry "+name)
+		refuseHTTP(conn, wire.CodeUnknownName, http.StatusNotFound, "no entry "+name, "")
 		return
 	case s.Refuse != 0:
-		refuseHTTP(conn, s.Refuse, http.StatusForbidden, "refused by the test")
+		extra := ""
+		if s.RetryAfter > 0 {
+			extra = fmt.Sprintf("Retry-After: %d\r\n", int(s.RetryAfter/time.Second))
+		}
+		refuseHTTP(conn, s.Refuse, http.StatusForbidden, "refused by the test", extra)
 		return
 	}
 	gatewayNonce := random(wire.NonceSize)
@@ -375,7 +382,7 @@ func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.
 	g.mu.Unlock()
 	if !ok || !strings.EqualFold(tk.c.Name, name) || string(tk.c.Session) != string(hello.Session) {
 		g.t.Errorf("test gateway: back connection with an unknown ticket")
-		refuseHTTP(conn, wire.CodeBadTicket, http.StatusForbidden, "unknown ticket")
+		refuseHTTP(conn, wire.CodeBadTicket, http.StatusForbidden, "unknown ticket", "")
 		return
 	}
 	if !tk.c.Bound {
@@ -383,7 +390,7 @@ func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.
 	}
 	if !wire.Equal(hello.Proof, tk.c.key.BackProof(hello.Session, hello.Ticket, tk.kind, hello.Nonce, binding)) {
 		g.t.Errorf("test gateway: back connection with a wrong proof")
-		refuseHTTP(conn, wire.CodeBadTicket, http.StatusForbidden, "wrong proof")
+		refuseHTTP(conn, wire.CodeBadTicket, http.StatusForbidden, "wrong proof", "")
 		return
 	}
 	proof := tk.c.key.BackAcceptProof(hello.Session, hello.Ticket, hello.Nonce, binding)
