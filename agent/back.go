@@ -62,7 +62,7 @@ func (r *runner) back(ctx context.Context, sess *session, ticket []byte, kind wi
 	}
 	local, err := dialLocal(ctx, addr)
 	if err != nil {
-		if ok, missed := r.localDown.allow(time.Now()); ok {
+		if ok, missed := r.localDown.Allow(time.Now(), localDownLogInterval); ok {
 			log.Warn("the local service refuses connections; the gateway answers 502 meanwhile",
 				zap.Error(err), zap.Int("unlogged_since_last", missed))
 		}

@@ -2,27 +2,10 @@ package agent
 
 import (
 	"testing"
-	"time"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 	"github.com/tildegate/tildegate/wire"
 )
-
-func TestBurst(t *testing.T) {
-	var b burst
-	now := time.Now()
-	if ok, missed := b.allow(now); !ok || missed != 0 {
-		t.Fatalf("first: %v %d", ok, missed)
-	}
-	for i := range 5 {
-		if ok, _ := b.allow(now.Add(time.Duration(i) * time.Second)); ok {
-			t.Fatalf("occurrence %d within the burst was allowed", i)
-		}
-	}
-	if ok, missed := b.allow(now.Add(burstInterval)); !ok || missed != 5 {
-		t.Errorf("after the interval: %v, %d missed; want true, 5", ok, missed)
-	}
-}
 
 func TestHostHeader(t *testing.T) {
 	for _, tc := range []struct {

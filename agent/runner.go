@@ -10,6 +10,7 @@ import (
 
 	"github.com/tildegate/tildegate/agent/proxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/internal/logburst"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
@@ -22,13 +23,17 @@ type runner struct {
 	log  *zap.Logger
 
 	warnUnbound sync.Once
-	localDown   burst
+	localDown   logburst.Burst
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	backs  sync.WaitGroup
 }
+
+// localDownLogInterval is the least time between two logs of the local
+// service refusing connections.
+const localDownLogInterval = 30 * time.Second
 
 // wrongGatewayRetry is the least wait after a gateway failed key
 // confirmation.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tildegate/tildegate/internal/logburst"
 	"github.com/tildegate/tildegate/wire"
 )
 
@@ -17,7 +18,7 @@ const refusalLogInterval = time.Minute
 type logLimiter struct {
 	mu      sync.Mutex
 	now     func() time.Time
-	entries *lru[logKey, *logState]
+	entries *lru[logKey, *logburst.Burst]
 }
 
 type logKey struct {
@@ -26,13 +27,8 @@ type logKey struct {
 	name   string // lower-case; empty for names that no entry has
 }
 
-type logState struct {
-	last       time.Time
-	suppressed int
-}
-
 func newLogLimiter() *logLimiter {
-	return &logLimiter{now: time.Now, entries: newLRU[logKey, *logState](maxTracked)}
+	return &logLimiter{now: time.Now, entries: newLRU[logKey, *logburst.Burst](maxTracked)}
 }
 
 // allow reports whether a refusal with code from ip for the entry called
@@ -42,12 +38,5 @@ func (l *logLimiter) allow(code wire.Code, ip netip.Addr, name string) (bool, in
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.entries.get(logKey{code, sourceOf(ip), name}, func() *logState { return new(logState) })
-	if !s.last.IsZero() && now.Sub(s.last) < refusalLogInterval {
-		s.suppressed++
-		return false, 0
-	}
-	held := s.suppressed
-	s.last, s.suppressed = now, 0
-	return true, held
+	return l.entries.get(logKey{code, sourceOf(ip), name}, func() *logburst.Burst { return new(logburst.Burst) }).Allow(now, refusalLogInterval)
 }
