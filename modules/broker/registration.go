@@ -79,9 +79,11 @@ func (r *registration) run() {
 			r.close(0, "the agent was silent for "+r.settings.Dead.String())
 			return
 		case errors.Is(err, wire.ErrFrameTag):
-			r.b.logger.Warn("control frame with a wrong tag: forged, replayed or changed on the way; closing the registration",
+			// Dropped without a CLOSE, which whoever forged the frame could
+			// read as well: the agent resumes its session at once.
+			r.b.logger.Warn("control frame with a wrong tag: forged, replayed or changed on the way; dropping the connection",
 				zap.String("name", r.name), zap.String("remote_ip", r.addr))
-			r.close(wire.CodeBadRequest, "a control frame failed its tag check")
+			r.close(0, "a control frame failed its tag check")
 			return
 		case err != nil:
 			r.close(0, "control connection lost: "+err.Error())
