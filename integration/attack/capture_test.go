@@ -63,8 +63,7 @@ func splitFrames(b []byte, untagged int) []rawFrame {
 type backCapture struct {
 	helloValue string
 	hello      wire.Hello
-	kind       wire.Kind // unknown to the eavesdropper; for the report
-	accept     []byte    // the gateway's Tildegate-Proof
+	accept     []byte // the gateway's Tildegate-Proof
 }
 
 // capture is one recorded control connection and the back connections of
@@ -228,17 +227,6 @@ func frameTag(frameKey []byte, counter uint64, typ byte, body []byte) []byte {
 	binary.BigEndian.PutUint64(hdr[:8], counter)
 	hdr[8] = typ
 	return hmacOf(sha256.New, frameKey, hdr[:], body)[:wire.TagSize]
-}
-
-// scalar returns the scalar n.
-func scalar(n uint64) *ristretto255.Scalar {
-	var b [32]byte
-	binary.LittleEndian.PutUint64(b[:], n)
-	s := ristretto255.NewScalar()
-	if err := s.Decode(b[:]); err != nil {
-		panic(err)
-	}
-	return s
 }
 
 func element(b []byte) *ristretto255.Element {

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -243,15 +242,4 @@ func (r *relay) cut() {
 		c.agent.Close()
 		c.gateway.Close()
 	}
-}
-
-// hasHeader reports whether any recorded connection's bytes contain s.
-func (r *relay) contains(s string) bool {
-	for _, c := range r.all() {
-		up, down := c.record()
-		if strings.Contains(string(up), s) || strings.Contains(string(down), s) {
-			return true
-		}
-	}
-	return false
 }
