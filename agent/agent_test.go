@@ -141,36 +141,62 @@ func TestLiveness(t *testing.T) {
 }
 
 func TestPermanentRefusalRetriesSlowly(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.Refuse = wire.CodeAddressNotAllowed })
+	opts := optionsFor(g)
+	opts.MinBackoff, opts.MaxBackoff, opts.SlowRetry = time.Millisecond, 2*time.Millisecond, 400*time.Millisecond
+	a := startAgent(t, opts, g.Entry("home", "pw", ""))
+	first := testgateway.Receive(t, g.Attempts, "a first attempt")
+	second := testgateway.Receive(t, g.Attempts, "a second attempt")
+	if d := second.At.Sub(first.At); d < 350*time.Millisecond {
+		t.Errorf("retried after %s, want the slow retry of 400ms", d)
+	}
+	e := a.waitLog(t, "registration refused: address-not-allowed")
+	if !strings.Contains(e.Message, "; retrying in 400ms") {
+		t.Errorf("log %q does not say when it retries", e.Message)
+	}
+	if a.countLogs("registered") != 0 {
+		t.Error("the agent says it registered")
+	}
+}
+
+// TestNoConfirmationWaitsFiveMinutes: once the agent has sent its key
+// confirmation, anything but the gateway's valid confirmation (a wrong
+// one, a refusal of any kind, the gateway's wrong-password) may be an
+// impostor harvesting one guess per attempt: the agent names the gateway
+// and waits 5 minutes.
+func TestNoConfirmationWaitsFiveMinutes(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		set  func(s *testgateway.Settings)
-		code wire.Code
+		name     string
+		set      func(s *testgateway.Settings)
+		password string
+		says     string
 	}{
-		{"http", func(s *testgateway.Settings) { s.Refuse = wire.CodeAddressNotAllowed }, wire.CodeAddressNotAllowed},
-		{"frame", func(s *testgateway.Settings) { s.RefuseAuth = wire.CodeTLSRequired }, wire.CodeTLSRequired},
-		{"wrong-password", func(s *testgateway.Settings) {}, wire.CodeWrongPassword},
+		{"wrong confirmation", func(s *testgateway.Settings) { s.WrongProof = true }, "pw", "the WELCOME's confirmation is wrong"},
+		{"refusal after AUTH", func(s *testgateway.Settings) { s.RefuseAuth = wire.CodeThrottled }, "pw", "refused: throttled"},
+		{"wrong password", func(s *testgateway.Settings) {}, "not the password", "refused: wrong-password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := testgateway.New(t, false, map[string]string{"home": "pw"})
 			g.Set(tc.set)
 			opts := optionsFor(g)
-			opts.MinBackoff, opts.MaxBackoff, opts.SlowRetry = time.Millisecond, 2*time.Millisecond, 400*time.Millisecond
-			password := "pw"
-			if tc.code == wire.CodeWrongPassword {
-				password = "not the password"
+			opts.MinBackoff, opts.MaxBackoff, opts.SlowRetry = time.Millisecond, 2*time.Millisecond, 10*time.Millisecond
+			a := startAgent(t, opts, g.Entry("home", tc.password, ""))
+			testgateway.Receive(t, g.Attempts, "the first hello")
+			e := a.waitLog(t, "registration failed at the gateway "+g.Addr.String()+": no valid key confirmation")
+			if !strings.Contains(e.Message, tc.says) || !strings.HasSuffix(e.Message, "retrying in 5m0s") {
+				t.Errorf("log %q, want it to say %q and a retry in 5 minutes", e.Message, tc.says)
 			}
-			a := startAgent(t, opts, g.Entry("home", password, ""))
-			first := testgateway.Receive(t, g.Attempts, "a first attempt")
-			second := testgateway.Receive(t, g.Attempts, "a second attempt")
-			if d := second.At.Sub(first.At); d < 350*time.Millisecond {
-				t.Errorf("retried after %s, want the slow retry of 400ms", d)
-			}
-			e := a.waitLog(t, "registration refused: "+tc.code.String())
-			if !strings.Contains(e.Message, "; retrying in 400ms") {
-				t.Errorf("log %q does not say when it retries", e.Message)
-			}
+			testgateway.Nothing(t, g.Attempts, 300*time.Millisecond, "attempt before 5 minutes")
 			if a.countLogs("registered") != 0 {
 				t.Error("the agent says it registered")
+			}
+			select {
+			case c := <-g.Controls: // past a WELCOME: the agent hangs up instead of using it
+				if _, ok := <-c.Frames; ok {
+					t.Error("the agent sent a frame after a wrong confirmation")
+				}
+			default:
 			}
 		})
 	}
@@ -213,29 +239,6 @@ func TestTransientRefusalRetriesSoon(t *testing.T) {
 	g.Set(func(s *testgateway.Settings) { s.Refuse = 0 })
 	testgateway.Receive(t, g.Controls, "a control connection once the name is free")
 	a.waitLog(t, "registered", "name", "home")
-}
-
-func TestWrongGatewayProof(t *testing.T) {
-	g := testgateway.New(t, false, map[string]string{"home": "pw"})
-	g.Set(func(s *testgateway.Settings) { s.WrongProof = true })
-	opts := optionsFor(g)
-	opts.SlowRetry = time.Minute
-	a := startAgent(t, opts, g.Entry("home", "pw", ""))
-
-	c := testgateway.Receive(t, g.Controls, "a control connection")
-	testgateway.Receive(t, g.Attempts, "the first hello")
-	e := a.waitLog(t, "registration failed at the gateway "+g.Addr.String()+": the gateway failed key confirmation")
-	if !strings.HasSuffix(e.Message, "retrying in 5m0s") {
-		t.Errorf("after a failed key confirmation: %q, want a retry in 5 minutes", e.Message)
-	}
-	// The agent hangs up instead of using the connection.
-	if _, ok := <-c.Frames; ok {
-		t.Error("the agent sent a frame after a wrong gateway proof")
-	}
-	if a.countLogs("registered") != 0 {
-		t.Error("the agent registered with a gateway that does not know the password")
-	}
-	testgateway.Nothing(t, g.Attempts, 300*time.Millisecond, "attempt before the slow retry")
 }
 
 // TestInjectedFrame: a control frame that does not carry the session's

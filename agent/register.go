@@ -18,10 +18,13 @@ const (
 	defaultDead  = 60 * time.Second
 )
 
-// errWrongGateway is a gateway that failed key confirmation: it does not
-// know the password.
-var errWrongGateway = errors.New("the gateway failed key confirmation: it does not know the password " +
-	"(a wrong gateway, or a man in the middle)")
+// errKeyConfirmation is a handshake that ended without the gateway's valid
+// key confirmation once the agent had sent its own: whoever answered got
+// one online guess at the password. Either the password differs from the
+// gateway's, or the agent is not talking to the gateway (a fake one, or a
+// man in the middle); the agent cannot tell which.
+var errKeyConfirmation = errors.New("no valid key confirmation from the gateway after the agent's: " +
+	"either the password differs from the gateway's, or a fake gateway or a man in the middle answered")
 
 // session is what a registration gives: the gateway's name for it, the key
 // both ends derived, and the settings that go with it.
@@ -93,7 +96,7 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	ex := wire.NewAgentExchange(r.e.Password, wire.SessionID(r.e.Name, hello.Nonce, ch.Nonce, binding))
 	keys, err := ex.Finish(ch.Share, helloValue, challengeValue)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errWrongGateway, err)
+		return nil, fmt.Errorf("the gateway's challenge: %w", err)
 	}
 	auth := wire.Frame{Type: wire.FrameAuth, Share: ex.Share(), Confirmation: keys.AgentConfirmation()}
 	if resume != nil {
@@ -102,12 +105,15 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	if err := wire.WriteFrame(conn, auth); err != nil {
 		return nil, fmt.Errorf("sending AUTH: %w", err)
 	}
+	// From here on, whatever ends the handshake short of a valid WELCOME
+	// (a refusal of any kind, a hang-up, a wrong confirmation) may be a
+	// guess harvested: it counts as a failed key confirmation.
 	welcome, err := readWelcome(br)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errKeyConfirmation, err)
 	}
 	if !wire.Equal(welcome.Confirmation, keys.GatewayConfirmation()) {
-		return nil, errWrongGateway
+		return nil, fmt.Errorf("%w: the WELCOME's confirmation is wrong", errKeyConfirmation)
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("clearing the handshake deadline: %w", err)

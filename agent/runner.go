@@ -35,8 +35,8 @@ type runner struct {
 // service refusing connections.
 const localDownLogInterval = 30 * time.Second
 
-// wrongGatewayRetry is the least wait after a gateway failed key
-// confirmation.
+// wrongGatewayRetry is the least wait after a handshake that ended without
+// the gateway's key confirmation.
 const wrongGatewayRetry = 5 * time.Minute
 
 // stopCause is why a runner was stopped, which its CLOSE frame says.
@@ -139,6 +139,16 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 		hop *proxy.HopError
 	)
 	switch {
+	case errors.Is(err, errKeyConfirmation):
+		// Each such attempt gives whoever answered one online guess at
+		// the password: give few. A corrected password in the file
+		// restarts the runner at once.
+		d := max(r.opts.SlowRetry, wrongGatewayRetry)
+		if errors.As(err, &ref) {
+			d = max(d, ref.RetryAfter)
+		}
+		r.log.Error(fmt.Sprintf("registration failed at the gateway %s: %v; retrying in %s", r.e.Gateway, err, round(d)))
+		return d, true
 	case errors.As(err, &ref) && ref.RetryAfter > 0:
 		// The gateway said when: even beyond the usual backoff.
 		d := max(ref.RetryAfter, pace.next())
@@ -161,12 +171,6 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 		d := r.opts.SlowRetry
 		r.log.Error(fmt.Sprintf("registration failed: %v; the proxy login must change, retrying in %s", err, round(d)))
 		return d, false
-	case errors.Is(err, errWrongGateway):
-		// Each attempt gives whoever answered one online guess at the
-		// password: give few.
-		d := max(r.opts.SlowRetry, wrongGatewayRetry)
-		r.log.Error(fmt.Sprintf("registration failed at the gateway %s: %v; retrying in %s", r.e.Gateway, err, round(d)))
-		return d, true
 	}
 	d := pace.next()
 	r.log.Warn(fmt.Sprintf("registration failed: %v; retrying in %s", err, round(d)))
