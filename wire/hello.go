@@ -15,8 +15,12 @@ const (
 	UpgradePrefix = "tildegate/"
 	// UpgradeToken is the Upgrade header value of this version.
 	UpgradeToken = "tildegate/2"
-	// HeaderHello carries the agent's Hello in the upgrade request.
-	HeaderHello = "Tildegate-Hello"
+	// HeaderHello carries the agent's Hello in the upgrade request, under
+	// the HelloScheme: Caddy's access log leaves the values of this header
+	// out, so sessions, tickets and proofs stay out of the log.
+	HeaderHello = "Authorization"
+	// HelloScheme starts the HeaderHello value.
+	HelloScheme = "Tildegate"
 	// HeaderChallenge carries the gateway's Challenge in the 101 answer to
 	// a control hello.
 	HeaderChallenge = "Tildegate-Challenge"
@@ -82,10 +86,10 @@ type Challenge struct {
 var b64 = base64.RawURLEncoding
 
 // String encodes the hello as a header value:
-// "v=2; role=back; nonce=...; session=...; ticket=...; proof=...".
+// "Tildegate v=2; role=back; nonce=...; session=...; ticket=...; proof=...".
 func (h Hello) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "v=%d; role=%s; nonce=%s", h.Version, h.Role, b64.EncodeToString(h.Nonce))
+	fmt.Fprintf(&b, "%s v=%d; role=%s; nonce=%s", HelloScheme, h.Version, h.Role, b64.EncodeToString(h.Nonce))
 	if h.Spare > 0 {
 		fmt.Fprintf(&b, "; spare=%d", h.Spare)
 	}
@@ -109,9 +113,13 @@ func (c Challenge) String() string {
 	return fmt.Sprintf("v=%d; nonce=%s; binding=%s; share=%s", c.Version, b64.EncodeToString(c.Nonce), binding, b64.EncodeToString(c.Share))
 }
 
-// ParseHello decodes a Tildegate-Hello header value and checks that it has
-// what its role needs.
+// ParseHello decodes a hello header value and checks that it has what its
+// role needs.
 func ParseHello(value string) (Hello, error) {
+	scheme, value, _ := strings.Cut(value, " ")
+	if !strings.EqualFold(scheme, HelloScheme) {
+		return Hello{}, fmt.Errorf("the %s header holds no %s hello", HeaderHello, HelloScheme)
+	}
 	fields, err := parseFields(value)
 	if err != nil {
 		return Hello{}, err

@@ -28,16 +28,18 @@ func TestHelloRoundTrip(t *testing.T) {
 func TestHelloErrors(t *testing.T) {
 	nonce := "nonce=" + b64.EncodeToString(filled(NonceSize, 1))
 	cases := map[string]string{
-		"v=1; role=control; " + nonce:                "version",
-		"v=2; role=spy; " + nonce:                    `role "spy"`,
-		"v=2; role=control":                          `"nonce" is missing`,
-		"v=2; role=control; nonce=short":             `field "nonce"`,
-		"v=2; role=control; " + nonce + "; " + nonce: "given twice",
-		"v=2; role=back; " + nonce:                   `"session" is missing`,
-		"v=2; role=control; " + nonce + "; spare=99": `"spare"`,
-		"v=2; garbage; " + nonce:                     "malformed field",
-		"":                                           "malformed field",
-		"v=2; role=control; " + nonce + "; x=" + strings.Repeat("a", MaxHeaderSize): "at most 1024",
+		"Basic dXNlcjpwYXNz":                                   "no Tildegate hello",
+		"Tildegate v=1; role=control; " + nonce:                "version",
+		"Tildegate v=2; role=spy; " + nonce:                    `role "spy"`,
+		"Tildegate v=2; role=control":                          `"nonce" is missing`,
+		"Tildegate v=2; role=control; nonce=short":             `field "nonce"`,
+		"Tildegate v=2; role=control; " + nonce + "; " + nonce: "given twice",
+		"Tildegate v=2; role=back; " + nonce:                   `"session" is missing`,
+		"Tildegate v=2; role=control; " + nonce + "; spare=99": `"spare"`,
+		"Tildegate v=2; garbage; " + nonce:                     "malformed field",
+		"":                                                     "no Tildegate hello",
+		"Tildegate ":                                           "malformed field",
+		"Tildegate v=2; role=control; " + nonce + "; x=" + strings.Repeat("a", MaxHeaderSize): "at most 1024",
 	}
 	for in, want := range cases {
 		_, err := ParseHello(in)
@@ -46,10 +48,10 @@ func TestHelloErrors(t *testing.T) {
 		}
 	}
 	var ref *Refusal
-	if _, err := ParseHello("v=1; role=control; " + nonce); !errors.As(err, &ref) || ref.Code != CodeVersion {
+	if _, err := ParseHello("Tildegate v=1; role=control; " + nonce); !errors.As(err, &ref) || ref.Code != CodeVersion {
 		t.Errorf("an unknown version is not a version refusal: %v", err)
 	}
-	if _, err := ParseHello("v=2; role=" + strings.Repeat("x", 900) + "; " + nonce); err == nil || len(err.Error()) > 200 {
+	if _, err := ParseHello("Tildegate v=2; role=" + strings.Repeat("x", 900) + "; " + nonce); err == nil || len(err.Error()) > 200 {
 		t.Errorf("an error quotes too much of a long field: %d bytes", len(err.Error()))
 	}
 }

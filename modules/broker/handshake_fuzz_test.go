@@ -32,12 +32,12 @@ func FuzzHandshake(f *testing.F) {
 	f.Cleanup(srv.Close)
 
 	nonce := strings.Repeat("A", 43)
-	control := "v=2; role=control; nonce=" + nonce
+	control := "Tildegate v=2; role=control; nonce=" + nonce
 	auth, _ := wire.Frame{Type: wire.FrameAuth, Share: make([]byte, wire.ShareSize), Confirmation: make([]byte, wire.ConfirmationSize)}.Append(nil)
 	f.Add(control, auth)
 	f.Add(control+"; resume="+strings.Repeat("B", 22)+"; spare=3", append(auth, make([]byte, wire.ProofSize)...))
-	f.Add("v=2; role=back; nonce="+nonce+"; session="+strings.Repeat("C", 22)+"; ticket="+strings.Repeat("D", 22)+"; proof="+strings.Repeat("E", 43), []byte("GET / HTTP/1.1\r\n\r\n"))
-	f.Add("v=1; role=control; nonce=x", []byte{1, 0, 200})
+	f.Add("Tildegate v=2; role=back; nonce="+nonce+"; session="+strings.Repeat("C", 22)+"; ticket="+strings.Repeat("D", 22)+"; proof="+strings.Repeat("E", 43), []byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add("Tildegate v=1; role=control; nonce=x", []byte{1, 0, 200})
 	f.Add(control+"; future=1", []byte{1, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, hello string, after []byte) {
 		hello = strings.Map(func(r rune) rune {
