@@ -240,13 +240,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	prefix, rest := path[:end], path[end:]
 	name := prefix[len(namePrefix):]
 
-	if broker.IsUpgrade(r) {
-		h.broker.ServeUpgrade(w, r, name)
+	// Before anything else, upgrades included: the operator's matchers
+	// saw the cleaned path, so /~~home/../x passed a guard on /~~home*,
+	// and the name must not come from a path they did not see.
+	if !cleanPath(path) {
+		http.Error(w, "tildegate: the path has . or .. segments", http.StatusBadRequest)
 		return nil
 	}
 
-	if !cleanPath(path) {
-		http.Error(w, "tildegate: the path has . or .. segments", http.StatusBadRequest)
+	if broker.IsUpgrade(r) {
+		h.broker.ServeUpgrade(w, r, name)
 		return nil
 	}
 
