@@ -202,6 +202,13 @@ func TestTakeover(t *testing.T) {
 	if raw.first() != 1 {
 		t.Errorf("Caddy's read asked for %d bytes, want 1", raw.first())
 	}
+	// net/http reads again on a plain HTTP port (h2c preface check, then
+	// the request): the RDP gateway's bytes stay where they are.
+	for range 3 {
+		if n, err := c.Read(make([]byte, 4096)); n != 0 || err != errTakenOver {
+			t.Fatalf("Read after the takeover = %d, %v; want 0, errTakenOver", n, err)
+		}
+	}
 	if err := c.Close(); err != nil {
 		t.Errorf("Close after the takeover: %v", err)
 	}
