@@ -56,8 +56,13 @@ agent-check:
 # bench runs the Go benchmarks, then scripts/bench.sh: wrk against the built
 # gateway, plain reverse_proxy versus tildegate's direct and agent paths
 # (ROUNDS=5 DURATION=5s by default; about 10 minutes; needs wrk, see deps).
+# The Go benchmarks start Caddy in their test binaries: like scripts/test.sh,
+# they get fresh XDG_DATA_HOME and XDG_CONFIG_HOME, so that they never touch
+# the user's Caddy storage.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	goenv=$$($(GO) env GOENV) && xdg=$$(mktemp -d "$${TMPDIR:-/tmp}/tildegate-bench-xdg.XXXXXX") && \
+		trap 'rm -rf "$$xdg"' EXIT && \
+		GOENV=$$goenv XDG_DATA_HOME=$$xdg/data XDG_CONFIG_HOME=$$xdg/config $(GO) test -run='^$$' -bench=. -benchmem ./...
 	scripts/bench.sh
 
 clean:

@@ -278,6 +278,18 @@ func TestAdaptErrors(t *testing.T) {
 			want: `unrecognized tunnel option "keepalive"`,
 		},
 		{
+			name: "unknown agent option",
+			caddyfile: `:8080 {
+	tildegate {
+		agent home {
+			password pw
+			require_tsl
+		}
+	}
+}`,
+			want: `agent home: unrecognized option "require_tsl"`,
+		},
+		{
 			name: "argument after directive",
 			caddyfile: `:8080 {
 	tildegate /~~* extra {
@@ -296,5 +308,31 @@ func TestAdaptErrors(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestAdaptErrorsHidePasswords: a mistyped agent block is refused without
+// quoting its password.
+func TestAdaptErrorsHidePasswords(t *testing.T) {
+	for _, block := range []string{
+		"password S3cret Passw0rd",       // blanks, not quoted
+		"password\n\t\t\tS3cretPassw0rd", // the password on its own line
+		"passwd S3cretPassw0rd",          // mistyped option
+		"S3cretPassw0rd",                 // the option forgotten
+	} {
+		caddyfile := ":8080 {\n\ttildegate {\n\t\tagent home {\n\t\t\t" + block + "\n\t\t}\n\t}\n}\n"
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+		if err == nil {
+			t.Errorf("%q: adapted without error", block)
+			continue
+		}
+		if !strings.Contains(err.Error(), "Caddyfile:") {
+			t.Errorf("%q: error %q does not say where", block, err)
+		}
+		for _, part := range []string{"S3cret", "Passw0rd"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("%q: error quotes the password: %v", block, err)
+			}
+		}
 	}
 }

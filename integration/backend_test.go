@@ -21,6 +21,9 @@ type seen struct {
 	Header  http.Header `json:"header"`
 }
 
+// hostCookie is the __Host- cookie that /host-cookie sets.
+const hostCookie = "__Host-sid=v4lue-0f-the-cookie; Path=/; Secure; HttpOnly"
+
 // backend is a real HTTP server on loopback that answers the requests the
 // gateway tests make.
 type backend struct {
@@ -53,6 +56,11 @@ func newBackend(t *testing.T, name string, tlsOn bool) *backend {
 	mux.HandleFunc("/cookie", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Set-Cookie", "session=abc; Path=/; HttpOnly")
 		w.Header().Add("Set-Cookie", "pref=1; Path=/app; Domain=127.0.0.1")
+		fmt.Fprint(w, "cookies set")
+	})
+	mux.HandleFunc("/host-cookie", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", hostCookie)
+		w.Header().Add("Set-Cookie", "plain=1; Path=/")
 		fmt.Fprint(w, "cookies set")
 	})
 	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {

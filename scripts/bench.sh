@@ -146,6 +146,12 @@ trap 'exit 143' TERM
 
 mkdir -p "$tmp/www" "$tmp/raw" "$tmp/logs"
 
+# The Caddys keep their storage in the temporary directory, never in the
+# user's own (Caddy reads these when it starts).
+export GOENV=${GOENV:-$(go env GOENV)}
+export XDG_DATA_HOME=$tmp/xdg-data XDG_CONFIG_HOME=$tmp/xdg-config
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME"
+
 # Ports: random ones below the ephemeral range (so that wrk's and the
 # proxies' outgoing connections cannot take them) that nothing listens on.
 taken_ports=" $(ss -Hltn | awk '{n = split($4, a, ":"); printf "%s ", a[n]}') "

@@ -40,7 +40,10 @@
 //	/~~srv1=pw#gw.example.com:443 => 127.0.0.1:8080 RDPPORT 10.0.0.5:3389;
 //
 // Parse and ParseBack stop at the first malformed entry and return an
-// *Error that tells what was found where and what was expected there.
+// *Error that tells what was found where and what was expected there. Of
+// the text after an entry's "=", where passwords stand, it never quotes
+// more than one character, so that a mistyped entry does not put its
+// password in a log.
 // Format and FormatBack print entries back in canonical spacing, so that
 // parsing their output yields the same entries.
 package balancebin

@@ -16,6 +16,11 @@ type Error struct {
 	// Found is the offending text as it stands in the input, shortened to
 	// 32 runes followed by "..." when longer. Two values are special: ""
 	// stands for the end of the file and "\n" for the end of a line.
+	//
+	// Found never quotes what may be a password: of the text after an
+	// entry's "=", where passwords stand whatever the typo, it holds at
+	// most one character or a word of the syntax ("->", "=>", "RDPPORT");
+	// longer text there is replaced by "***". See hidden.
 	Found string
 	// Expected describes what would have been valid at Pos, for example
 	// `";"` or "a port number (1-65535)".
@@ -23,7 +28,8 @@ type Error struct {
 }
 
 // Error returns the error as "FILE:LINE:COL: found X, expected Y", with X
-// quoted as by %q, or written as "end of file" or "end of line".
+// quoted as by %q, or written as "end of file", "end of line" or, when all
+// of it is hidden, "text not quoted in case it is a password".
 func (e *Error) Error() string {
 	return e.Pos.String() + ": found " + describe(e.Found) + ", expected " + e.Expected
 }
@@ -35,6 +41,8 @@ func describe(found string) string {
 		return "end of file"
 	case "\n":
 		return "end of line"
+	case hidden:
+		return "text not quoted in case it is a password"
 	}
 	return strconv.Quote(found)
 }

@@ -142,7 +142,7 @@ func ParseFilter(where, v string) (Filter, error) {
 	if v == "" || v == "*" {
 		return Filter{Star: true}, nil
 	}
-	s := &segment{text: v, pos: Position{File: where, Line: 1, Column: 1}, end: ""}
+	s := &segment{text: v, pos: Position{File: where, Line: 1, Column: 1}, end: "", public: true}
 	if i := strings.IndexFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == ';' }); i >= 0 {
 		return Filter{}, s.fail(i, v[i:i+1], expectFilter)
 	}

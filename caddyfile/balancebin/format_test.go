@@ -120,15 +120,17 @@ func TestErrorString(t *testing.T) {
 		{Error{Position{"b", 1, 2}, "", `";"`}, `b:1:2: found end of file, expected ";"`},
 		{Error{Position{"b", 1, 2}, "\n", `";"`}, `b:1:2: found end of line, expected ";"`},
 		{Error{Position{"", 4, 5}, "\t", `";"`}, `4:5: found "\t", expected ";"`},
+		{Error{Position{"b", 1, 6}, "***", "a port number (1-65535)"}, `b:1:6: found text not quoted in case it is a password, expected a port number (1-65535)`},
+		{Error{Position{"b", 1, 1}, "~~a=***", `"/~~"`}, `b:1:1: found "~~a=***", expected "/~~"`},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %s, want %s", got, tt.want)
 		}
 	}
-	long := strings.Repeat("é", 40)
-	_, err := Parse("b", []byte(long+" /~~a=h:1;"))
-	want := `b:1:1: found "` + strings.Repeat("é", 32) + `...", expected "/~~"`
+	// Shortened after the password is hidden.
+	_, err := Parse("b", []byte("~~"+strings.Repeat("a", 40)+"=h:1;"))
+	want := `b:1:1: found "~~` + strings.Repeat("a", 30) + `...", expected "/~~"`
 	if err == nil || err.Error() != want {
 		t.Errorf("long word: got %v, want %s", err, want)
 	}

@@ -18,6 +18,12 @@ type segment struct {
 	// its line ended first and "" when nothing but blanks follows it up to
 	// the end of the file. It is an Error.Found value.
 	end string
+	// follows is true when another entry stands before this one on its
+	// line.
+	follows bool
+	// public is true when the text can hold no password, such as a filter
+	// on its own: errors quote it as it is.
+	public bool
 }
 
 // split cuts data into entries. It drops a leading byte order mark, the
@@ -48,6 +54,7 @@ func split(file string, data []byte) []segment {
 			}
 			continue
 		}
+		follows := !lineStart
 		lineStart = false
 		col += utf8.RuneCountInString(src[colOff:i])
 		colOff = i
@@ -57,7 +64,7 @@ func split(file string, data []byte) []segment {
 		} else {
 			j += i
 		}
-		s := segment{text: src[i:j], pos: Position{File: file, Line: line, Column: col}}
+		s := segment{text: src[i:j], pos: Position{File: file, Line: line, Column: col}, follows: follows}
 		switch {
 		case j < len(src) && src[j] == ';':
 			s.end = ";"
@@ -106,9 +113,10 @@ func (s *segment) word(off int) string {
 	return s.text[off:end]
 }
 
-// fail returns an *Error at byte off of the text.
+// fail returns an *Error at byte off of the text, where found stands. The
+// error never quotes what may be a password; see redact.
 func (s *segment) fail(off int, found, expected string) error {
-	return &Error{Pos: s.at(off), Found: shorten(found), Expected: expected}
+	return &Error{Pos: s.at(off), Found: shorten(s.redact(off, found)), Expected: expected}
 }
 
 // skipBlanks returns the offset of the first non-blank at or after off,

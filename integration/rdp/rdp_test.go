@@ -178,3 +178,46 @@ func TestRDPSessionSurvivesReload(t *testing.T) {
 	}
 	t.Fatalf("no log of the session lasting %s with its bytes:\n%s", lasted, g.Log)
 }
+
+// TestXfreerdpOnPlainHTTPPort: on the gateway's plain HTTP site (an http://
+// address, no TLS before Caddy), xfreerdp connects, several at once, and
+// plain HTTP/1.1 and HTTP/2 with prior knowledge keep working on the port.
+func TestXfreerdpOnPlainHTTPPort(t *testing.T) {
+	display := e2e.StartXvfb(t)
+	xrdp := e2e.StartXrdp(t, env)
+	g := e2e.StartGateway(t, env, fmt.Sprintf("/~~srv1=%s RDPPORT;\n", xrdp.Address()))
+
+	const clients = 4
+	type result struct {
+		code int
+		out  string
+	}
+	results := make(chan result, clients)
+	for range clients {
+		go func() {
+			code, out := e2e.RunXfreerdp(t, display, "/v:"+g.PlainAddress(), "/u:/~~srv1")
+			results <- result{code, out}
+		}()
+	}
+	for i := range clients {
+		r := <-results
+		assertConnected(t, fmt.Sprintf("client %d on the plain HTTP port", i), r.code, r.out, "TLS")
+	}
+
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	for proto, c := range map[int]*http.Client{
+		1: {Timeout: 10 * time.Second},
+		2: {Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &protocols}},
+	} {
+		res, err := c.Get("http://" + g.PlainAddress() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || res.ProtoMajor != proto {
+			t.Errorf("plain HTTP/%d after RDP: %s %s", proto, res.Proto, res.Status)
+		}
+	}
+	g.Log.WaitFor(10*time.Second, clients-1, "rdp connection closed", `"name":"srv1"`, `"bytes_to_client":`)
+}

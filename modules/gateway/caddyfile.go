@@ -233,6 +233,10 @@ func unmarshalAgent(d *caddyfile.Dispenser, name string) (AgentEntry, error) {
 				return a, d.ArgErr()
 			}
 			a.Password = d.Val()
+			if d.NextArg() {
+				// Not ArgErr, which would quote a word of the password.
+				return a, d.Errf("agent %s: password takes one argument; quote a password that holds blanks", name)
+			}
 		case "allow":
 			if !d.NextArg() {
 				return a, d.ArgErr()
@@ -244,7 +248,7 @@ func unmarshalAgent(d *caddyfile.Dispenser, name string) (AgentEntry, error) {
 		case "require_tls":
 			a.RequireTLS = true
 		default:
-			return a, d.Errf("unrecognized agent option %q", d.Val())
+			return a, d.Errf("agent %s: unrecognized option %s", name, quoteOption(d.Val()))
 		}
 		if d.NextArg() {
 			return a, d.ArgErr()
@@ -254,6 +258,18 @@ func unmarshalAgent(d *caddyfile.Dispenser, name string) (AgentEntry, error) {
 		return a, d.Errf("agent %s: password is required", name)
 	}
 	return a, nil
+}
+
+// quoteOption quotes an unrecognized option for an error when it reads
+// like one, lower-case letters and "_", and else only says that it is not
+// shown: it may be a password written on a line of its own.
+func quoteOption(option string) string {
+	for _, c := range option {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return "(not quoted in case it is a password)"
+		}
+	}
+	return strconv.Quote(option)
 }
 
 func unmarshalTunnel(d *caddyfile.Dispenser, c *TunnelConfig) error {

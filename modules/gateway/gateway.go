@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -66,6 +67,10 @@ type Handler struct {
 	tables  *tableRef
 	files   *fileSet
 	stopped chan struct{}
+
+	// hostCookies holds the lower-case names whose server was seen to
+	// set a __Host- cookie, warned of once; see warnHostCookie.
+	hostCookies *sync.Map
 }
 
 // BalanceFile is one balance.bin file and the reverse proxy options that
@@ -149,6 +154,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
+	h.hostCookies = new(sync.Map)
 	h.tables = new(tableRef)
 	h.broker = broker.Acquire(h.logger)
 	if h.PollInterval <= 0 {
@@ -240,13 +246,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	prefix, rest := path[:end], path[end:]
 	name := prefix[len(namePrefix):]
 
-	if broker.IsUpgrade(r) {
-		h.broker.ServeUpgrade(w, r, name)
+	// Before anything else, upgrades included: the operator's matchers
+	// saw the cleaned path, so /~~home/../x passed a guard on /~~home*,
+	// and the name must not come from a path they did not see.
+	if !cleanPath(path) {
+		http.Error(w, "tildegate: the path has . or .. segments", http.StatusBadRequest)
 		return nil
 	}
 
-	if !cleanPath(path) {
-		http.Error(w, "tildegate: the path has . or .. segments", http.StatusBadRequest)
+	if broker.IsUpgrade(r) {
+		h.broker.ServeUpgrade(w, r, name)
 		return nil
 	}
 
@@ -292,7 +301,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The route's own slice, shared by every request: the reverse proxy
 	// clones the request's headers before anything can change them.
 	r.Header["X-Forwarded-Prefix"] = rt.prefixHeader
-	pw := getPrefixWriter(w, r, rt)
+	pw := getPrefixWriter(h, w, r, rt)
 	defer putPrefixWriter(pw)
 	return proxy.ServeHTTP(pw, r, next)
 }

@@ -15,6 +15,7 @@ import (
 // never touched.
 type prefixWriter struct {
 	caddyhttp.ResponseWriterWrapper
+	h         *Handler // warns of __Host- cookies
 	req       *http.Request
 	prefix    string // the route's prefix, e.g. "/~~srv1"
 	route     *route
@@ -25,8 +26,9 @@ var prefixWriterPool = sync.Pool{New: func() any { return new(prefixWriter) }}
 
 // getPrefixWriter returns a pooled writer; putPrefixWriter must be called
 // once the handler chain has returned.
-func getPrefixWriter(w http.ResponseWriter, r *http.Request, rt *route) *prefixWriter {
+func getPrefixWriter(h *Handler, w http.ResponseWriter, r *http.Request, rt *route) *prefixWriter {
 	pw := prefixWriterPool.Get().(*prefixWriter)
+	pw.h = h
 	pw.ResponseWriter = w
 	pw.req = r
 	pw.prefix = rt.prefix
@@ -147,16 +149,21 @@ func (pw *prefixWriter) rewriteRefresh(v string) string {
 
 // rewriteCookie puts a cookie's Path under the prefix and drops a Domain that
 // names the backend, so the browser sends the cookie back through the gateway.
-// A __Host- cookie keeps its Path, which browsers require to be "/".
+// A __Host- cookie is passed on as it is: browsers require its Path to be
+// "/" and refuse it otherwise. It then reaches every name's server; the
+// handler warns of it once per name.
 func (pw *prefixWriter) rewriteCookie(v string) string {
+	if isHostCookie(v) {
+		pw.h.warnHostCookie(pw.route.name, v)
+		return v
+	}
 	attrs := strings.Split(v, ";")
 	out := attrs[:1]
 	changed := false
-	hostOnly := strings.HasPrefix(strings.TrimSpace(attrs[0]), "__Host-")
 	for _, a := range attrs[1:] {
 		key, val, _ := strings.Cut(strings.TrimSpace(a), "=")
 		switch {
-		case strings.EqualFold(key, "path") && strings.HasPrefix(val, "/") && !pw.underPrefix(val) && !hostOnly:
+		case strings.EqualFold(key, "path") && strings.HasPrefix(val, "/") && !pw.underPrefix(val):
 			a = " Path=" + pw.prefix + val
 			changed = true
 		case strings.EqualFold(key, "domain") && pw.route.isBackendDomain(strings.TrimPrefix(val, ".")):

@@ -13,7 +13,7 @@ func newTestWriter(tlsOn bool) *prefixWriter {
 		r.TLS = &tls.ConnectionState{}
 	}
 	rt := &route{name: "srv1", prefix: "/~~srv1", backendHosts: []string{"10.0.0.7", "app.internal"}}
-	return getPrefixWriter(httptest.NewRecorder(), r, rt)
+	return getPrefixWriter(nil, httptest.NewRecorder(), r, rt)
 }
 
 type rewriteCase struct{ in, want string }
@@ -83,7 +83,7 @@ func TestPrefixWriterRewritesOnceBeforeStatus(t *testing.T) {
 	rec := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "http://gw.example/~~srv1/x", nil)
 	rt := &route{name: "srv1", prefix: "/~~srv1", backendHosts: []string{"10.0.0.7"}}
-	pw := getPrefixWriter(rec, r, rt)
+	pw := getPrefixWriter(nil, rec, r, rt)
 	pw.Header().Set("Location", "/a")
 	pw.Header().Add("Set-Cookie", "a=1; Path=/")
 	pw.Header().Add("Set-Cookie", "b=2; Path=/b")
@@ -110,7 +110,7 @@ func TestPrefixWriterRewritesOnceBeforeStatus(t *testing.T) {
 func TestPrefixWriterImplicitStatus(t *testing.T) {
 	rec := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "http://gw.example/~~srv1/x", nil)
-	pw := getPrefixWriter(rec, r, &route{prefix: "/~~srv1"})
+	pw := getPrefixWriter(nil, rec, r, &route{prefix: "/~~srv1"})
 	pw.Header().Set("Content-Location", "/doc")
 	_, _ = pw.Write([]byte("x"))
 	if got := rec.Result().Header.Get("Content-Location"); got != "/~~srv1/doc" {

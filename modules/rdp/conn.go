@@ -32,7 +32,16 @@ type conn struct {
 // Read implements net.Conn. The first call reads one byte: for RDP it
 // hands the connection to the RDP gateway and ends Caddy's use of it with
 // an error; otherwise that byte is the first Caddy gets.
+//
+// After a takeover every Read fails at once without touching the
+// connection: the RDP gateway reads it now. net/http reads again after the
+// first error on a plain HTTP port: its check for the HTTP/2 preface
+// (h2c) gives up, and then it reads a request. That read raced the RDP
+// gateway for the client's bytes.
 func (c *conn) Read(p []byte) (int, error) {
+	if c.takenOver.Load() {
+		return 0, errTakenOver
+	}
 	if !c.decided {
 		n, err := c.Conn.Read(c.first[:])
 		if n == 0 {

@@ -19,7 +19,7 @@ var (
 )
 
 // acquire counts one more connection for key unless it already has max
-// (0: no limit); the caller calls release when the connection ends.
+// (0 or less: no limit); the caller calls release when the connection ends.
 func (l *connCounts) acquire(key string, max int) (release func(), ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -28,6 +28,16 @@ const (
 	defaultFirstPacketTimeout = 10 * time.Second
 	defaultDialTimeout        = 10 * time.Second
 	defaultMaxConnsPerName    = 256
+
+	// defaultMaxConnsPerClient bounds what one IP address can hold,
+	// unauthenticated sockets included, so that one client cannot take
+	// hundreds of a name's slots. An office behind one NAT address shows
+	// as one client: each of its users holds one RDP connection, two
+	// for a moment while reconnecting, so 100 lets an office of about 50
+	// to 100 concurrent users through; a bigger one behind a single
+	// address raises it. It stays below defaultMaxConnsPerName, so that
+	// one address alone cannot fill a name.
+	defaultMaxConnsPerClient = 100
 )
 
 // ListenerWrapper looks at the first byte of every new connection. An RDP
@@ -60,8 +70,9 @@ type ListenerWrapper struct {
 	MaxConnsPerName int `json:"max_conns_per_name,omitempty"`
 
 	// MaxConnsPerClient limits the concurrent RDP connections from one IP
-	// address, so that one client cannot take a name's every slot. Default:
-	// no limit, as the users of a whole office often share one address.
+	// address, so that one client cannot take a name's every slot nor hold
+	// hundreds of sockets. Default (0): 100, enough for an office behind
+	// one NAT address. A negative value sets no limit.
 	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
 
 	logger   *zap.Logger
@@ -111,8 +122,8 @@ func (ListenerWrapper) CaddyModule() caddy.ModuleInfo {
 // Provision applies the defaults and makes the wrapper's logger the one
 // sessions log through.
 func (w *ListenerWrapper) Provision(ctx caddy.Context) error {
-	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 || w.MaxConnsPerClient < 0 {
-		return fmt.Errorf("first_packet_timeout, dial_timeout, max_conns_per_name and max_conns_per_client must not be negative")
+	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 {
+		return fmt.Errorf("first_packet_timeout, dial_timeout and max_conns_per_name must not be negative")
 	}
 	w.logger = ctx.Logger()
 	liveLoggers.Lock()
@@ -129,6 +140,9 @@ func (w *ListenerWrapper) Provision(ctx caddy.Context) error {
 	if w.MaxConnsPerName == 0 {
 		w.MaxConnsPerName = defaultMaxConnsPerName
 	}
+	if w.MaxConnsPerClient == 0 {
+		w.MaxConnsPerClient = defaultMaxConnsPerClient
+	}
 	return nil
 }
 
@@ -143,8 +157,10 @@ func (w *ListenerWrapper) WrapListener(ln net.Listener) net.Listener {
 //	    first_packet_timeout <duration>
 //	    dial_timeout <duration>
 //	    max_conns_per_name <n>
-//	    max_conns_per_client <n>
+//	    max_conns_per_client <n>|off
 //	}
+//
+// max_conns_per_client off sets no limit per client address (-1 in JSON).
 func (w *ListenerWrapper) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // module name
 	if d.NextArg() {
@@ -166,16 +182,22 @@ func (w *ListenerWrapper) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				w.FirstPacketTimeout = caddy.Duration(dur)
 			}
-		case "max_conns_per_name", "max_conns_per_client":
+		case "max_conns_per_client":
+			if d.Val() == "off" {
+				w.MaxConnsPerClient = -1
+				break
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return d.Errf("%s: want a positive number or off, not %q", option, d.Val())
+			}
+			w.MaxConnsPerClient = n
+		case "max_conns_per_name":
 			n, err := strconv.Atoi(d.Val())
 			if err != nil || n <= 0 {
 				return d.Errf("%s: want a positive number, not %q", option, d.Val())
 			}
-			if option == "max_conns_per_client" {
-				w.MaxConnsPerClient = n
-			} else {
-				w.MaxConnsPerName = n
-			}
+			w.MaxConnsPerName = n
 		default:
 			return d.Errf("unrecognized tildegate_rdp option %q", option)
 		}

@@ -29,9 +29,17 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	if w.FirstPacketTimeout != caddy.Duration(2*time.Second) || w.DialTimeout != caddy.Duration(time.Minute) || w.MaxConnsPerName != 7 || w.MaxConnsPerClient != 3 {
 		t.Errorf("parsed %+v", w)
 	}
+	var off ListenerWrapper
+	if err := off.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tildegate_rdp {\n max_conns_per_client off\n}")); err != nil || off.MaxConnsPerClient != -1 {
+		t.Errorf("max_conns_per_client off: %d, %v; want -1", off.MaxConnsPerClient, err)
+	}
 	for input, want := range map[string]string{
 		"tildegate_rdp extra":                             "wrong argument count",
 		"tildegate_rdp {\n max_conns_per_name 0\n}":       `max_conns_per_name: want a positive number, not "0"`,
+		"tildegate_rdp {\n max_conns_per_name off\n}":     `max_conns_per_name: want a positive number, not "off"`,
+		"tildegate_rdp {\n max_conns_per_client 0\n}":     `max_conns_per_client: want a positive number or off, not "0"`,
+		"tildegate_rdp {\n max_conns_per_client -1\n}":    `max_conns_per_client: want a positive number or off, not "-1"`,
+		"tildegate_rdp {\n max_conns_per_client off 1\n}": "wrong argument count",
 		"tildegate_rdp {\n dial_timeout -1s\n}":           `dial_timeout: want a positive duration, not "-1s"`,
 		"tildegate_rdp {\n dial_timeout 1s 2s\n}":         "wrong argument count",
 		"tildegate_rdp {\n max_conns_per_name\n}":         "wrong argument count",
@@ -54,13 +62,22 @@ func TestProvisionDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Cleanup()
-	if time.Duration(w.FirstPacketTimeout) != defaultFirstPacketTimeout || time.Duration(w.DialTimeout) != defaultDialTimeout || w.MaxConnsPerName != defaultMaxConnsPerName {
+	if time.Duration(w.FirstPacketTimeout) != defaultFirstPacketTimeout || time.Duration(w.DialTimeout) != defaultDialTimeout ||
+		w.MaxConnsPerName != defaultMaxConnsPerName || w.MaxConnsPerClient != 100 {
 		t.Errorf("defaults: %+v", w)
+	}
+	if defaultMaxConnsPerClient >= defaultMaxConnsPerName {
+		t.Error("one address alone can fill a name by default")
 	}
 	bad := ListenerWrapper{MaxConnsPerName: -1}
 	if err := bad.Provision(ctx); err == nil {
-		t.Error("a negative limit was accepted")
+		t.Error("a negative limit per name was accepted")
 	}
+	unlimited := ListenerWrapper{MaxConnsPerClient: -1}
+	if err := unlimited.Provision(ctx); err != nil || unlimited.MaxConnsPerClient != -1 {
+		t.Errorf("no limit per client: %d, %v", unlimited.MaxConnsPerClient, err)
+	}
+	defer unlimited.Cleanup()
 }
 
 func TestConnCounts(t *testing.T) {
@@ -85,6 +102,9 @@ func TestConnCounts(t *testing.T) {
 	for range 100 {
 		if _, ok := l.acquire("unlimited", 0); !ok {
 			t.Fatal("a limit of 0 refused a connection")
+		}
+		if _, ok := l.acquire("off", -1); !ok {
+			t.Fatal("a negative limit refused a connection")
 		}
 	}
 }
@@ -181,6 +201,13 @@ func TestTakeover(t *testing.T) {
 	}
 	if raw.first() != 1 {
 		t.Errorf("Caddy's read asked for %d bytes, want 1", raw.first())
+	}
+	// net/http reads again on a plain HTTP port (h2c preface check, then
+	// the request): the RDP gateway's bytes stay where they are.
+	for range 3 {
+		if n, err := c.Read(make([]byte, 4096)); n != 0 || err != errTakenOver {
+			t.Fatalf("Read after the takeover = %d, %v; want 0, errTakenOver", n, err)
+		}
 	}
 	if err := c.Close(); err != nil {
 		t.Errorf("Close after the takeover: %v", err)
