@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/internal/clientip"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
@@ -93,8 +93,9 @@ func (a *attempt) log(code wire.Code, reason string) {
 }
 
 // ServeUpgrade takes an agent's control or back connection for the back
-// entry called name. The client address is the one Caddy determined, with
-// trusted proxies respected.
+// entry called name. The client address is the rightmost hop that is not
+// a trusted proxy, whatever trusted_proxies_strict says: a client cannot
+// claim another address to dodge a filter or the throttle.
 //
 // Everything that does not need the password is decided first, the same
 // way whatever the password: the version, the hello, the name, TLS, the
@@ -103,8 +104,7 @@ func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name strin
 	helloValue := r.Header.Get(wire.HeaderHello)
 	r.Header.Del(wire.HeaderHello) // not for the access log
 	a := &attempt{b: b, name: name, key: strings.ToLower(name)}
-	a.addr, _ = caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	a.ip, _ = netip.ParseAddr(a.addr)
+	a.ip, a.addr = clientip.FromRequest(r)
 	entry, known := b.entry(a.key)
 	a.known = known
 	if !known {
