@@ -94,10 +94,11 @@ func (a answer) String() string {
 	return fmt.Sprintf("%d %s: %s", a.Status, a.refusal(), strings.TrimSpace(a.Body))
 }
 
-// request is a raw upgrade request: any Upgrade token and any hello.
-func request(host, path, upgrade, hello string) string {
-	return fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: %s\r\nConnection: Upgrade\r\n%s: %s\r\n\r\n",
-		path, host, upgrade, wire.HeaderHello, hello)
+// request is a raw upgrade request: any Upgrade token and any hello, and
+// any further header lines, each ending in CRLF.
+func request(host, path, upgrade, hello string, headers ...string) string {
+	return fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: %s\r\nConnection: Upgrade\r\n%s: %s\r\n%s\r\n",
+		path, host, upgrade, wire.HeaderHello, hello, strings.Join(headers, ""))
 }
 
 // upgrade sends req on conn and reads the answer; on 101 it returns the
@@ -123,12 +124,13 @@ func upgrade(conn net.Conn, req string) (answer, *bufio.Reader) {
 
 // control runs a control handshake for name with password on conn (TLS
 // state cs, nil without TLS), resuming the session resume when it is not
-// nil, as an agent would, and returns whatever the gateway answered.
-func control(conn net.Conn, cs *tls.ConnectionState, name, password string, resume []byte) answer {
+// nil, as an agent would, and returns whatever the gateway answered. The
+// upgrade request carries the extra header lines, each ending in CRLF.
+func control(conn net.Conn, cs *tls.ConnectionState, name, password string, resume []byte, headers ...string) answer {
 	_ = conn.SetDeadline(time.Now().Add(ioTimeout))
 	hello := wire.Hello{Version: wire.Version, Role: wire.RoleControl, Nonce: e2e.Nonce(), Resume: resume}
 	helloValue := hello.String()
-	a, br := upgrade(conn, request(conn.RemoteAddr().String(), "/~~"+name, wire.UpgradeToken, helloValue))
+	a, br := upgrade(conn, request(conn.RemoteAddr().String(), "/~~"+name, wire.UpgradeToken, helloValue, headers...))
 	if br == nil {
 		return a
 	}
