@@ -78,7 +78,7 @@ func newExchange(password string, sid []byte, agent bool) *Exchange {
 func (e *Exchange) Share() []byte { return e.secret.share }
 
 // Finish derives the handshake's keys from the peer's share. hello and
-// challenge are the Tildegate-Hello and Tildegate-Challenge header values
+// challenge are the hello (Authorization) and Tildegate-Challenge header values
 // as sent: CPace's associated data ADa and ADb, so that both sides agree
 // on every field of them. An invalid share (not a group element, or the
 // identity) is an error: CPace's abort.

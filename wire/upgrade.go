@@ -15,7 +15,7 @@ import (
 const maxRefusalBody = 4 << 10
 
 // Upgrade sends the upgrade request for /~~name on conn, with hello as its
-// Tildegate-Hello, and reads the answer. On 101 it returns the answer and a
+// hello header, and reads the answer. On 101 it returns the answer and a
 // reader that holds any bytes the gateway sent after it; any other answer
 // becomes a *Refusal when the gateway said why, or an error that quotes its
 // status.
