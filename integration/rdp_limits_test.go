@@ -21,16 +21,16 @@ func TestRDPDefaultClientLimit(t *testing.T) {
 
 	var held []*rdpSession
 	for range 100 {
-		s := dialRDP(t, connectionRequest("/~~srv1\r\n"))
+		s := dialRDP(t, e2e.RDPConnectionRequest("/~~srv1\r\n"))
 		s.expect(t, "confirm")
 		held = append(held, s)
 	}
-	dialRDP(t, connectionRequest("/~~srv1\r\n")).expectClosed(t)
+	dialRDP(t, e2e.RDPConnectionRequest("/~~srv1\r\n")).expectClosed(t)
 	waitLog(t, logFile, "rdp connection refused", "already 100 RDP connections from this address (max_conns_per_client)")
 
 	held[0].Close()
 	waitLog(t, logFile, "rdp connection closed", `"name":"srv1"`)
-	next := dialRDP(t, connectionRequest("/~~srv1\r\n"))
+	next := dialRDP(t, e2e.RDPConnectionRequest("/~~srv1\r\n"))
 	next.expect(t, "confirm")
 	held[1].echo(t, "still here")
 
@@ -38,6 +38,6 @@ func TestRDPDefaultClientLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 30 {
-		dialRDP(t, connectionRequest("/~~srv1\r\n")).expect(t, "confirm")
+		dialRDP(t, e2e.RDPConnectionRequest("/~~srv1\r\n")).expect(t, "confirm")
 	}
 }

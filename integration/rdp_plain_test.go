@@ -49,7 +49,7 @@ http://:%d {
 	h1 := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 	const sessions = 70
-	stripped := string(connectionRequest(""))
+	stripped := string(e2e.RDPConnectionRequest(""))
 	var wg sync.WaitGroup
 	errs := make(chan error, 3*sessions)
 	for i := range sessions {
@@ -108,7 +108,7 @@ func plainRDPSession(addr string, i int) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := c.Write(connectionRequest("Cookie: mstshash=/~~srv1\r\n")); err != nil {
+	if _, err := c.Write(e2e.RDPConnectionRequest("Cookie: mstshash=/~~srv1\r\n")); err != nil {
 		return err
 	}
 	if err := expectBytes(c, "confirm"); err != nil {
