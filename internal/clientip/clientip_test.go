@@ -43,35 +43,38 @@ func (echo) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handle
 	return nil
 }
 
-// Ports of the servers: their trusted_proxies options differ.
+// Ports of the servers: their trusted_proxies options differ. They and
+// the admin port are not caddytest's defaults, which the integration
+// package's Caddy uses when the two test binaries run at once.
 const (
-	loose   = 9080 // loopback, 10.0.0.0/8 and fd00::/8 trusted, not strict
-	strict  = 9081 // the same, strict
-	distant = 9082 // only 10.0.0.0/8 trusted: the loopback peer is not
-	headers = 9083 // loopback trusted, client_ip_headers X-Real-IP X-Forwarded-For
+	loose     = 9180 // loopback, 10.0.0.0/8 and fd00::/8 trusted, not strict
+	strict    = 9181 // the same, strict
+	distant   = 9182 // only 10.0.0.0/8 trusted: the loopback peer is not
+	headers   = 9183 // loopback trusted, client_ip_headers X-Real-IP X-Forwarded-For
+	adminPort = 2998
 )
 
 const config = `{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+	admin localhost:2998
+	http_port 9180
+	https_port 9543
 	grace_period 1ns
-	servers :9080 {
+	servers :9180 {
 		trusted_proxies static 127.0.0.1/8 ::1/128 10.0.0.0/8 fd00::/8
 	}
-	servers :9081 {
+	servers :9181 {
 		trusted_proxies static 127.0.0.1/8 ::1/128 10.0.0.0/8 fd00::/8
 		trusted_proxies_strict
 	}
-	servers :9082 {
+	servers :9182 {
 		trusted_proxies static 10.0.0.0/8
 	}
-	servers :9083 {
+	servers :9183 {
 		trusted_proxies static 127.0.0.1/8 ::1/128
 		client_ip_headers X-Real-IP X-Forwarded-For
 	}
 }
-http://:9080, http://:9081, http://:9082, http://:9083 {
+http://:9180, http://:9181, http://:9182, http://:9183 {
 	route {
 		clientip_echo
 	}
@@ -117,7 +120,7 @@ func ask(t *testing.T, peer string, port int, hdr []string) (addr netip.Addr, s,
 }
 
 func TestFromRequestBehindTrustedProxies(t *testing.T) {
-	tester := caddytest.NewTester(t)
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 	tester.InitServer(config, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
