@@ -226,10 +226,12 @@ func randomBytes(n int) []byte {
 // serveControl runs the control handshake of docs/protocol.md section 3
 // and, when it succeeds, registers the agent. It reports whether it did.
 func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt, hello wire.Hello, helloValue string, entry *Entry, adm *admission) bool {
+	// A TLS session without keying material to export (TLS 1.2 without
+	// extended master secret) binds nothing, and the challenge says so.
 	binding := wire.Binding(r.TLS)
 	gatewayNonce := randomBytes(wire.NonceSize)
 	ex := wire.NewGatewayExchange(entry.Password, wire.SessionID(a.name, hello.Nonce, gatewayNonce, binding))
-	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: r.TLS != nil, Share: ex.Share()}.String()
+	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: binding != nil, Share: ex.Share()}.String()
 	conn, err := hijack(w, wire.HeaderChallenge+": "+challenge+"\r\n")
 	if err != nil {
 		b.logger.Debug("control handshake failed", zap.String("name", a.name), zap.Error(err))
@@ -271,16 +273,21 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 	for k := range reg.slots {
 		reg.slots[k] = make(chan struct{}, settings.MaxPending)
 	}
+	// No frame may reach the agent before the WELCOME, though requests
+	// may find the registration as soon as it is published.
+	reg.wmu.Lock()
 	replaced, resumed, code, why := b.register(reg, hello.Resume, auth, keys, adm.resumeOnly)
 	if code != 0 {
+		reg.wmu.Unlock()
 		return fail(code, why)
 	}
-	welcome := wire.Frame{Type: wire.FrameWelcome, Confirmation: keys.GatewayConfirmation(), Session: reg.session,
-		Alive: settings.Alive, Dead: settings.Dead}
+	err = reg.writeLocked(wire.Frame{Type: wire.FrameWelcome, Confirmation: keys.GatewayConfirmation(), Session: reg.session,
+		Alive: settings.Alive, Dead: settings.Dead})
+	reg.wmu.Unlock()
 	if replaced != nil {
-		replaced.close(wire.CodeResumedElsewhere, "the agent resumed its session on a new connection")
+		go replaced.close(wire.CodeResumedElsewhere, "the agent resumed its session on a new connection")
 	}
-	if err := wire.WriteFrame(conn, welcome); err != nil {
+	if err != nil {
 		reg.close(0, "connection lost during the handshake")
 		return false
 	}
@@ -306,7 +313,8 @@ func (b *Broker) resumable(key string, resume []byte) (live, resumable bool) {
 
 // register gives the name to reg. In this order, so that no answer tells
 // a right password from a wrong one where the password does not decide:
-// a name held by a live registration goes only to a valid resume of its
+// an entry removed or changed since the handshake began ends it; a name
+// held by a live registration goes only to a valid resume of its
 // session (name-taken otherwise, whatever the password); a handshake
 // admitted past the throttle's budgets needs a valid resume (throttled
 // otherwise); then the agent's key confirmation decides.
@@ -324,7 +332,15 @@ func (b *Broker) register(reg *registration, resume []byte, auth wire.Frame, key
 		}
 	}
 	resumed = previous != nil && auth.ResumeProof != nil && wire.Equal(auth.ResumeProof, keys.ResumeProof(previous))
+	current := b.claims[reg.key]
 	switch {
+	case current == nil:
+		return nil, false, wire.CodeEntryRemoved, "the entry was removed from the gateway's configuration"
+	case !current.entry.sameSecret(&reg.entry) || current.entry.RequireTLS != reg.entry.RequireTLS ||
+		current.entry.Filter != reg.entry.Filter:
+		// The entry changed during the handshake, which ran on the old
+		// one: the agent must start again under the new.
+		return nil, false, wire.CodeShuttingDown, "the entry changed on the gateway during the handshake; try again"
 	case old != nil && !resumed:
 		return nil, false, wire.CodeNameTaken, fmt.Sprintf("%q is held by another live agent connection", reg.name)
 	case resumeOnly && !resumed:

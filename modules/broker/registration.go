@@ -53,6 +53,11 @@ const kinds = 2
 func (r *registration) send(f wire.Frame) error {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
+	return r.writeLocked(f)
+}
+
+// writeLocked writes one tagged control frame; r.wmu is held.
+func (r *registration) writeLocked(f wire.Frame) error {
 	b, err := r.sealer.Append(make([]byte, 0, 64), f)
 	if err != nil {
 		return err

@@ -18,6 +18,17 @@ type ticket struct {
 	// deliver receives the back connection; nil when nobody waits for it
 	// (a spare). Guarded by the broker's mutex.
 	deliver chan net.Conn
+	// slotFreed is set once the ticket gave its slot back. Guarded by the
+	// broker's mutex.
+	slotFreed bool
+}
+
+// freeSlot gives the ticket's slot back, once. Called with b.mu held.
+func (t *ticket) freeSlot() {
+	if !t.slotFreed {
+		t.slotFreed = true
+		<-t.reg.slots[t.kind]
+	}
 }
 
 // errTooMany reports a limit reached on back connections.
@@ -27,6 +38,12 @@ var errTooMany = errors.New("too many back connections")
 // set) waits for a free ticket slot until ctx ends; a spare (deliver nil)
 // is not asked for when no slot is free.
 func (b *Broker) open(ctx context.Context, reg *registration, kind wire.Kind, deliver chan net.Conn) error {
+	// Expired tickets give their slots back first, or unanswered OPENs
+	// would fill the slots for good.
+	now := time.Now()
+	b.mu.Lock()
+	b.sweepTickets(now, reg.settings.TicketTTL)
+	b.mu.Unlock()
 	slots := reg.slots[kind]
 	if deliver == nil {
 		select {
@@ -52,16 +69,15 @@ func (b *Broker) open(ctx context.Context, reg *registration, kind wire.Kind, de
 		return errTooMany
 	}
 	id := [wire.TicketSize]byte(randomBytes(wire.TicketSize))
-	now := time.Now()
+	now = time.Now()
 	b.mu.Lock()
-	b.sweepTickets(now, reg.settings.TicketTTL)
 	b.tickets[id] = &ticket{reg: reg, kind: kind, expires: now.Add(reg.settings.TicketTTL), deliver: deliver}
 	b.mu.Unlock()
 	if err := reg.send(wire.Frame{Type: wire.FrameOpen, Ticket: id[:], Kind: kind}); err != nil {
 		b.mu.Lock()
-		if _, ok := b.tickets[id]; ok {
+		if t, ok := b.tickets[id]; ok {
 			delete(b.tickets, id)
-			<-slots
+			t.freeSlot()
 		}
 		b.mu.Unlock()
 		reg.close(0, "control connection lost: "+err.Error())
@@ -70,14 +86,16 @@ func (b *Broker) open(ctx context.Context, reg *registration, kind wire.Kind, de
 	return nil
 }
 
-// sweepTickets forgets tickets long expired and presented tickets old
-// enough that a replay would be refused as unknown anyway. Called with
-// b.mu held.
+// sweepTickets gives the slots of expired tickets back, forgets tickets
+// long expired, and presented tickets old enough that a replay would be
+// refused as unknown anyway. Called with b.mu held.
 func (b *Broker) sweepTickets(now time.Time, ttl time.Duration) {
 	for id, t := range b.tickets {
+		if now.After(t.expires) {
+			t.freeSlot()
+		}
 		if now.Sub(t.expires) > ttl {
 			delete(b.tickets, id)
-			<-t.reg.slots[t.kind]
 		}
 	}
 	for id, at := range b.used {
@@ -104,6 +122,9 @@ func (b *Broker) redeem(a *attempt, hello wire.Hello, binding []byte) (*ticket, 
 	case t == nil:
 		return nil, wire.CodeBadTicket, "unknown ticket"
 	case now.After(t.expires):
+		b.mu.Lock()
+		t.freeSlot()
+		b.mu.Unlock()
 		return nil, wire.CodeBadTicket, "the ticket expired"
 	case t.reg.key != a.key:
 		return nil, wire.CodeBadTicket, "the ticket was issued for another name"
@@ -113,10 +134,10 @@ func (b *Broker) redeem(a *attempt, hello wire.Hello, binding []byte) (*ticket, 
 		return nil, wire.CodeBadTicket, "wrong proof for the ticket"
 	}
 	b.mu.Lock()
-	current := b.tickets[id] == t
+	current := b.tickets[id] == t && !t.slotFreed
 	if current {
 		delete(b.tickets, id)
-		<-t.reg.slots[t.kind]
+		t.freeSlot()
 		b.used[id] = now
 	}
 	b.mu.Unlock()

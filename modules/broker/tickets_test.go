@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -47,5 +49,33 @@ func TestTicketKindBoundToUse(t *testing.T) {
 			}
 			theirs.Close()
 		}
+	}
+}
+
+// TestExpiredTicketsFreeTheirSlots: OPENs the agent never answers give
+// their slots back when their tickets expire, so that the name does not
+// run out of slots for good.
+func TestExpiredTicketsFreeTheirSlots(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	ours, theirs := net.Pipe()
+	defer ours.Close()
+	go func() { _, _ = io.Copy(io.Discard, theirs) }() // the agent reads the OPENs and ignores them
+	settings := Settings{TicketTTL: 20 * time.Millisecond, MaxPending: 2}.WithDefaults()
+	reg := &registration{b: b, conn: ours, settings: settings, sealer: wire.NewSealer(make(wire.SessionKey, wire.SessionKeySize), false),
+		idle: make(chan net.Conn, maxSpare), done: make(chan struct{})}
+	for k := range reg.slots {
+		reg.slots[k] = make(chan struct{}, settings.MaxPending)
+	}
+	for i := range settings.MaxPending {
+		if err := b.open(context.Background(), reg, wire.KindHTTP, nil); err != nil {
+			t.Fatalf("OPEN %d: %v", i+1, err)
+		}
+	}
+	if err := b.open(context.Background(), reg, wire.KindHTTP, nil); err == nil {
+		t.Fatal("an OPEN beyond the pending tickets' limit was sent")
+	}
+	time.Sleep(2 * settings.TicketTTL)
+	if err := b.open(context.Background(), reg, wire.KindHTTP, nil); err != nil {
+		t.Errorf("after the tickets expired: %v, want their slots back", err)
 	}
 }

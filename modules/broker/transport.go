@@ -69,9 +69,11 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 		return err
 	}
 	t.broker = Acquire(ctx.Logger())
-	name := t.Name
+	// The dialer keeps its own broker: a request that a cleaned-up
+	// transport still carries must not find t.broker gone.
+	b, name := t.broker, t.Name
 	t.HTTP.Transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return t.broker.Dial(ctx, name, wire.KindHTTP)
+		return b.Dial(ctx, name, wire.KindHTTP)
 	}
 	t.HTTP.Transport.DialTLSContext = nil
 	t.HTTP.Transport.Proxy = nil

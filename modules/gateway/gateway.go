@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -288,6 +289,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	proxy, err := rt.handler()
 	switch {
+	case errors.Is(err, errRetired):
+		http.Error(w, "tildegate: the configuration is being replaced; try again", http.StatusServiceUnavailable)
+		return nil
 	case err != nil:
 		h.logger.Error("provisioning the reverse proxy of a name", zap.String("name", rt.name), zap.Error(err))
 		http.Error(w, "tildegate: "+rt.name+" cannot be served", http.StatusBadGateway)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,11 @@ func (rt *route) handler() (*reverseproxy.Handler, error) {
 	if rt.proxy != nil || rt.proxyErr != nil {
 		return rt.proxy, rt.proxyErr
 	}
+	if rt.released {
+		// Its configuration is gone: a request that the old server still
+		// takes during a reload is not worth provisioning for.
+		return nil, errRetired
+	}
 	ctx, cancel := caddy.NewContext(rt.parent)
 	mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", rt.proxyJSON)
 	if err != nil {
@@ -67,27 +73,29 @@ func (rt *route) handler() (*reverseproxy.Handler, error) {
 		return nil, rt.proxyErr
 	}
 	rt.proxy, rt.cancel = mod.(*reverseproxy.Handler), cancel
-	if rt.released {
-		// Provisioned for a request that came after the route was let go:
-		// cleaned up at once, and still working, as a retired proxy does.
-		cancel()
-	}
 	return rt.proxy, nil
 }
+
+// errRetired is a route first used after its configuration was unloaded.
+var errRetired = errors.New("the configuration that defined the name was replaced")
 
 // hold counts one more user of the route.
 func (rt *route) hold() { rt.users.Add(1) }
 
 // release ends one use; the last one cleans the route up.
 func (rt *route) release() {
-	if rt.users.Add(-1) == 0 {
-		rt.proxyMu.Lock()
-		rt.released = true
-		cancel := rt.cancel
-		rt.proxyMu.Unlock()
-		if cancel != nil {
-			cancel() // cleans up the proxy's modules
-		}
+	if rt.users.Add(-1) != 0 {
+		return
+	}
+	rt.proxyMu.Lock()
+	cancel := rt.cancel
+	if rt.released {
+		cancel = nil // a late user came and went: cleaned up already
+	}
+	rt.released = true
+	rt.proxyMu.Unlock()
+	if cancel != nil {
+		cancel() // cleans up the proxy's modules
 	}
 }
 
