@@ -143,12 +143,14 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 		// Each such attempt gives whoever answered one online guess at
 		// the password: give few. A corrected password in the file
 		// restarts the runner at once.
+		// The session stays worth resuming: its proof is bound to each
+		// run and is of no use to whoever answered.
 		d := max(r.opts.SlowRetry, wrongGatewayRetry)
 		if errors.As(err, &ref) {
 			d = max(d, ref.RetryAfter)
 		}
 		r.log.Error(fmt.Sprintf("registration failed at the gateway %s: %v; retrying in %s", r.e.Gateway, err, round(d)))
-		return d, true
+		return d, false
 	case errors.As(err, &ref) && ref.RetryAfter > 0:
 		// The gateway said when: even beyond the usual backoff.
 		d := max(ref.RetryAfter, pace.next())

@@ -42,11 +42,17 @@ func Upgrade(conn net.Conn, host, name, hello string) (*http.Response, *bufio.Re
 	return nil, nil, fmt.Errorf("the gateway answered %s, not a tildegate upgrade: %s", res.Status, Quote(reason))
 }
 
-// retryAfter reads a Retry-After header in seconds; 0 when there is none.
+// MaxRetryAfter caps the wait a refusal's Retry-After may ask for: it is
+// not authenticated, so whoever forges one must not park an agent for
+// longer.
+const MaxRetryAfter = 10 * time.Minute
+
+// retryAfter reads a Retry-After header in seconds, capped at
+// MaxRetryAfter; 0 when there is none.
 func retryAfter(value string) time.Duration {
 	n, err := strconv.Atoi(strings.TrimSpace(value))
 	if err != nil || n <= 0 {
 		return 0
 	}
-	return time.Duration(n) * time.Second
+	return time.Duration(min(n, int(MaxRetryAfter/time.Second))) * time.Second
 }

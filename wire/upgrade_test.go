@@ -116,3 +116,16 @@ func TestUpgradeNotTildegate(t *testing.T) {
 		t.Errorf("malformed answer: %v", err)
 	}
 }
+
+// TestRetryAfter: a refusal's Retry-After is read in seconds and capped,
+// since anyone on a plain-HTTP path could forge one.
+func TestRetryAfter(t *testing.T) {
+	for value, want := range map[string]time.Duration{
+		"": 0, "soon": 0, "-5": 0, "0": 0, "30": 30 * time.Second,
+		"600": MaxRetryAfter, "99999999999999999": MaxRetryAfter, "999999999999999999999": 0,
+	} {
+		if got := retryAfter(value); got != want {
+			t.Errorf("Retry-After %q: %s, want %s", value, got, want)
+		}
+	}
+}
