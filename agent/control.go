@@ -97,12 +97,11 @@ func (r *runner) serve(ctx context.Context, c *control) error {
 // readFrames reads the gateway's frames, checking their tags, until the
 // connection ends.
 func (r *runner) readFrames(ctx context.Context, c *control) error {
-	opener := wire.NewOpener(c.sess.key, false)
 	for {
 		if err := c.conn.SetReadDeadline(time.Now().Add(c.sess.dead)); err != nil {
 			return fmt.Errorf("setting the read deadline: %w", err)
 		}
-		f, err := opener.ReadFrame(c.r)
+		f, err := c.opener.ReadFrame(c.r)
 		if errors.Is(err, wire.ErrFrameTag) {
 			r.log.Error("a control frame from the gateway failed its tag check: " +
 				"something on the path forged or changed it; dropping the connection")

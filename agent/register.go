@@ -43,6 +43,8 @@ type control struct {
 	// r reads the connection; it may hold bytes read past the 101.
 	r    *bufio.Reader
 	sess *session
+	// opener checks the tags of the gateway's frames, from the WELCOME on.
+	opener *wire.Opener
 }
 
 // register opens a control connection for the runner's entry and runs the
@@ -108,7 +110,8 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	// From here on, whatever ends the handshake short of a valid WELCOME
 	// (a refusal of any kind, a hang-up, a wrong confirmation) may be a
 	// guess harvested: it counts as a failed key confirmation.
-	welcome, err := readWelcome(br)
+	opener := wire.NewOpener(keys.Session, false)
+	welcome, err := readWelcome(br, opener)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errKeyConfirmation, err)
 	}
@@ -131,7 +134,7 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	if sess.dead <= 0 {
 		sess.dead = defaultDead
 	}
-	return &control{conn: conn, r: br, sess: sess}, nil
+	return &control{conn: conn, r: br, sess: sess, opener: opener}, nil
 }
 
 // binding returns the channel binding the proofs cover: the TLS session's
@@ -158,9 +161,9 @@ func (r *runner) binding(cs *tls.ConnectionState, bound bool) ([]byte, error) {
 
 // readWelcome reads the gateway's answer to AUTH, skipping frames of other
 // types; a REFUSE or CLOSE becomes a *wire.Refusal.
-func readWelcome(br *bufio.Reader) (wire.Frame, error) {
+func readWelcome(br *bufio.Reader, o *wire.Opener) (wire.Frame, error) {
 	for {
-		f, err := wire.ReadFrame(br)
+		f, err := o.ReadWelcome(br)
 		if err != nil {
 			return wire.Frame{}, fmt.Errorf("reading the gateway's WELCOME: %w", err)
 		}

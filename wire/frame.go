@@ -283,6 +283,25 @@ func (o *Opener) ReadFrame(r io.Reader) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
+	return o.open(t, p)
+}
+
+// ReadWelcome reads the gateway's answer to AUTH: a WELCOME, which is the
+// first tagged frame of the session (so that nobody on the path can change
+// its session, alive or dead values), or an untagged REFUSE or CLOSE.
+func (o *Opener) ReadWelcome(r io.Reader) (Frame, error) {
+	t, p, err := readRaw(r, TagSize)
+	if err != nil {
+		return Frame{}, err
+	}
+	if t == FrameWelcome {
+		return o.open(t, p)
+	}
+	return DecodeFrame(t, p)
+}
+
+// open checks the tag of a frame's payload and decodes the rest.
+func (o *Opener) open(t FrameType, p []byte) (Frame, error) {
 	if len(p) < TagSize {
 		return Frame{}, fmt.Errorf("%w: type %d without its tag", ErrFrame, t)
 	}

@@ -118,14 +118,14 @@ func parseControl(name string, up, down []byte) (*capture, error) {
 	}
 	c.yb = c.challengeF.Share
 	rest, _ = io.ReadAll(dbr)
-	frames = splitFrames(rest, 1)
+	frames = splitFrames(rest, 0) // the WELCOME is the gateway's first tagged frame
 	if len(frames) > 0 && frames[0].typ == byte(wire.FrameWelcome) {
 		w, err := wire.DecodeFrame(wire.FrameWelcome, frames[0].body)
 		if err != nil {
 			return nil, err
 		}
 		c.tb, c.session = w.Confirmation, w.Session
-		c.fromGateway = frames[1:]
+		c.fromGateway = frames
 	}
 	return c, nil
 }
@@ -498,9 +498,10 @@ func cpaceHandshake(conn net.Conn, name, password string) (*ristretto255.Scalar,
 	if err := wire.WriteFrame(conn, wire.Frame{Type: wire.FrameAuth, Share: ya, Confirmation: ta}); err != nil {
 		return nil, nil, err
 	}
-	f, err := wire.ReadFrame(br)
+	opener := wire.NewOpener(wire.SessionKey(session), false)
+	f, err := opener.ReadWelcome(br)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("a WELCOME tagged under this file's session key: %w", err)
 	}
 	if f.Type != wire.FrameWelcome {
 		return nil, nil, fmt.Errorf("frame type %d (%s: %s) instead of WELCOME", f.Type, f.Code, f.Reason)
@@ -508,7 +509,6 @@ func cpaceHandshake(conn net.Conn, name, password string) (*ristretto255.Scalar,
 	if !hmac.Equal(f.Confirmation, tb) {
 		return nil, nil, fmt.Errorf("the gateway's confirmation differs from this file's")
 	}
-	opener := wire.NewOpener(wire.SessionKey(session), false)
 	for range 2 {
 		if _, err := opener.ReadFrame(br); err != nil {
 			return nil, nil, fmt.Errorf("a tagged frame under this file's session key: %w", err)

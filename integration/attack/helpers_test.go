@@ -160,7 +160,7 @@ func control(conn net.Conn, cs *tls.ConnectionState, name, password string, resu
 		a.Err = err
 		return a
 	}
-	f, err := wire.ReadFrame(br)
+	f, err := wire.NewOpener(keys.Session, false).ReadWelcome(br)
 	switch {
 	case err != nil:
 		a.Err = fmt.Errorf("reading the answer to AUTH: %w", err)

@@ -73,7 +73,8 @@ func Handshake(conn net.Conn, cs *tls.ConnectionState, host, name, password stri
 	if err := wire.WriteFrame(conn, auth); err != nil {
 		return nil, err
 	}
-	f, err := wire.ReadFrame(br)
+	opener := wire.NewOpener(keys.Session, false)
+	f, err := opener.ReadWelcome(br)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("reading the WELCOME: %w", err)
@@ -88,7 +89,7 @@ func Handshake(conn net.Conn, cs *tls.ConnectionState, host, name, password stri
 		Name: name, Session: f.Session, Key: keys.Session, Bound: ch.Bound, Alive: f.Alive,
 		conn:   &readerConn{Conn: conn, r: br},
 		sealer: wire.NewSealer(keys.Session, true),
-		opener: wire.NewOpener(keys.Session, false),
+		opener: opener,
 	}, nil
 }
 

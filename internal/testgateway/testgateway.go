@@ -319,9 +319,7 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 	g.sessions[string(c.Session)] = c
 	g.mu.Unlock()
 	conn.SetDeadline(time.Time{})
-	c.wmu.Lock()
-	wire.WriteFrame(conn, wire.Frame{Type: wire.FrameWelcome, Confirmation: confirmation, Session: c.Session, Alive: s.Alive, Dead: s.Dead})
-	c.wmu.Unlock()
+	c.Send(wire.Frame{Type: wire.FrameWelcome, Confirmation: confirmation, Session: c.Session, Alive: s.Alive, Dead: s.Dead})
 	g.Controls <- c
 	defer close(c.Frames)
 	opener := wire.NewOpener(keys.Session, true)

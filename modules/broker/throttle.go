@@ -21,8 +21,9 @@ const (
 	pairRefill = 2 * time.Minute
 	// All sources together may make nameBurst attempts at one name at
 	// once, and one more every nameRefill: guessing from many addresses
-	// gets a few dozen guesses per name per hour, and the name's own agent
-	// waits at most nameRefill for an attempt of its own.
+	// gets a few dozen guesses per name per hour. The source that last
+	// registered the name is spared this budget (its own still applies),
+	// so attackers elsewhere cannot keep the name's agent out.
 	nameBurst  = 10
 	nameRefill = time.Minute
 	// maxTracked bounds the sources and names the throttle remembers; the
@@ -74,7 +75,13 @@ type throttle struct {
 	now      func() time.Time
 	inFlight map[netip.Prefix]int
 	pairs    *lru[pairKey, *bucket]
-	names    *lru[string, *bucket]
+	names    *lru[string, *nameState]
+}
+
+// nameState is a name's budget, and the source that last registered it.
+type nameState struct {
+	bucket
+	owner netip.Prefix
 }
 
 func newThrottle() *throttle {
@@ -82,7 +89,7 @@ func newThrottle() *throttle {
 		now:      time.Now,
 		inFlight: make(map[netip.Prefix]int),
 		pairs:    newLRU[pairKey, *bucket](maxTracked),
-		names:    newLRU[string, *bucket](maxTracked),
+		names:    newLRU[string, *nameState](maxTracked),
 	}
 }
 
@@ -107,8 +114,11 @@ type throttled struct {
 type admission struct {
 	t      *throttle
 	source netip.Prefix
-	pair   *bucket
-	name   *bucket
+	pair   *bucket // nil when no token of it was taken
+	name   *nameState
+	// nameToken is set when the admission took a token of the name's
+	// budget.
+	nameToken bool
 	// resumeOnly is set when the budgets were spent but the hello resumes
 	// a session: only a valid resume proof lets the handshake on.
 	resumeOnly bool
@@ -126,22 +136,29 @@ func (t *throttle) admit(ip netip.Addr, name string, resumes bool) (*admission, 
 	if t.inFlight[source] >= maxInFlight {
 		return nil, &throttled{reason: fmt.Sprintf("too many handshakes in flight from this address (at most %d)", maxInFlight), retryAfter: time.Second}
 	}
-	a := &admission{t: t, source: source}
 	pair := t.pairs.get(pairKey{source, name}, func() *bucket { return new(bucket) })
-	name0 := t.names.get(name, func() *bucket { return new(bucket) })
-	if ok, wait := pair.take(now, pairBurst, pairRefill); !ok {
-		if !resumes {
-			return nil, &throttled{reason: "too many attempts at this name from this address", retryAfter: wait}
-		}
+	ns := t.names.get(name, func() *nameState { return new(nameState) })
+	a := &admission{t: t, source: source, name: ns}
+	owner := ns.owner.IsValid() && ns.owner == source
+	switch ok, wait := pair.take(now, pairBurst, pairRefill); {
+	case !ok && !resumes:
+		return nil, &throttled{reason: "too many attempts at this name from this address", retryAfter: wait}
+	case !ok:
 		a.resumeOnly = true
-	} else if ok, wait := name0.take(now, nameBurst, nameRefill); !ok {
-		pair.give(pairBurst)
-		if !resumes {
+	case owner:
+		a.pair = pair
+	default:
+		ok, wait := ns.take(now, nameBurst, nameRefill)
+		switch {
+		case ok:
+			a.pair, a.nameToken = pair, true
+		case !resumes:
+			pair.give(pairBurst)
 			return nil, &throttled{reason: "too many attempts at this name", retryAfter: wait}
+		default:
+			pair.give(pairBurst)
+			a.resumeOnly = true
 		}
-		a.resumeOnly = true
-	} else {
-		a.pair, a.name = pair, name0
 	}
 	t.inFlight[source]++
 	return a, nil
@@ -156,9 +173,15 @@ func (a *admission) done(success bool) {
 		if t.inFlight[a.source]--; t.inFlight[a.source] <= 0 {
 			delete(t.inFlight, a.source)
 		}
-		if success && a.pair != nil {
+		if !success {
+			return
+		}
+		if a.pair != nil {
 			a.pair.give(pairBurst)
+		}
+		if a.nameToken {
 			a.name.give(nameBurst)
 		}
+		a.name.owner = a.source
 	})
 }

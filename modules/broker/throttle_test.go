@@ -121,6 +121,33 @@ func TestThrottleNameBudget(t *testing.T) {
 	}
 }
 
+// TestThrottleSparesTheOwner: attackers elsewhere spending a name's
+// budget do not keep out the source that last registered the name.
+func TestThrottleSparesTheOwner(t *testing.T) {
+	th, _ := clockedThrottle()
+	owner := addr("10.0.0.1")
+	a, refused := th.admit(owner, "home", false)
+	if refused != nil {
+		t.Fatal(refused.reason)
+	}
+	a.done(true)
+	for i := range 3 * nameBurst {
+		fail(th, addr(fmt.Sprintf("127.0.0.%d", i+1)), "home")
+	}
+	if fail(th, addr("127.1.0.1"), "home") {
+		t.Fatal("the name's budget was not spent")
+	}
+	if _, refused := th.admit(owner, "home", false); refused != nil {
+		t.Errorf("the name's own agent was kept out: %s", refused.reason)
+	}
+	for range pairBurst {
+		fail(th, owner, "home")
+	}
+	if fail(th, owner, "home") {
+		t.Error("the owner's own budget does not apply")
+	}
+}
+
 func TestThrottleResumePastBudget(t *testing.T) {
 	th, _ := clockedThrottle()
 	ip := addr("10.0.0.1")
