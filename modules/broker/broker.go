@@ -111,6 +111,7 @@ type Broker struct {
 	ended   map[string]endedSession  // by lower-case name: the last session that dropped
 	tickets map[[wire.TicketSize]byte]*ticket
 	used    map[[wire.TicketSize]byte]time.Time // presented tickets, for replay detection
+	swept   time.Time                           // when the tickets were last swept
 
 	throttle *throttle
 	logs     *logLimiter

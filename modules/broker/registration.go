@@ -133,19 +133,12 @@ func (r *registration) close(code wire.Code, reason string) {
 		}
 		r.b.mu.Unlock()
 		close(r.done)
-		for {
-			select {
-			case c := <-r.idle:
-				c.Close()
-			default:
-				fields := []zap.Field{zap.String("name", r.name), zap.String("remote_ip", r.addr), zap.String("reason", reason)}
-				if code != 0 {
-					fields = append(fields, zap.String("code", code.String()))
-				}
-				r.b.logger.Info("agent registration closed", fields...)
-				return
-			}
+		r.closeIdle()
+		fields := []zap.Field{zap.String("name", r.name), zap.String("remote_ip", r.addr), zap.String("reason", reason)}
+		if code != 0 {
+			fields = append(fields, zap.String("code", code.String()))
 		}
+		r.b.logger.Info("agent registration closed", fields...)
 	})
 }
 
@@ -193,6 +186,26 @@ func (r *registration) addIdle(c net.Conn) {
 	case r.idle <- c:
 	default:
 		c.Close()
+		return
+	}
+	// The registration may have closed, and drained its spares, in
+	// between: drain them again so that none stays open.
+	select {
+	case <-r.done:
+		r.closeIdle()
+	default:
+	}
+}
+
+// closeIdle closes the spare back connections.
+func (r *registration) closeIdle() {
+	for {
+		select {
+		case c := <-r.idle:
+			c.Close()
+		default:
+			return
+		}
 	}
 }
 

@@ -86,10 +86,19 @@ func (b *Broker) open(ctx context.Context, reg *registration, kind wire.Kind, de
 	return nil
 }
 
+// sweepInterval is the least time between two sweeps of the tickets: a
+// sweep walks them all, and requests must not pay that each.
+const sweepInterval = 100 * time.Millisecond
+
 // sweepTickets gives the slots of expired tickets back, forgets tickets
 // long expired, and presented tickets old enough that a replay would be
-// refused as unknown anyway. Called with b.mu held.
+// refused as unknown anyway, at most once per sweepInterval. Called with
+// b.mu held.
 func (b *Broker) sweepTickets(now time.Time, ttl time.Duration) {
+	if now.Sub(b.swept) < sweepInterval {
+		return
+	}
+	b.swept = now
 	for id, t := range b.tickets {
 		if now.After(t.expires) {
 			t.freeSlot()

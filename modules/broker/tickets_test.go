@@ -74,7 +74,7 @@ func TestExpiredTicketsFreeTheirSlots(t *testing.T) {
 	if err := b.open(context.Background(), reg, wire.KindHTTP, nil); err == nil {
 		t.Fatal("an OPEN beyond the pending tickets' limit was sent")
 	}
-	time.Sleep(2 * settings.TicketTTL)
+	time.Sleep(sweepInterval + 2*settings.TicketTTL)
 	if err := b.open(context.Background(), reg, wire.KindHTTP, nil); err != nil {
 		t.Errorf("after the tickets expired: %v, want their slots back", err)
 	}
