@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,7 +72,32 @@ func startGateway(t testing.TB, config, configType string) *caddytest.Tester {
 	if t.Failed() {
 		t.FailNow()
 	}
+	awaitCertificate(t)
 	return tester
+}
+
+// awaitCertificate waits until the HTTPS port, if the config has one, has
+// its certificate: with a fresh storage (as the tests have), Caddy's
+// internal CA issues it in the background after the config loaded, and
+// TLS handshakes before that fail with "internal error".
+func awaitCertificate(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", httpsPort),
+			&tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if !strings.Contains(err.Error(), "internal error") {
+			return // no HTTPS site, or another failure the test will meet
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the HTTPS port has no certificate after 10s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // writeFile writes content to name in dir and returns its path.
