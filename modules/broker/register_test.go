@@ -1,0 +1,75 @@
+package broker
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
+)
+
+// TestEntryChangedDuringHandshake: a handshake that began on an entry's
+// old password does not complete once the password changed, nor once the
+// entry left: the registration would hold the name on a revoked password.
+func TestEntryChangedDuringHandshake(t *testing.T) {
+	for name, change := range map[string]func(b *Broker){
+		"password changed": func(b *Broker) {
+			b.Claim([]Entry{{Name: "home", Password: "new"}})
+		},
+		"entry removed": func(b *Broker) {
+			b.Unclaim([]Entry{{Name: "home", Password: "old"}})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := newBroker(zap.NewNop())
+			b.Claim([]Entry{{Name: "home", Password: "old"}})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.ServeUpgrade(w, r, "home") }))
+			defer srv.Close()
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			hello := wire.Hello{Version: wire.Version, Role: wire.RoleControl, Nonce: randomBytes(wire.NonceSize)}.String()
+			res, br, err := wire.Upgrade(conn, "gw", "home", hello)
+			if err != nil {
+				t.Fatal(err)
+			}
+			change(b) // between the challenge and the agent's confirmation
+			challenge := res.Header.Get(wire.HeaderChallenge)
+			ch, err := wire.ParseChallenge(challenge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex := wire.NewAgentExchange("old", wire.SessionID("home", nonceOf(t, hello), ch.Nonce, nil))
+			keys, err := ex.Finish(ch.Share, hello, challenge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := wire.WriteFrame(conn, wire.Frame{Type: wire.FrameAuth, Share: ex.Share(), Confirmation: keys.AgentConfirmation()}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := wire.NewOpener(keys.Session, false).ReadWelcome(br)
+			if err != nil || f.Type != wire.FrameRefuse {
+				t.Errorf("the handshake on the old entry ended with %+v, %v; want a REFUSE", f, err)
+			}
+			if b.Connected("home") {
+				t.Error("the name is held on the old entry")
+			}
+		})
+	}
+}
+
+// nonceOf returns the nonce of a hello header value.
+func nonceOf(t *testing.T, value string) []byte {
+	t.Helper()
+	h, err := wire.ParseHello(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Nonce
+}
