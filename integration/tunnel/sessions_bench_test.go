@@ -28,6 +28,9 @@ const sessionsOpenWithin = 5 * time.Second
 // within sessionsOpenWithin and how long that took, the gateway's and the
 // agent's RSS per open session, the latency of the first echo, and the CPU
 // time per MB of 16 KiB echoes as fast as they go for 2 s.
+//
+// TUNNEL_LIMITS, when set, adds its lines to the gateway's tunnel block,
+// to measure other limits, e.g. TUNNEL_LIMITS="max_back_conns 5000".
 func BenchmarkSessions(b *testing.B) {
 	for _, n := range []int{1, 100, 500, 2000} {
 		for _, path := range []string{"direct", "agent"} {
@@ -43,6 +46,11 @@ func BenchmarkSessions(b *testing.B) {
 func benchSessions(b *testing.B, n int, tunnelled bool) {
 	local := e2e.LocalService(b, "sessions").Listener.Addr().String()
 	g := e2e.StartGateway(b, env, fmt.Sprintf("/~~tun=pw#:*;\n/~~dir=%s;\n", local))
+	if limits := os.Getenv("TUNNEL_LIMITS"); limits != "" {
+		if err := g.Reload(strings.Replace(g.Config(), "tunnel {", "tunnel {\n"+limits, -1)); err != nil {
+			b.Fatal(err)
+		}
+	}
 	name, pids := "dir", []int{g.Cmd.Process.Pid}
 	if tunnelled {
 		agent := env.StartAgent(b, "agent", e2e.BackbalanceLine("tun", "pw", g.Address(), local))
