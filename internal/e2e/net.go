@@ -90,7 +90,7 @@ func WaitPort(t testing.TB, p *Process, addr string, within time.Duration) {
 			return
 		}
 		if p != nil && p.Exited() {
-			t.Fatalf("%s exited before listening on %s; its output:\n%s", p.Log.Name, addr, p.Log)
+			t.Fatalf("%s exited (%v) before listening on %s; its output:\n%s", p.Log.Name, p.Cmd.ProcessState, addr, p.Log)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nothing listens on %s after %s", addr, within)
