@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,15 +70,45 @@ func EchoServer(t testing.TB) string {
 	})
 }
 
-// FreePort returns a TCP port on loopback that nothing listens on now.
+// Ports FreePort hands out: below the system's range of ephemeral ports
+// (32768 and up on Linux), so that no outgoing connection takes one
+// between FreePort and the process that listens on it.
+const (
+	firstFreePort = 20000
+	lastFreePort  = 32767
+)
+
+// givenPorts are the ports FreePort handed out in this process, never
+// handed out twice: parallel tests start their gateways at once.
+var givenPorts struct {
+	sync.Mutex
+	set map[int]bool
+}
+
+// FreePort returns a TCP port on loopback that nothing listens on now
+// and that this process has not handed out before.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenPorts.Lock()
+	defer givenPorts.Unlock()
+	if givenPorts.set == nil {
+		givenPorts.set = make(map[int]bool)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 1000 {
+		port := firstFreePort + rand.IntN(lastFreePort-firstFreePort+1)
+		if givenPorts.set[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		givenPorts.set[port] = true
+		return port
+	}
+	t.Fatal("no free port found")
+	return 0
 }
 
 // WaitPort waits until something accepts on addr; it fails the test at
