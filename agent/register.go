@@ -80,6 +80,7 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	}
 	if resume != nil {
 		hello.Resume = resume.id
+		hello.Proof = resume.key.ResumeHelloProof(resume.id, hello.Nonce)
 	}
 	helloValue := hello.String()
 	res, br, err := wire.Upgrade(conn, hostHeader(r.e), r.e.Name, helloValue)

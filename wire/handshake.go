@@ -139,6 +139,14 @@ func hmacSHA512(key, msg []byte) []byte {
 // SessionKey is a registration's secret, known to the two ends only.
 type SessionKey []byte
 
+// ResumeHelloProof goes in the hello of a control connection that resumes
+// session: it proves the session key before the gateway admits the
+// handshake past the throttle's spent budgets, which the session id alone
+// (it travels in back hellos) must not do. It covers the hello's nonce.
+func (k SessionKey) ResumeHelloProof(session, nonce []byte) []byte {
+	return mac(k, "resume hello", session, nonce)
+}
+
 // BackProof proves that a back connection comes from the agent that holds
 // the session: it covers the session, the ticket, the kind the ticket was
 // issued for, a fresh nonce and the back connection's own channel binding.

@@ -60,12 +60,14 @@ type Hello struct {
 	Role    Role
 	Nonce   []byte // NonceSize fresh random bytes
 	// Resume, on a control hello, names the session the agent held before
-	// a drop and wants back.
+	// a drop and wants back; Proof then proves that session's key (see
+	// SessionKey.ResumeHelloProof).
 	Resume []byte
 	// Spare, on a control hello, is how many idle back connections the
 	// agent would like the gateway to keep open ahead of requests.
 	Spare int
-	// Session, Ticket and Proof are set on a back hello.
+	// Session, Ticket and Proof are set on a back hello; Proof also on a
+	// control hello that resumes.
 	Session []byte
 	Ticket  []byte
 	Proof   []byte
@@ -134,6 +136,9 @@ func ParseHello(value string) (Hello, error) {
 	switch h.Role {
 	case RoleControl:
 		if h.Resume, err = decodeField(fields, "resume", SessionSize, false); err != nil {
+			return Hello{}, err
+		}
+		if h.Proof, err = decodeField(fields, "proof", ProofSize, false); err != nil {
 			return Hello{}, err
 		}
 		if spare, ok := fields["spare"]; ok {

@@ -46,6 +46,7 @@ func Handshake(conn net.Conn, cs *tls.ConnectionState, host, name, password stri
 	hello := wire.Hello{Version: wire.Version, Role: wire.RoleControl, Nonce: Nonce()}
 	if previous != nil {
 		hello.Resume = previous.Session
+		hello.Proof = previous.Key.ResumeHelloProof(previous.Session, hello.Nonce)
 	}
 	helloValue := hello.String()
 	res, br, err := wire.Upgrade(conn, host, name, helloValue)

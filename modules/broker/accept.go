@@ -142,7 +142,7 @@ func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name strin
 		b.serveBack(w, r, a, hello)
 		return
 	}
-	live, resumable := b.resumable(a.key, hello.Resume)
+	live, resumable := b.resumable(a.key, hello)
 	if live && !resumable {
 		a.refuse(w, wire.CodeNameTaken, fmt.Sprintf("%q is held by another live agent connection", name), 0)
 		return
@@ -299,16 +299,22 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 }
 
 // resumable reports whether a live registration holds the name, and
-// whether resume names the session that holds it or the one that dropped
-// last and may still be resumed.
-func (b *Broker) resumable(key string, resume []byte) (live, resumable bool) {
+// whether the hello resumes the session that holds it or the one that
+// dropped last and may still be resumed, proving that session's key.
+func (b *Broker) resumable(key string, hello wire.Hello) (live, resumable bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var id []byte
+	var sk wire.SessionKey
 	if old := b.regs[key]; old != nil {
-		return true, resume != nil && wire.Equal(resume, old.session)
+		live, id, sk = true, old.session, old.sessionKey
+	} else if e, ok := b.ended[key]; ok && time.Now().Before(e.until) {
+		id, sk = e.id, e.key
 	}
-	e, ok := b.ended[key]
-	return false, ok && resume != nil && time.Now().Before(e.until) && wire.Equal(resume, e.id)
+	if id == nil || hello.Resume == nil || hello.Proof == nil {
+		return live, false
+	}
+	return live, wire.Equal(hello.Resume, id) && wire.Equal(hello.Proof, sk.ResumeHelloProof(id, hello.Nonce))
 }
 
 // register gives the name to reg. In this order, so that no answer tells

@@ -1,12 +1,15 @@
 package broker
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/tildegate/tildegate/internal/e2e"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
@@ -72,4 +75,51 @@ func nonceOf(t *testing.T, value string) []byte {
 		t.Fatal(err)
 	}
 	return h.Nonce
+}
+
+// TestResumePastBudgetNeedsItsKey: a hello that names a session that may
+// be resumed goes past the spent budgets only with the proof of that
+// session's key; the session id alone, which travels in back hellos, does
+// not.
+func TestResumePastBudgetNeedsItsKey(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	b.Claim([]Entry{{Name: "home", Password: "pw"}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.ServeUpgrade(w, r, "home") }))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	first, err := e2e.Handshake(dial(), nil, addr, "home", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Conn().Close() // the connection drops
+	for deadline := time.Now().Add(5 * time.Second); b.Connected("home"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the registration did not end")
+		}
+	}
+	for range pairBurst { // attackers at the agent's own address spend its budget
+		if a, refused := b.throttle.admit(netip.MustParseAddr("127.0.0.1"), "home", false); refused == nil {
+			a.done(false)
+		}
+	}
+
+	forged := wire.Hello{Version: wire.Version, Role: wire.RoleControl, Nonce: randomBytes(wire.NonceSize),
+		Resume: first.Session, Proof: make([]byte, wire.ProofSize)}
+	_, _, err = wire.Upgrade(dial(), addr, "home", forged.String())
+	var ref *wire.Refusal
+	if !errors.As(err, &ref) || ref.Code != wire.CodeThrottled {
+		t.Errorf("a resume hello without the session's key: %v, want throttled", err)
+	}
+	if _, err := e2e.Handshake(dial(), nil, addr, "home", "pw", first); err != nil {
+		t.Errorf("the agent's own resume past the spent budget: %v", err)
+	}
 }
