@@ -102,7 +102,6 @@ func (a *attempt) log(code wire.Code, reason string) {
 // address filter, whether the name is taken, and the throttle.
 func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name string) {
 	helloValue := r.Header.Get(wire.HeaderHello)
-	r.Header.Del(wire.HeaderHello) // not for the access log
 	a := &attempt{b: b, name: name, key: strings.ToLower(name)}
 	a.ip, a.addr = clientip.FromRequest(r)
 	entry, known := b.entry(a.key)
@@ -304,17 +303,24 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 func (b *Broker) resumable(key string, hello wire.Hello) (live, resumable bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var id []byte
-	var sk wire.SessionKey
-	if old := b.regs[key]; old != nil {
-		live, id, sk = true, old.session, old.sessionKey
-	} else if e, ok := b.ended[key]; ok && time.Now().Before(e.until) {
-		id, sk = e.id, e.key
-	}
+	live, id, sk := b.resumeTarget(key)
 	if id == nil || hello.Resume == nil || hello.Proof == nil {
 		return live, false
 	}
 	return live, wire.Equal(hello.Resume, id) && wire.Equal(hello.Proof, sk.ResumeHelloProof(id, hello.Nonce))
+}
+
+// resumeTarget returns the session a resume of the name would take over:
+// the live registration's, or the last one that dropped within the resume
+// window; id is nil when there is none. Called with b.mu held.
+func (b *Broker) resumeTarget(key string) (live bool, id []byte, sk wire.SessionKey) {
+	if old := b.regs[key]; old != nil {
+		return true, old.session, old.sessionKey
+	}
+	if e, ok := b.ended[key]; ok && time.Now().Before(e.until) {
+		return false, e.id, e.key
+	}
+	return false, nil, nil
 }
 
 // register gives the name to reg. In this order, so that no answer tells
@@ -328,16 +334,9 @@ func (b *Broker) register(reg *registration, resume []byte, auth wire.Frame, key
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.regs[reg.key]
-	var previous wire.SessionKey
-	switch {
-	case old != nil && resume != nil && wire.Equal(resume, old.session):
-		previous = old.sessionKey
-	case old == nil && resume != nil:
-		if e, ok := b.ended[reg.key]; ok && time.Now().Before(e.until) && wire.Equal(resume, e.id) {
-			previous = e.key
-		}
-	}
-	resumed = previous != nil && auth.ResumeProof != nil && wire.Equal(auth.ResumeProof, keys.ResumeProof(previous))
+	_, id, previous := b.resumeTarget(reg.key)
+	resumed = id != nil && resume != nil && wire.Equal(resume, id) &&
+		auth.ResumeProof != nil && wire.Equal(auth.ResumeProof, keys.ResumeProof(previous))
 	current := b.claims[reg.key]
 	switch {
 	case current == nil:

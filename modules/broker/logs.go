@@ -9,12 +9,13 @@ import (
 	"github.com/tildegate/tildegate/wire"
 )
 
-// refusalLogInterval is how often one reason for one source is logged.
+// refusalLogInterval is how often one reason for one source and name is
+// logged.
 const refusalLogInterval = time.Minute
 
 // logLimiter lets one log line through per refusal code, source and
-// configured name per interval, and counts the lines it held back, so that a storm of bad
-// handshakes cannot flood the log. Its state is bounded.
+// configured name per interval, and counts the lines it held back, so that
+// a storm of bad handshakes cannot flood the log. Its state is bounded.
 type logLimiter struct {
 	mu      sync.Mutex
 	now     func() time.Time
