@@ -56,11 +56,9 @@ func TestBackEntriesProvisionOnFirstUse(t *testing.T) {
 	routes := h.tables.current.Load().routes
 	provisioned := 0
 	for _, rt := range routes {
-		rt.proxyMu.Lock()
-		if rt.proxy != nil {
+		if rt.ready.Load() != nil {
 			provisioned++
 		}
-		rt.proxyMu.Unlock()
 	}
 	if provisioned != 2 { // one back entry, and the direct entry
 		t.Errorf("%d of %d routes provisioned at load, want 2", provisioned, len(routes))

@@ -37,8 +37,10 @@ type route struct {
 	backendHosts  []string      // their hosts
 	parent        caddy.Context // the context the proxy is provisioned under
 
+	// ready is the provisioned proxy: read without a lock by every
+	// request; set once, under proxyMu.
+	ready    atomic.Pointer[reverseproxy.Handler]
 	proxyMu  sync.Mutex
-	proxy    *reverseproxy.Handler
 	proxyErr error
 	cancel   context.CancelFunc // ends the proxy's own caddy.Context, cleaning up its modules
 	released bool               // the last user let go: no proxy any more
@@ -52,13 +54,13 @@ type route struct {
 // handler returns the name's reverse proxy, provisioning it on first use.
 // It is nil, with no error, for a name that has only RDP targets.
 func (rt *route) handler() (*reverseproxy.Handler, error) {
-	if rt.proxyJSON == nil {
-		return nil, nil
+	if p := rt.ready.Load(); p != nil || rt.proxyJSON == nil {
+		return p, nil
 	}
 	rt.proxyMu.Lock()
 	defer rt.proxyMu.Unlock()
-	if rt.proxy != nil || rt.proxyErr != nil {
-		return rt.proxy, rt.proxyErr
+	if p := rt.ready.Load(); p != nil || rt.proxyErr != nil {
+		return p, rt.proxyErr
 	}
 	if rt.released {
 		// Its configuration is gone: a request that the old server still
@@ -72,8 +74,10 @@ func (rt *route) handler() (*reverseproxy.Handler, error) {
 		rt.proxyErr = fmt.Errorf("%s: %w", rt.origin, err)
 		return nil, rt.proxyErr
 	}
-	rt.proxy, rt.cancel = mod.(*reverseproxy.Handler), cancel
-	return rt.proxy, nil
+	p := mod.(*reverseproxy.Handler)
+	rt.cancel = cancel
+	rt.ready.Store(p)
+	return p, nil
 }
 
 // errRetired is a route first used after its configuration was unloaded.
