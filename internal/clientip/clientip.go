@@ -47,11 +47,8 @@ const defaultHeader = "X-Forwarded-For"
 func FromRequest(r *http.Request) (netip.Addr, string) {
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	peer, peerOK := parseHop(peerHost(r.RemoteAddr))
-	probeAddr := r.RemoteAddr // "@" for a Unix socket
-	if peerOK {
-		probeAddr = net.JoinHostPort(peer.String(), "0")
-	}
-	if srv == nil || !trusted(r, srv, probeAddr) {
+	// Caddy has already decided whether the direct peer is trusted.
+	if peerTrusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); srv == nil || !peerTrusted {
 		return peerResult(r.RemoteAddr, peer, peerOK)
 	}
 	headers := srv.ClientIPHeaders
