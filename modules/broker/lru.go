@@ -35,6 +35,3 @@ func (l *lru[K, V]) get(key K, create func() V) V {
 	l.items[key] = l.order.PushFront(&lruEntry[K, V]{key: key, val: v})
 	return v
 }
-
-// len returns the number of entries.
-func (l *lru[K, V]) len() int { return l.order.Len() }

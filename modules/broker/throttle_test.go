@@ -193,7 +193,7 @@ func TestThrottleBounded(t *testing.T) {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		fail(th, ip, "home")
 	}
-	if n := th.pairs.len(); n > maxTracked {
+	if n := len(th.pairs.items); n > maxTracked {
 		t.Errorf("%d sources remembered, want at most %d", n, maxTracked)
 	}
 	if len(th.inFlight) != 0 {
