@@ -94,26 +94,12 @@ func upgradeBack(conn net.Conn, cs *tls.ConnectionState, name, host string, sess
 			return nil, errors.New("the TLS session gives no keying material for the channel binding")
 		}
 	}
-	nonce := fresh(wire.NonceSize)
-	hello := wire.Hello{
-		Version: wire.Version,
-		Role:    wire.RoleBack,
-		Nonce:   nonce,
-		Session: sess.id,
-		Ticket:  ticket,
-		Proof:   sess.key.BackProof(sess.id, ticket, kind, nonce, binding),
-	}
 	if err := conn.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
 		return nil, fmt.Errorf("setting the upgrade deadline: %w", err)
 	}
-	res, br, err := wire.Upgrade(conn, host, name, hello.String())
+	br, err := wire.PresentTicket(conn, host, name, sess.key, wire.BackHello(sess.id, sess.key, ticket, kind, binding), binding)
 	if err != nil {
 		return nil, fmt.Errorf("upgrading the back connection: %w", err)
-	}
-	proof, err := wire.DecodeValue(res.Header.Get(wire.HeaderProof), wire.ProofSize)
-	if err != nil || !wire.Equal(proof, sess.key.BackAcceptProof(sess.id, ticket, nonce, binding)) {
-		return nil, errors.New("the gateway's answer to the back connection lacks the session's proof: " +
-			"something on the path answered in its place")
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("clearing the upgrade deadline: %w", err)

@@ -139,7 +139,7 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 		hop *proxy.HopError
 	)
 	switch {
-	case errors.Is(err, errKeyConfirmation):
+	case errors.Is(err, wire.ErrNoConfirmation):
 		// Each such attempt gives whoever answered one online guess at
 		// the password: give few. A corrected password in the file
 		// restarts the runner at once.

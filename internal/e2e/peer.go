@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -43,54 +41,25 @@ func Nonce() []byte {
 // without TLS), resuming previous when it is not nil. host is the Host of
 // the upgrade request. A refusal comes back as a *wire.Refusal.
 func Handshake(conn net.Conn, cs *tls.ConnectionState, host, name, password string, previous *Peer) (*Peer, error) {
-	hello := wire.Hello{Version: wire.Version, Role: wire.RoleControl, Nonce: Nonce()}
+	g := wire.Registering{Host: host, Name: name, Password: password,
+		Binding: func(bound bool) ([]byte, error) {
+			if bound {
+				return wire.Binding(cs), nil
+			}
+			return nil, nil
+		}}
 	if previous != nil {
-		hello.Resume = previous.Session
-		hello.Proof = previous.Key.ResumeHelloProof(previous.Session, hello.Nonce)
+		g.Resume = &wire.Resumption{Session: previous.Session, Key: previous.Key}
 	}
-	helloValue := hello.String()
-	res, br, err := wire.Upgrade(conn, host, name, helloValue)
+	reg, err := g.Run(conn)
 	if err != nil {
 		return nil, err
-	}
-	challengeValue := res.Header.Get(wire.HeaderChallenge)
-	ch, err := wire.ParseChallenge(challengeValue)
-	if err != nil {
-		return nil, err
-	}
-	var binding []byte
-	if ch.Bound {
-		binding = wire.Binding(cs)
-	}
-	ex := wire.NewAgentExchange(password, wire.SessionID(name, hello.Nonce, ch.Nonce, binding))
-	keys, err := ex.Finish(ch.Share, helloValue, challengeValue)
-	if err != nil {
-		return nil, err
-	}
-	auth := wire.Frame{Type: wire.FrameAuth, Share: ex.Share(), Confirmation: keys.AgentConfirmation()}
-	if previous != nil {
-		auth.ResumeProof = keys.ResumeProof(previous.Key)
-	}
-	if err := wire.WriteFrame(conn, auth); err != nil {
-		return nil, err
-	}
-	opener := wire.NewOpener(keys.Session, false)
-	f, err := opener.ReadWelcome(br)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("reading the WELCOME: %w", err)
-	case f.Type == wire.FrameRefuse || f.Type == wire.FrameClose:
-		return nil, &wire.Refusal{Code: f.Code, Reason: f.Reason}
-	case f.Type != wire.FrameWelcome:
-		return nil, fmt.Errorf("frame of type %d instead of WELCOME", f.Type)
-	case !wire.Equal(f.Confirmation, keys.GatewayConfirmation()):
-		return nil, errors.New("the gateway failed key confirmation")
 	}
 	return &Peer{
-		Name: name, Session: f.Session, Key: keys.Session, Bound: ch.Bound, Alive: f.Alive,
-		conn:   &readerConn{Conn: conn, r: br},
-		sealer: wire.NewSealer(keys.Session, true),
-		opener: opener,
+		Name: name, Session: reg.Session, Key: reg.Key, Bound: reg.Bound, Alive: reg.Alive,
+		conn:   &readerConn{Conn: conn, r: reg.Reader},
+		sealer: wire.NewSealer(reg.Key, true),
+		opener: reg.Opener,
 	}, nil
 }
 
@@ -142,30 +111,23 @@ func (p *Peer) NextOpen(within time.Duration) (wire.Frame, error) {
 // BackHello is the hello of a back connection with TLS state cs that
 // presents ticket for kind.
 func (p *Peer) BackHello(cs *tls.ConnectionState, ticket []byte, kind wire.Kind) wire.Hello {
-	var binding []byte
+	return wire.BackHello(p.Session, p.Key, ticket, kind, p.binding(cs))
+}
+
+// binding is the channel binding of a back connection with TLS state cs.
+func (p *Peer) binding(cs *tls.ConnectionState) []byte {
 	if p.Bound {
-		binding = wire.Binding(cs)
+		return wire.Binding(cs)
 	}
-	n := Nonce()
-	return wire.Hello{Version: wire.Version, Role: wire.RoleBack, Nonce: n, Session: p.Session, Ticket: ticket,
-		Proof: p.Key.BackProof(p.Session, ticket, kind, n, binding)}
+	return nil
 }
 
 // Present opens a back connection to /~~name on conn that presents
 // ticket for kind, and checks the gateway's proof in its answer.
 func (p *Peer) Present(conn net.Conn, cs *tls.ConnectionState, host, name string, ticket []byte, kind wire.Kind) (net.Conn, error) {
-	hello := p.BackHello(cs, ticket, kind)
-	res, br, err := wire.Upgrade(conn, host, name, hello.String())
+	br, err := wire.PresentTicket(conn, host, name, p.Key, p.BackHello(cs, ticket, kind), p.binding(cs))
 	if err != nil {
 		return nil, err
-	}
-	var binding []byte
-	if p.Bound {
-		binding = wire.Binding(cs)
-	}
-	proof, err := wire.DecodeValue(res.Header.Get(wire.HeaderProof), wire.ProofSize)
-	if err != nil || !wire.Equal(proof, p.Key.BackAcceptProof(p.Session, ticket, hello.Nonce, binding)) {
-		return nil, errors.New("the gateway's answer lacks the session's proof")
 	}
 	return &readerConn{Conn: conn, r: br}, nil
 }
