@@ -2,17 +2,13 @@ package attack
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tildegate/tildegate/internal/testgateway"
 )
 
 // relay stands for the network between agents and the gateway, in the
@@ -50,7 +46,8 @@ func newRelay(t testing.TB, target, from string, mitm bool) *relay {
 		t.Fatal(err)
 	}
 	if mitm {
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
+		cert, _ := testgateway.Certificate(t) // a certificate nobody trusts
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	r := &relay{t: t, ln: ln, target: target, from: from, tls: mitm}
 	t.Cleanup(func() {
@@ -60,26 +57,6 @@ func newRelay(t testing.TB, target, from string, mitm bool) *relay {
 	})
 	go r.serve()
 	return r
-}
-
-// selfSigned is the man in the middle's certificate for 127.0.0.1, which
-// nobody trusts.
-func selfSigned(t testing.TB) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func (r *relay) addr() string { return r.ln.Addr().String() }

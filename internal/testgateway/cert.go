@@ -16,9 +16,9 @@ import (
 	"time"
 )
 
-// certificate returns a self-signed certificate for 127.0.0.1 and the name
+// Certificate returns a self-signed certificate for 127.0.0.1 and the name
 // of a PEM file that holds it.
-func certificate(t testing.TB) (tls.Certificate, string) {
+func Certificate(t testing.TB) (tls.Certificate, string) {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -141,7 +141,7 @@ func New(t testing.TB, tlsOn bool, passwords map[string]string) *Gateway {
 	}
 	g.Addr = balancebin.HostPort{Host: "127.0.0.1", Port: uint16(ln.Addr().(*net.TCPAddr).Port)}
 	if tlsOn {
-		cert, caFile := certificate(t)
+		cert, caFile := Certificate(t)
 		g.CAFile = caFile
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
