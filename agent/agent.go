@@ -19,8 +19,9 @@ const (
 // Agent keeps the entries of backbalance.bin registered with their
 // gateways and serves the back connections the gateways ask for.
 type Agent struct {
-	opts Options
-	log  *zap.Logger
+	opts  Options
+	log   *zap.Logger
+	files *fileBudget
 
 	mu       sync.Mutex
 	want     []balancebin.BackEntry // entries to serve, checked
@@ -35,7 +36,7 @@ type Agent struct {
 // called.
 func New(opts Options) *Agent {
 	opts = opts.withDefaults()
-	return &Agent{opts: opts, log: opts.Logger, runners: make(map[string]*runner)}
+	return &Agent{opts: opts, log: opts.Logger, files: newFileBudget(opts.OpenFiles), runners: make(map[string]*runner)}
 }
 
 // Run serves the entries of the last Apply, and those of later ones, until
@@ -117,7 +118,7 @@ func (a *Agent) sync() {
 // start starts a runner for e once after, if not nil, is closed. a.mu is
 // held.
 func (a *Agent) start(e balancebin.BackEntry, after <-chan struct{}) *runner {
-	r := newRunner(a.ctx, e, a.opts, a.tls)
+	r := newRunner(a.ctx, e, a.opts, a.tls, a.files)
 	a.wg.Go(func() { r.run(after) })
 	return r
 }

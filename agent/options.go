@@ -6,14 +6,11 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
-	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
 
 // Defaults of Options.
 const (
-	// DefaultSpare is the default of Options.Spare.
-	DefaultSpare = 2
 	// DefaultMinBackoff is the default of Options.MinBackoff.
 	DefaultMinBackoff = 500 * time.Millisecond
 	// DefaultMaxBackoff is the default of Options.MaxBackoff.
@@ -29,10 +26,10 @@ type Options struct {
 	CAFile string
 	// Insecure skips the verification of the gateway's certificate.
 	Insecure bool
-	// Spare is how many idle back connections to ask the gateway to keep
-	// open ahead of requests: 0 means DefaultSpare, a negative value none;
-	// it is capped at wire.MaxSpare.
-	Spare int
+	// OpenFiles is the number of open files the agent budgets for: it
+	// refuses a session, which costs one, when it holds nearly that many.
+	// 0 means the process's limit.
+	OpenFiles int
 	// Logger receives the agent's logs; nil discards them.
 	Logger *zap.Logger
 	// Dial opens a TCP connection that reaches the gateway of e; the agent
@@ -50,13 +47,8 @@ type Options struct {
 
 // withDefaults returns the options with every unset field at its default.
 func (o Options) withDefaults() Options {
-	switch {
-	case o.Spare == 0:
-		o.Spare = DefaultSpare
-	case o.Spare < 0:
-		o.Spare = 0
-	case o.Spare > wire.MaxSpare:
-		o.Spare = wire.MaxSpare
+	if o.OpenFiles <= 0 {
+		o.OpenFiles = openFileLimit()
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

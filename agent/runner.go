@@ -23,7 +23,9 @@ type runner struct {
 	log  *zap.Logger
 
 	warnUnbound sync.Once
-	localDown   logburst.Burst
+	localDown   logburst.Burst // logs of the local service refusing
+	tooMany     logburst.Burst // logs of sessions refused for the open-file limit
+	files       *fileBudget    // the agent's, shared by its runners
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -32,7 +34,8 @@ type runner struct {
 }
 
 // localDownLogInterval is the least time between two logs of the local
-// service refusing connections.
+// service refusing connections, and of sessions refused for the agent's
+// open-file limit.
 const localDownLogInterval = 30 * time.Second
 
 // wrongGatewayRetry is the least wait after a handshake that ended without
@@ -56,12 +59,13 @@ func stopReason(ctx context.Context) string {
 
 // newRunner returns a runner for e that stops when parent ends; run
 // serves it.
-func newRunner(parent context.Context, e balancebin.BackEntry, opts Options, tlsConf *tls.Config) *runner {
+func newRunner(parent context.Context, e balancebin.BackEntry, opts Options, tlsConf *tls.Config, files *fileBudget) *runner {
 	ctx, cancel := context.WithCancelCause(parent)
 	return &runner{
 		e:      e,
 		opts:   opts,
 		tls:    tlsConf,
+		files:  files,
 		log:    opts.Logger.With(zap.String("name", e.Name)),
 		ctx:    ctx,
 		cancel: cancel,
@@ -112,7 +116,9 @@ func (r *runner) run(after <-chan struct{}) {
 		r.log.Info("registered", zap.String("gateway", r.e.Gateway.String()),
 			zap.Bool("tls", r.e.UseTLS()), zap.Bool("resumed", resume != nil))
 		started := time.Now()
+		r.files.hold()
 		err = r.serve(ctx, c)
+		r.files.release()
 		if ctx.Err() != nil {
 			return
 		}

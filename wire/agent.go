@@ -34,8 +34,6 @@ type Registering struct {
 	Host     string
 	Name     string
 	Password string
-	// Spare is how many idle back connections to ask for.
-	Spare int
 	// Resume, when set, asks for that session back.
 	Resume *Resumption
 	// Binding returns the channel binding to cover, given whether the
@@ -64,7 +62,7 @@ type Registration struct {
 // WELCOME after it is an ErrNoConfirmation, which wraps the refusal or
 // the failure when there is one.
 func (g Registering) Run(conn net.Conn) (*Registration, error) {
-	hello := Hello{Version: Version, Role: RoleControl, Nonce: randomNonce(), Spare: g.Spare}
+	hello := Hello{Version: Version, Role: RoleControl, Nonce: randomNonce()}
 	if g.Resume != nil {
 		hello.Resume = g.Resume.Session
 		hello.Proof = g.Resume.Key.ResumeHelloProof(g.Resume.Session, hello.Nonce)

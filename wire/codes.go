@@ -25,6 +25,7 @@ const (
 	CodeBadTicket         Code = 12
 	CodeVersion           Code = 13
 	CodeTooMany           Code = 14
+	CodeLocalUnavailable  Code = 15
 )
 
 var codeNames = map[Code]string{
@@ -42,6 +43,7 @@ var codeNames = map[Code]string{
 	CodeBadTicket:         "bad-ticket",
 	CodeVersion:           "version",
 	CodeTooMany:           "too-many",
+	CodeLocalUnavailable:  "local-unavailable",
 }
 
 // String returns the code's name, e.g. "wrong-password".

@@ -59,13 +59,16 @@ func maxPayload(t FrameType) int {
 	return maxUnknownPayload
 }
 
-// Kind says what a back connection will carry.
+// Kind says what a ticket opens or a stream carries.
 type Kind uint8
 
-// Back connection kinds.
+// Kinds. An OPEN's ticket opens a multiplexed back connection (KindMux);
+// each stream on it carries one web connection (KindHTTP) or one native
+// RDP connection (KindRDP).
 const (
 	KindHTTP Kind = 0
 	KindRDP  Kind = 1
+	KindMux  Kind = 2
 )
 
 // String names the kind for logs.
@@ -75,6 +78,8 @@ func (k Kind) String() string {
 		return "http"
 	case KindRDP:
 		return "rdp"
+	case KindMux:
+		return "mux"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }

@@ -43,9 +43,9 @@ func FuzzReadFrame(f *testing.F) {
 // FuzzParseHello: any header value parses or errors; what parses encodes
 // back to a value that parses the same.
 func FuzzParseHello(f *testing.F) {
-	f.Add(Hello{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Spare: 2}.String())
+	f.Add(Hello{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1)}.String())
 	f.Add(Hello{Version: Version, Role: RoleBack, Nonce: filled(NonceSize, 1), Session: filled(SessionSize, 2), Ticket: filled(TicketSize, 3), Proof: filled(ProofSize, 4)}.String())
-	f.Add("v=2; role=control; nonce=x; future=1")
+	f.Add("v=3; role=control; nonce=x; future=1")
 	f.Fuzz(func(t *testing.T, value string) {
 		h, err := ParseHello(value)
 		if err != nil {

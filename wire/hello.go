@@ -10,11 +10,11 @@ import (
 // The HTTP/1.1 upgrade that opens every tildegate connection.
 const (
 	// Version is the protocol version these types speak.
-	Version = 2
+	Version = 3
 	// UpgradePrefix starts the Upgrade header value of every version.
 	UpgradePrefix = "tildegate/"
 	// UpgradeToken is the Upgrade header value of this version.
-	UpgradeToken = "tildegate/2"
+	UpgradeToken = "tildegate/3"
 	// HeaderHello carries the agent's Hello in the upgrade request, under
 	// the HelloScheme: Caddy's access log leaves the values of this header
 	// out, so sessions, tickets and proofs stay out of the log.
@@ -50,9 +50,6 @@ const (
 	ProofSize   = 32
 )
 
-// MaxSpare bounds the idle back connections an agent may ask for.
-const MaxSpare = 16
-
 // Hello is what the agent says in its upgrade request. A receiver ignores
 // fields it does not know, so that later revisions can add fields.
 type Hello struct {
@@ -63,9 +60,6 @@ type Hello struct {
 	// a drop and wants back; Proof then proves that session's key (see
 	// SessionKey.ResumeHelloProof).
 	Resume []byte
-	// Spare, on a control hello, is how many idle back connections the
-	// agent would like the gateway to keep open ahead of requests.
-	Spare int
 	// Session, Ticket and Proof are set on a back hello; Proof also on a
 	// control hello that resumes.
 	Session []byte
@@ -88,13 +82,10 @@ type Challenge struct {
 var b64 = base64.RawURLEncoding
 
 // String encodes the hello as a header value:
-// "Tildegate v=2; role=back; nonce=...; session=...; ticket=...; proof=...".
+// "Tildegate v=3; role=back; nonce=...; session=...; ticket=...; proof=...".
 func (h Hello) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s v=%d; role=%s; nonce=%s", HelloScheme, h.Version, h.Role, b64.EncodeToString(h.Nonce))
-	if h.Spare > 0 {
-		fmt.Fprintf(&b, "; spare=%d", h.Spare)
-	}
 	for _, f := range []struct {
 		key string
 		val []byte
@@ -140,13 +131,6 @@ func ParseHello(value string) (Hello, error) {
 		}
 		if h.Proof, err = decodeField(fields, "proof", ProofSize, false); err != nil {
 			return Hello{}, err
-		}
-		if spare, ok := fields["spare"]; ok {
-			n, err := strconv.Atoi(spare)
-			if err != nil || n < 0 || n > MaxSpare {
-				return Hello{}, fmt.Errorf("field \"spare\": want a number from 0 to %d", MaxSpare)
-			}
-			h.Spare = n
 		}
 	case RoleBack:
 		if h.Session, err = decodeField(fields, "session", SessionSize, true); err != nil {

@@ -12,7 +12,7 @@ func filled(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 func TestHelloRoundTrip(t *testing.T) {
 	for _, h := range []Hello{
 		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1)},
-		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Resume: filled(SessionSize, 2), Spare: 3},
+		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Resume: filled(SessionSize, 2)},
 		{Version: Version, Role: RoleBack, Nonce: filled(NonceSize, 1), Session: filled(SessionSize, 2), Ticket: filled(TicketSize, 3), Proof: filled(ProofSize, 4)},
 	} {
 		got, err := ParseHello(h.String())
@@ -30,16 +30,16 @@ func TestHelloErrors(t *testing.T) {
 	cases := map[string]string{
 		"Basic dXNlcjpwYXNz":                                   "no Tildegate hello",
 		"Tildegate v=1; role=control; " + nonce:                "version",
-		"Tildegate v=2; role=spy; " + nonce:                    `role "spy"`,
-		"Tildegate v=2; role=control":                          `"nonce" is missing`,
-		"Tildegate v=2; role=control; nonce=short":             `field "nonce"`,
-		"Tildegate v=2; role=control; " + nonce + "; " + nonce: "given twice",
-		"Tildegate v=2; role=back; " + nonce:                   `"session" is missing`,
-		"Tildegate v=2; role=control; " + nonce + "; spare=99": `"spare"`,
-		"Tildegate v=2; garbage; " + nonce:                     "malformed field",
+		"Tildegate v=3; role=spy; " + nonce:                    `role "spy"`,
+		"Tildegate v=3; role=control":                          `"nonce" is missing`,
+		"Tildegate v=3; role=control; nonce=short":             `field "nonce"`,
+		"Tildegate v=3; role=control; " + nonce + "; " + nonce: "given twice",
+		"Tildegate v=3; role=back; " + nonce:                   `"session" is missing`,
+		"Tildegate v=2; role=control; " + nonce:                "version",
+		"Tildegate v=3; garbage; " + nonce:                     "malformed field",
 		"":                                                     "no Tildegate hello",
 		"Tildegate ":                                           "malformed field",
-		"Tildegate v=2; role=control; " + nonce + "; x=" + strings.Repeat("a", MaxHeaderSize): "at most 1024",
+		"Tildegate v=3; role=control; " + nonce + "; x=" + strings.Repeat("a", MaxHeaderSize): "at most 1024",
 	}
 	for in, want := range cases {
 		_, err := ParseHello(in)

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -52,9 +53,9 @@ func dialUpgrade(t *testing.T, addr string, hello Hello) (*http.Response, *bufio
 
 func TestUpgradeSwitches(t *testing.T) {
 	ch := Challenge{Version: Version, Nonce: filled(NonceSize, 3), Bound: true, Share: filled(ShareSize, 4)}
-	addr, got := serveOnce(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TILDEGATE/2\r\nConnection: Upgrade\r\n"+
+	addr, got := serveOnce(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TILDEGATE/3\r\nConnection: Upgrade\r\n"+
 		HeaderChallenge+": "+ch.String()+"\r\n\r\n"+"\x04\x00\x00after")
-	hello := Hello{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Spare: 2}
+	hello := Hello{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1)}
 	res, br, err := dialUpgrade(t, addr, hello)
 	if err != nil {
 		t.Fatalf("Upgrade: %v", err)
@@ -64,7 +65,7 @@ func TestUpgradeSwitches(t *testing.T) {
 		req.Header.Get("Upgrade") != UpgradeToken || req.Header.Get("Connection") != "Upgrade" {
 		t.Errorf("request %s %s, Host %q, headers %v", req.Method, req.URL, req.Host, req.Header)
 	}
-	if parsed, err := ParseHello(req.Header.Get(HeaderHello)); err != nil || parsed.Spare != 2 || parsed.Role != RoleControl {
+	if parsed, err := ParseHello(req.Header.Get(HeaderHello)); err != nil || !bytes.Equal(parsed.Nonce, hello.Nonce) || parsed.Role != RoleControl {
 		t.Errorf("hello as sent: %+v, %v", parsed, err)
 	}
 	if parsed, err := ParseChallenge(res.Header.Get(HeaderChallenge)); err != nil || !parsed.Bound {

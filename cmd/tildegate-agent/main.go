@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	tildegate-agent [-config FILE] [-check] [-ca FILE] [-insecure] [-spare N]
+//	tildegate-agent [-config FILE] [-check] [-ca FILE] [-insecure]
 //	                [-bind ADDRESS] [-log-format console|json] [-log-level LEVEL]
 //	                [-version]
 //
@@ -33,8 +33,10 @@ type config struct {
 	logLevel  string
 	caFile    string
 	insecure  bool
-	spare     int
-	bind      string
+	// spareGiven is set when the former -spare flag was given, which is
+	// now ignored with a warning.
+	spareGiven bool
+	bind       string
 }
 
 func main() {
@@ -85,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
 	fs.StringVar(&cfg.caFile, "ca", "", "PEM `file` of root certificates for the gateway's TLS (default: the system's)")
 	fs.BoolVar(&cfg.insecure, "insecure", false, "do not verify the gateway's TLS certificate")
-	fs.IntVar(&cfg.spare, "spare", 2, "idle back connections to ask each gateway to keep open (0 to 16)")
+	fs.IntVar(new(int), "spare", 0, "ignored: sessions are multiplexed over the back connections the gateway asks for")
 	fs.StringVar(&cfg.bind, "bind", "", "local IP `address` to connect to the gateways from (default: the system's choice)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: tildegate-agent [flags]\n\n"+
@@ -105,11 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprintln(stderr, "tildegate-agent:", err)
 		return config{}, err
 	}
-	if cfg.spare < 0 || cfg.spare > 16 {
-		err := fmt.Errorf("-spare %d: want a number from 0 to 16", cfg.spare)
-		fmt.Fprintln(stderr, "tildegate-agent:", err)
-		return config{}, err
-	}
+	fs.Visit(func(f *flag.Flag) { cfg.spareGiven = cfg.spareGiven || f.Name == "spare" })
 	return cfg, nil
 }
 

@@ -17,16 +17,15 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) int {
 		log.Error("cannot start: " + err.Error())
 		return 1
 	}
-	spare := cfg.spare
-	if spare == 0 {
-		spare = -1 // Options.Spare: negative asks for none, 0 for the default
+	if cfg.spareGiven {
+		log.Warn("-spare is ignored: sessions are multiplexed over the few back connections the gateway asks for")
 	}
 	dial, err := bindDial(cfg.bind)
 	if err != nil {
 		log.Error("cannot start: " + err.Error())
 		return 2
 	}
-	a := agent.New(agent.Options{CAFile: cfg.caFile, Insecure: cfg.insecure, Spare: spare, Logger: log, Dial: dial})
+	a := agent.New(agent.Options{CAFile: cfg.caFile, Insecure: cfg.insecure, Logger: log, Dial: dial})
 	a.Apply(entries)
 
 	ctx, cancel := context.WithCancel(ctx)

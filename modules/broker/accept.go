@@ -265,12 +265,9 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		sessionKey: keys.Session,
 		conn:       conn,
 		sealer:     wire.NewSealer(keys.Session, false),
-		spare:      min(hello.Spare, maxSpare),
-		idle:       make(chan net.Conn, maxSpare),
+		muxAdded:   make(chan struct{}),
+		muxChanged: make(chan struct{}, 1),
 		done:       make(chan struct{}),
-	}
-	for k := range reg.slots {
-		reg.slots[k] = make(chan struct{}, settings.MaxPending)
 	}
 	// No frame may reach the agent before the WELCOME, though requests
 	// may find the registration as soon as it is published.
@@ -358,8 +355,8 @@ func (b *Broker) register(reg *registration, resume []byte, auth wire.Frame, key
 	return old, resumed, 0, ""
 }
 
-// serveBack checks a back connection's ticket and hands the connection to
-// whoever asked for it.
+// serveBack checks a back connection's ticket and gives the connection to
+// its registration, which multiplexes sessions over it.
 func (b *Broker) serveBack(w http.ResponseWriter, r *http.Request, a *attempt, hello wire.Hello) {
 	binding := wire.Binding(r.TLS)
 	t, code, reason := b.redeem(a, hello, binding)
@@ -370,9 +367,8 @@ func (b *Broker) serveBack(w http.ResponseWriter, r *http.Request, a *attempt, h
 	proof := t.reg.sessionKey.BackAcceptProof(t.reg.session, hello.Ticket, hello.Nonce, binding)
 	conn, err := hijack(w, wire.HeaderProof+": "+wire.EncodeValue(proof)+"\r\n")
 	if err != nil {
-		t.reg.backDone(t.kind)
 		b.logger.Debug("back connection failed", zap.String("name", a.name), zap.Error(err))
 		return
 	}
-	b.deliver(t, &backConn{Conn: conn, reg: t.reg, kind: t.kind})
+	t.reg.addMux(conn, hello.Ticket)
 }

@@ -20,21 +20,25 @@ import (
 
 // Defaults of Settings.
 const (
-	DefaultAlive        = 20 * time.Second
-	DefaultDead         = 60 * time.Second
-	DefaultBackWait     = 10 * time.Second
-	DefaultTicketTTL    = 10 * time.Second
-	DefaultMaxBackConns = 64
-	DefaultMaxPending   = 32
-	// maxRDPBackConns limits the RDP back connections per name, apart
-	// from the web's: RDP connections arrive unauthenticated, and must not
-	// take the web's back connections.
-	maxRDPBackConns = 256
+	DefaultAlive     = 20 * time.Second
+	DefaultDead      = 60 * time.Second
+	DefaultBackWait  = 10 * time.Second
+	DefaultTicketTTL = 10 * time.Second
+	// DefaultMaxSessions is sized for a big farm server: a few hundred
+	// users, each with a websocket and a few requests in flight.
+	DefaultMaxSessions = 4096
+	// maxRDPSessions limits the native RDP sessions per name, apart from
+	// the web's: RDP connections arrive unauthenticated, and must not take
+	// the web's budget.
+	maxRDPSessions = 256
+	// muxConns is how many multiplexed back connections a registration
+	// keeps: a second one carries new sessions while a dropped one is
+	// replaced.
+	muxConns = 2
 	// resumeWindow is how long a session that ended can still be resumed
 	// past the throttle's budgets.
 	resumeWindow         = 10 * time.Minute
 	handshakeTimeout     = 10 * time.Second
-	maxSpare             = wire.MaxSpare
 	brokerPoolKey        = "tildegate.broker"
 	resolveFilterTimeout = 3 * time.Second
 )
@@ -45,15 +49,13 @@ type Settings struct {
 	Alive time.Duration
 	// Dead is how long a silent control connection lives.
 	Dead time.Duration
-	// BackWait is how long a request waits for a back connection.
+	// BackWait is how long opening a session through the agent may take.
 	BackWait time.Duration
 	// TicketTTL is how long a ticket may wait to be presented.
 	TicketTTL time.Duration
-	// MaxBackConns limits the open back connections per name.
-	MaxBackConns int
-	// MaxPending limits the tickets per name waiting for their back
-	// connection.
-	MaxPending int
+	// MaxSessions limits the web sessions (connections of the reverse
+	// proxy to the agent) open at once per name.
+	MaxSessions int
 }
 
 // WithDefaults returns s with every zero field set to its default.
@@ -67,11 +69,8 @@ func (s Settings) WithDefaults() Settings {
 	def(&s.Dead, DefaultDead)
 	def(&s.BackWait, DefaultBackWait)
 	def(&s.TicketTTL, DefaultTicketTTL)
-	if s.MaxBackConns <= 0 {
-		s.MaxBackConns = DefaultMaxBackConns
-	}
-	if s.MaxPending <= 0 {
-		s.MaxPending = DefaultMaxPending
+	if s.MaxSessions <= 0 {
+		s.MaxSessions = DefaultMaxSessions
 	}
 	return s
 }

@@ -34,19 +34,23 @@ type registration struct {
 	wmu        sync.Mutex   // serializes frame writes
 	sealer     *wire.Sealer // tags the frames sent; guarded by wmu
 
-	spare int
-	idle  chan net.Conn // spare back connections, opened ahead
-	// backConns counts the open back connections of each kind, and slots
-	// has one entry per ticket of that kind not yet presented, up to
-	// MaxPending: the web and RDP have budgets of their own.
-	backConns [kinds]atomic.Int64
-	slots     [kinds]chan struct{}
+	// muxes are the multiplexed back connections that carry the
+	// sessions; pending counts the mux tickets not yet presented nor
+	// expired. Both guarded by the broker's mutex. muxAdded is closed, and
+	// replaced, when a mux connection arrives; muxChanged wakes keepMuxes.
+	muxes      []*muxConn
+	pending    int
+	muxAdded   chan struct{}
+	muxChanged chan struct{}
+	// sessions counts the open sessions of each kind: the web and RDP
+	// have budgets of their own.
+	sessions [kinds]atomic.Int64
 
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-// kinds is the number of back connection kinds.
+// kinds is the number of session kinds: HTTP and RDP.
 const kinds = 2
 
 // send writes one tagged control frame.
@@ -67,14 +71,12 @@ func (r *registration) writeLocked(f wire.Frame) error {
 	return err
 }
 
-// run reads the agent's frames, sends ALIVE frames, keeps the spare back
-// connections topped up, and closes the registration when the connection
-// ends or stays silent for the dead time.
+// run reads the agent's frames, sends ALIVE frames, keeps the
+// multiplexed back connections open, and closes the registration when the
+// connection ends or stays silent for the dead time.
 func (r *registration) run() {
 	go r.keepAlive()
-	for range r.spare {
-		r.openSpare()
-	}
+	go r.keepMuxes()
 	opener := wire.NewOpener(r.sessionKey, true)
 	for {
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.settings.Dead))
@@ -133,7 +135,7 @@ func (r *registration) close(code wire.Code, reason string) {
 		}
 		r.b.mu.Unlock()
 		close(r.done)
-		r.closeIdle()
+		r.closeMuxes()
 		fields := []zap.Field{zap.String("name", r.name), zap.String("remote_ip", r.addr), zap.String("reason", reason)}
 		if code != 0 {
 			fields = append(fields, zap.String("code", code.String()))
@@ -165,66 +167,4 @@ func (r *registration) disqualifiedBy(e *Entry) (wire.Code, string, bool) {
 		return wire.CodeAddressNotAllowed, "the entry's address filter no longer allows " + r.addr, true
 	}
 	return 0, "", false
-}
-
-// openSpare asks the agent for one more idle back connection.
-func (r *registration) openSpare() {
-	if err := r.b.open(context.Background(), r, wire.KindHTTP, nil); err != nil {
-		r.b.logger.Debug("no spare back connection", zap.String("name", r.name), zap.Error(err))
-	}
-}
-
-// addIdle keeps a back connection that nobody waits for as a spare.
-func (r *registration) addIdle(c net.Conn) {
-	select {
-	case <-r.done:
-		c.Close()
-		return
-	default:
-	}
-	select {
-	case r.idle <- c:
-	default:
-		c.Close()
-		return
-	}
-	// The registration may have closed, and drained its spares, in
-	// between: drain them again so that none stays open.
-	select {
-	case <-r.done:
-		r.closeIdle()
-	default:
-	}
-}
-
-// closeIdle closes the spare back connections.
-func (r *registration) closeIdle() {
-	for {
-		select {
-		case c := <-r.idle:
-			c.Close()
-		default:
-			return
-		}
-	}
-}
-
-// backDone counts a back connection of kind k as closed.
-func (r *registration) backDone(k wire.Kind) { r.backConns[k].Add(-1) }
-
-// backConn is a back connection handed to the transport; closing it
-// updates its registration's count.
-type backConn struct {
-	net.Conn
-	reg    *registration
-	kind   wire.Kind
-	closed atomic.Bool
-}
-
-// Close closes the connection and counts it closed once.
-func (c *backConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.reg.backDone(c.kind)
-	}
-	return c.Conn.Close()
 }

@@ -16,21 +16,19 @@ func init() {
 	caddy.RegisterModule(Transport{})
 }
 
-// defaultIdleConnsPerHost keeps enough back connections for reuse under
-// load: each one costs the agent a dial through the tunnel.
+// defaultIdleConnsPerHost keeps enough sessions for reuse under load:
+// each new one costs a round trip to the agent and its dial of the local
+// service.
 const defaultIdleConnsPerHost = 64
 
-// Transport is a reverse proxy transport whose connections are back
-// connections from the agent that holds Name: requests to a back entry go
-// through Caddy's reverse proxy like any other, over the tunnel. It speaks
-// HTTP/1.1 with keep-alive, so back connections serve many requests.
+// Transport is a reverse proxy transport whose connections are sessions
+// through the agent that holds Name (streams of its multiplexed back
+// connections): requests to a back entry go through Caddy's reverse proxy
+// like any other, over the tunnel. It speaks HTTP/1.1 with keep-alive, so
+// a session serves many requests.
 type Transport struct {
 	// Name is the back entry whose agent carries the requests.
 	Name string `json:"name"`
-
-	// MaxConns limits the back connections the transport opens; requests
-	// beyond it wait for one to be free. Default: DefaultMaxBackConns.
-	MaxConns int `json:"max_conns,omitempty"`
 
 	// HTTP holds the keep-alive, timeout and buffer options of Caddy's HTTP
 	// transport; its dialer and TLS are replaced by the tunnel.
@@ -77,10 +75,9 @@ func (t *Transport) Provision(ctx caddy.Context) error {
 	}
 	t.HTTP.Transport.DialTLSContext = nil
 	t.HTTP.Transport.Proxy = nil
-	t.HTTP.Transport.MaxConnsPerHost = t.MaxConns
-	if t.MaxConns <= 0 {
-		t.HTTP.Transport.MaxConnsPerHost = DefaultMaxBackConns
-	}
+	// The broker limits the sessions per name, and answers a request
+	// beyond the limit at once rather than queue it.
+	t.HTTP.Transport.MaxConnsPerHost = 0
 	return nil
 }
 

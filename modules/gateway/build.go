@@ -371,7 +371,7 @@ func (h *Handler) setBack(spec *routeSpec, back *broker.Entry, template json.Raw
 			return fmt.Errorf("proxy options: %w", err)
 		}
 	}
-	transport := &broker.Transport{Name: back.Name, MaxConns: back.Settings.MaxBackConns}
+	transport := &broker.Transport{Name: back.Name}
 	if rp.TransportRaw != nil {
 		var probe struct {
 			Protocol string `json:"protocol"`

@@ -45,8 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        dead_after <duration>
 //	        back_wait <duration>
 //	        ticket_ttl <duration>
-//	        max_back_conns <n>
-//	        max_pending_tickets <n>
+//	        max_sessions <n>
 //	    }
 //	    ca_file <path>
 //	    poll_interval <duration>
@@ -280,6 +279,7 @@ func unmarshalTunnel(d *caddyfile.Dispenser, c *TunnelConfig) error {
 		"ticket_ttl":     &c.TicketTTL,
 	}
 	counts := map[string]*int{
+		"max_sessions":        &c.MaxSessions,
 		"max_back_conns":      &c.MaxBackConns,
 		"max_pending_tickets": &c.MaxPendingTickets,
 	}

@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,7 +107,7 @@ type AgentEntry struct {
 	Proxy json.RawMessage `json:"proxy,omitempty"`
 }
 
-// TunnelConfig tunes the back connections.
+// TunnelConfig tunes the back connections and the sessions through them.
 type TunnelConfig struct {
 	// AliveInterval is how long either side stays silent on a control
 	// connection before it sends an alive frame. Default: 20s.
@@ -114,16 +115,38 @@ type TunnelConfig struct {
 	// DeadAfter is how long a silent control connection lives before it is
 	// closed and its name freed. Default: 60s.
 	DeadAfter caddy.Duration `json:"dead_after,omitempty"`
-	// BackWait is how long a request waits for a back connection before it
-	// is answered 504. Default: 10s.
+	// BackWait is how long opening a session through the agent may take
+	// before the request is answered 504. Default: 10s.
 	BackWait caddy.Duration `json:"back_wait,omitempty"`
 	// TicketTTL is how long a ticket stays valid. Default: 10s.
 	TicketTTL caddy.Duration `json:"ticket_ttl,omitempty"`
-	// MaxBackConns limits the back connections per name. Default: 64.
+	// MaxSessions limits the web sessions (the reverse proxy's connections
+	// through the agent: a websocket, or a keep-alive connection that
+	// carries requests) open at once per name; a request beyond it is
+	// answered 503 at once. Default: 4096.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// MaxBackConns is the former name of MaxSessions, from when each
+	// session had a back connection of its own: still read, with a
+	// warning.
 	MaxBackConns int `json:"max_back_conns,omitempty"`
-	// MaxPendingTickets limits the tickets per name waiting for their back
-	// connection. Default: 32.
+	// MaxPendingTickets is accepted and ignored, with a warning: tickets
+	// now only open the few multiplexed back connections of a name.
 	MaxPendingTickets int `json:"max_pending_tickets,omitempty"`
+}
+
+// warnDeprecated logs the tunnel options that are no longer what they
+// were.
+func (c *TunnelConfig) warnDeprecated(log *zap.Logger) {
+	if c == nil {
+		return
+	}
+	if c.MaxBackConns > 0 {
+		log.Warn("tunnel: max_back_conns is now called max_sessions: sessions through an agent are multiplexed "+
+			"over a few back connections; the value is read as max_sessions", zap.Int("max_back_conns", c.MaxBackConns))
+	}
+	if c.MaxPendingTickets > 0 {
+		log.Warn("tunnel: max_pending_tickets is ignored: tickets only open the few multiplexed back connections of a name")
+	}
 }
 
 // tunnelSettings is the broker's form of the tunnel config.
@@ -133,12 +156,11 @@ func (h *Handler) tunnelSettings() broker.Settings {
 		c = new(TunnelConfig)
 	}
 	return broker.Settings{
-		Alive:        time.Duration(c.AliveInterval),
-		Dead:         time.Duration(c.DeadAfter),
-		BackWait:     time.Duration(c.BackWait),
-		TicketTTL:    time.Duration(c.TicketTTL),
-		MaxBackConns: c.MaxBackConns,
-		MaxPending:   c.MaxPendingTickets,
+		Alive:       time.Duration(c.AliveInterval),
+		Dead:        time.Duration(c.DeadAfter),
+		BackWait:    time.Duration(c.BackWait),
+		TicketTTL:   time.Duration(c.TicketTTL),
+		MaxSessions: cmp.Or(c.MaxSessions, c.MaxBackConns),
 	}.WithDefaults()
 }
 
@@ -176,6 +198,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("agent %s: proxy: %w", name, err)
 		}
 	}
+	h.Tunnel.warnDeprecated(h.logger)
 	if s := h.tunnelSettings(); s.Alive >= s.Dead {
 		return fmt.Errorf("tunnel: alive_interval (%s) must be shorter than dead_after (%s)", s.Alive, s.Dead)
 	}
@@ -307,7 +330,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	r.Header["X-Forwarded-Prefix"] = rt.prefixHeader
 	pw := getPrefixWriter(h, w, r, rt)
 	defer putPrefixWriter(pw)
-	return proxy.ServeHTTP(pw, r, next)
+	err = proxy.ServeHTTP(pw, r, next)
+	var refused *broker.SessionError
+	if errors.As(err, &refused) {
+		// A limit, or a local service the agent cannot reach: the client
+		// is told which at once; the broker has logged it.
+		http.Error(w, "tildegate: "+refused.Error(), refused.Status())
+		return nil
+	}
+	return err
 }
 
 // checkTemplate refuses reverse proxy options that name upstreams where the
