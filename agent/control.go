@@ -62,8 +62,13 @@ func (w *frameWriter) idle() time.Duration {
 func (r *runner) serve(ctx context.Context, c *control) error {
 	defer c.conn.Close()
 	w := &frameWriter{conn: c.conn, sealer: wire.NewSealer(c.sess.key, true), last: time.Now()}
+	// The multiplexed back connections, and their sessions, belong to this
+	// registration: the gateway closes its ends when the registration
+	// ends, and a resumed one asks for new ones.
+	regCtx, endRegistration := context.WithCancel(ctx)
+	defer endRegistration()
 	done := make(chan error, 1)
-	go func() { done <- r.readFrames(ctx, c) }()
+	go func() { done <- r.readFrames(regCtx, c) }()
 	alive := time.NewTimer(c.sess.alive)
 	defer alive.Stop()
 	for {

@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -67,16 +68,26 @@ func TestHelloNotInAccessLog(t *testing.T) {
 		t.Fatalf("waiting for OPEN: %v", err)
 	}
 	bc := dialFrom(t, "127.0.0.1", g.PlainAddress())
-	hello := p.BackHello(nil, open.Ticket, wire.KindHTTP)
+	hello := p.BackHello(nil, open.Ticket, wire.KindMux)
 	a, br := upgrade(bc, request(g.PlainAddress(), "/~~acc2", wire.UpgradeToken, hello.String()))
 	if br == nil {
 		t.Fatalf("the back connection was refused: %s", a)
 	}
-	// Answer the request, so that it ends and is logged.
-	if _, err := http.ReadRequest(br); err != nil {
-		t.Fatalf("reading the request on the back connection: %v", err)
+	m, err := p.Mux(e2e.ReaderConn(bc, br), open.Ticket)
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, _ = bc.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
+	defer m.Close()
+	stream, _, err := m.Accept(10 * time.Second)
+	if err != nil {
+		t.Fatalf("waiting for the request's stream: %v", err)
+	}
+	// Answer the request, so that it ends and is logged.
+	_, _ = stream.Write(wire.StreamAccepted)
+	if _, err := http.ReadRequest(bufio.NewReader(stream)); err != nil {
+		t.Fatalf("reading the request on the stream: %v", err)
+	}
+	_, _ = stream.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
 	if status := <-got; status != http.StatusOK {
 		t.Errorf("the request through the hand-driven agent: %d", status)
 	}
@@ -89,7 +100,7 @@ func TestHelloNotInAccessLog(t *testing.T) {
 			access = append(access, l)
 		}
 	}
-	t.Logf("%d access log lines, %d of them for upgrades", len(access), strings.Count(strings.Join(access, "\n"), `"Upgrade":["tildegate/2"]`))
+	t.Logf("%d access log lines, %d of them for upgrades", len(access), strings.Count(strings.Join(access, "\n"), `"Upgrade":["`+wire.UpgradeToken+`"]`))
 	if !strings.Contains(strings.Join(access, "\n"), "/~~acc2/x") {
 		t.Fatalf("the access log is not on: no line for the request through the tunnel; the log:\n%s", strings.Join(access, "\n"))
 	}

@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,15 +14,15 @@ import (
 
 // TestBadAndOversizedInput sends the gateway malformed and oversized
 // upgrades: a 20 KB hello, a hello with a 10 KB field, a 10 KB name, the
-// versions tildegate/1 (both as the Upgrade token and as v=1) and
-// tildegate/99, an AUTH frame whose header announces 65535 bytes, and
-// garbage after the 101. Must hold: each is refused with the right code
-// and status (version: HTTP 400 whose message names tildegate/2; the 20 KB
-// hello gets Caddy's own 431 before tildegate sees it), the
-// post-101 ones with a REFUSE bad-request; the gateway's log grows by less
-// than 4 KB for the 20 KB hello and by a bounded amount for all of them;
-// and the gateway stays up and a normal agent registers and serves
-// afterwards.
+// versions tildegate/1, tildegate/2 (the previous one, both as the Upgrade
+// token and as v=2 under the current token) and tildegate/99, an AUTH
+// frame whose header announces 65535 bytes, and garbage after the 101.
+// Must hold: each is refused with the right code and status (version:
+// HTTP 400 whose message names the current version; the 20 KB hello gets
+// Caddy's own 431 before tildegate sees it), the post-101 ones with a
+// REFUSE bad-request; the gateway's log grows by less than 4 KB for the
+// 20 KB hello and by a bounded amount for all of them; and the gateway
+// stays up and a normal agent registers and serves afterwards.
 func TestBadAndOversizedInput(t *testing.T) {
 	t.Parallel()
 	local := e2e.LocalService(t, "input")
@@ -38,12 +39,13 @@ func TestBadAndOversizedInput(t *testing.T) {
 	}{
 		// Caddy's HTTP server refuses a header this large itself, before
 		// tildegate sees it.
-		{"20 KB hello", "/~~input", wire.UpgradeToken, "v=2; role=control; nonce=" + strings.Repeat("A", 20<<10), 431, "", ""},
-		{"10 KB field", "/~~input", wire.UpgradeToken, valid(2) + "; junk=" + strings.Repeat("x", 10<<10), 400, "bad-request", "at most 1024"},
-		{"10 KB name", "/~~" + strings.Repeat("n", 10<<10), wire.UpgradeToken, valid(2), 404, "unknown-name", "no back entry"},
+		{"20 KB hello", "/~~input", wire.UpgradeToken, fmt.Sprintf("v=%d; role=control; nonce=", wire.Version) + strings.Repeat("A", 20<<10), 431, "", ""},
+		{"10 KB field", "/~~input", wire.UpgradeToken, valid(wire.Version) + "; junk=" + strings.Repeat("x", 10<<10), 400, "bad-request", "at most 1024"},
+		{"10 KB name", "/~~" + strings.Repeat("n", 10<<10), wire.UpgradeToken, valid(wire.Version), 404, "unknown-name", "no back entry"},
 		{"tildegate/1 and v=1", "/~~input", "tildegate/1", valid(1), 400, "version", wire.UpgradeToken},
-		{"v=1 under tildegate/2", "/~~input", wire.UpgradeToken, valid(1), 400, "version", wire.UpgradeToken},
-		{"tildegate/99", "/~~input", "tildegate/99", valid(2), 400, "version", wire.UpgradeToken},
+		{"tildegate/2, the previous version", "/~~input", "tildegate/2", valid(2), 400, "version", wire.UpgradeToken},
+		{"v=2 under the current token", "/~~input", wire.UpgradeToken, valid(2), 400, "version", wire.UpgradeToken},
+		{"tildegate/99", "/~~input", "tildegate/99", valid(wire.Version), 400, "version", wire.UpgradeToken},
 	}
 	total := len(g.Log.String())
 	for i, c := range cases {
@@ -71,7 +73,7 @@ func TestBadAndOversizedInput(t *testing.T) {
 		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + strings.Repeat("\x00garbage\xff", 400)),
 	} {
 		conn := dialFrom(t, loopback(8, 100+i), host)
-		a, br := upgrade(conn, request(host, "/~~input", wire.UpgradeToken, valid(2)))
+		a, br := upgrade(conn, request(host, "/~~input", wire.UpgradeToken, valid(wire.Version)))
 		if br == nil {
 			t.Fatalf("a valid hello was refused: %s", a)
 		}

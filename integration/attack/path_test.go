@@ -81,7 +81,8 @@ func forged(typ wire.FrameType, payload []byte) []byte {
 // agent, an OPEN with a made-up tag; toward the gateway, a CLOSE with a
 // made-up tag. Must hold: the agent drops the connection (logging that a
 // frame failed its tag check) and resumes its session, and opens no back
-// connection for the forged OPEN; the gateway closes the registration that
+// connection for the forged OPEN (only the two multiplexed ones each
+// registration asks for); the gateway closes the registration that
 // got the forged CLOSE, logging a tag failure, rather than obeying it, and
 // the agent notices.
 func TestInjectionOnPlainPath(t *testing.T) {
@@ -89,10 +90,21 @@ func TestInjectionOnPlainPath(t *testing.T) {
 	local := e2e.LocalService(t, "inj")
 	g := e2e.StartGateway(t, env, "/~~inj=inj-pw#:*;\n")
 	r := newRelay(t, g.PlainAddress(), "", false)
-	agent := env.StartAgent(t, "agent", fmt.Sprintf("/~~inj=inj-pw#%s => %s;\n", r.addr(), local.Listener.Addr().String()),
-		"-spare", "0")
+	agent := env.StartAgent(t, "agent", fmt.Sprintf("/~~inj=inj-pw#%s => %s;\n", r.addr(), local.Listener.Addr().String()))
 	agent.Log.WaitFor(20*time.Second, 0, "registered", "inj")
 	time.Sleep(700 * time.Millisecond) // past the WELCOME and an ALIVE
+	waitBacks := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for r.count("back") < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d back connections reached the relay, want %d", r.count("back"), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	const perRegistration = 2
+	waitBacks(perRegistration)
 
 	// A forged OPEN toward the agent.
 	ticket := make([]byte, wire.TicketSize)
@@ -103,12 +115,13 @@ func TestInjectionOnPlainPath(t *testing.T) {
 	agent.Log.WaitFor(10*time.Second, 0, "failed its tag check")
 	agent.Log.WaitFor(10*time.Second, 0, "registered", `"resumed": true`)
 	g.Log.WaitFor(5*time.Second, 0, "agent registered", `"name":"inj"`, `"resumed":true`)
+	waitBacks(2 * perRegistration)
 	time.Sleep(500 * time.Millisecond)
-	if n := r.count("back"); n > 0 {
-		t.Errorf("the agent opened %d back connections after a forged OPEN", n)
+	if n := r.count("back"); n != 2*perRegistration {
+		t.Errorf("the agent opened %d back connections for two registrations and a forged OPEN, want %d", n, 2*perRegistration)
 	}
-	if n := agent.Log.Count("back connection"); n > 0 {
-		t.Errorf("the agent logged %d lines about back connections after a forged OPEN", n)
+	if line := agent.Log.First("back connection"); line != "" {
+		t.Errorf("the agent logged about a back connection after a forged OPEN: %s", line)
 	}
 
 	// A forged CLOSE toward the gateway, on the resumed connection.

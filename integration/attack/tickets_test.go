@@ -31,13 +31,15 @@ func random(n int) []byte {
 	return b
 }
 
-// TestTicketKindAndBadTickets: a hand-driven agent holds a name; a native
-// RDP client makes the gateway issue an RDP ticket. Must hold: presenting
-// it with a proof for the web kind is refused bad-ticket and does not use
-// it up (the right kind then opens the back connection and carries the
-// client's request); and back hellos with random tickets from 50 addresses
-// never lock those addresses out: afterwards a control handshake from each
-// of them succeeds, and a real agent from one of them registers.
+// TestTicketKindAndBadTickets: a hand-driven agent holds a name, and the
+// gateway asks it for a multiplexed back connection. Must hold: presenting
+// the ticket with a proof for another kind (the web's) is refused
+// bad-ticket and does not use it up; the right kind then opens the
+// connection, on which a native RDP client's session arrives as a stream
+// whose opening says RDP, carrying the client's request; and back hellos
+// with random tickets from 50 addresses never lock those addresses out:
+// afterwards a control handshake from each of them succeeds, and a real
+// agent from one of them registers.
 func TestTicketKindAndBadTickets(t *testing.T) {
 	t.Parallel()
 	var balance strings.Builder
@@ -55,13 +57,9 @@ func TestTicketKindAndBadTickets(t *testing.T) {
 	defer close(stop)
 	p.KeepAlive(stop)
 
-	client := dialFrom(t, "127.0.0.1", g.Address()) // native RDP, before TLS
-	if _, err := client.Write(rdpRequest("tk")); err != nil {
-		t.Fatal(err)
-	}
 	open, err := p.NextOpen(10 * time.Second)
-	if err != nil || open.Kind != wire.KindRDP {
-		t.Fatalf("waiting for an RDP OPEN: kind %s, %v", open.Kind, err)
+	if err != nil || open.Kind != wire.KindMux {
+		t.Fatalf("waiting for an OPEN of a multiplexed back connection: kind %s, %v", open.Kind, err)
 	}
 	present := func(kind wire.Kind) (net.Conn, error) {
 		bc, bcs := dialTLSFrom(t, "127.0.0.1", g.Address())
@@ -70,21 +68,38 @@ func TestTicketKindAndBadTickets(t *testing.T) {
 	_, err = present(wire.KindHTTP)
 	var ref *wire.Refusal
 	if !errors.As(err, &ref) || ref.Code != wire.CodeBadTicket {
-		t.Errorf("an RDP ticket with a web proof: %v, want bad-ticket", err)
+		t.Errorf("a mux ticket with a web proof: %v, want bad-ticket", err)
 	}
-	back, err := present(wire.KindRDP)
+	back, err := present(wire.KindMux)
 	if err != nil {
-		t.Fatalf("the RDP ticket with its own kind after a refused web proof: %v", err)
+		t.Fatalf("the ticket with its own kind after a refused web proof: %v", err)
 	}
-	_ = back.SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := p.Mux(back, open.Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	client := dialFrom(t, "127.0.0.1", g.Address()) // native RDP, before TLS
+	if _, err := client.Write(rdpRequest("tk")); err != nil {
+		t.Fatal(err)
+	}
+	stream, kind, err := m.Accept(10 * time.Second)
+	if err != nil || kind != wire.KindRDP {
+		t.Fatalf("waiting for the RDP client's stream: kind %s, %v", kind, err)
+	}
+	if _, err := stream.Write(wire.StreamAccepted); err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.SetReadDeadline(time.Now().Add(10 * time.Second))
 	// The gateway passes the Connection Request on without its cookie.
 	hdr := make([]byte, 4)
-	if _, err := io.ReadFull(back, hdr); err != nil || hdr[0] != 3 {
-		t.Errorf("the RDP client's request on the back connection: % x, %v", hdr, err)
-	} else if _, err := io.ReadFull(back, make([]byte, int(hdr[2])<<8|int(hdr[3])-4)); err != nil {
-		t.Errorf("the rest of the RDP client's request on the back connection: %v", err)
+	if _, err := io.ReadFull(stream, hdr); err != nil || hdr[0] != 3 {
+		t.Errorf("the RDP client's request on the stream: % x, %v", hdr, err)
+	} else if _, err := io.ReadFull(stream, make([]byte, int(hdr[2])<<8|int(hdr[3])-4)); err != nil {
+		t.Errorf("the rest of the RDP client's request on the stream: %v", err)
 	}
-	back.Close()
+	stream.Close()
 
 	// Random tickets from 50 addresses, for a held name and free ones.
 	var wg sync.WaitGroup

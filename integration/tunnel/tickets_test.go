@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -50,26 +49,34 @@ func register(t testing.TB, addr, name, password string) *peer {
 	return &peer{Peer: p, t: t, addr: addr}
 }
 
-// nextTicket reads frames until an OPEN comes.
+// nextTicket reads frames until an OPEN of a multiplexed back connection
+// comes.
 func (p *peer) nextTicket() []byte {
 	p.t.Helper()
 	f, err := p.NextOpen(5 * time.Second)
-	if err != nil {
-		p.t.Fatalf("waiting for OPEN: %v", err)
+	if err != nil || f.Kind != wire.KindMux {
+		p.t.Fatalf("waiting for OPEN: kind %s, %v", f.Kind, err)
 	}
 	return f.Ticket
 }
 
-// present opens a back connection to /~~name with a ticket of p's session.
-func (p *peer) present(name string, ticket []byte) (net.Conn, error) {
+// present opens a multiplexed back connection to /~~name with a ticket of
+// p's session.
+func (p *peer) present(name string, ticket []byte) (*e2e.PeerMux, error) {
 	c := dialTLS(p.t, p.addr)
 	cs := c.ConnectionState()
-	conn, err := p.Present(c, &cs, p.addr, name, ticket, wire.KindHTTP)
+	conn, err := p.Present(c, &cs, p.addr, name, ticket, wire.KindMux)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	return conn, nil
+	m, err := p.Mux(conn, ticket)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	p.t.Cleanup(func() { m.Close() })
+	return m, nil
 }
 
 // presentForged presents ticket for p's session with a proof made
@@ -83,12 +90,21 @@ func (p *peer) presentForged(ticket []byte) error {
 	return err
 }
 
-// answer reads one HTTP request from a back connection and answers it.
-func answer(t testing.TB, c net.Conn, body string) {
+// answer accepts a web stream on m, reads one HTTP request from it and
+// answers it.
+func answer(t testing.TB, m *e2e.PeerMux, body string) {
 	t.Helper()
+	c, kind, err := m.Accept(5 * time.Second)
+	if err != nil || kind != wire.KindHTTP {
+		t.Fatalf("waiting for a web stream: kind %s, %v", kind, err)
+	}
+	defer c.Close()
+	if _, err := c.Write(wire.StreamAccepted); err != nil {
+		t.Fatal(err)
+	}
 	req, err := http.ReadRequest(bufio.NewReader(c))
 	if err != nil {
-		t.Fatalf("reading the request on the back connection: %v", err)
+		t.Fatalf("reading the request on the stream: %v", err)
 	}
 	_, _ = io.Copy(io.Discard, req.Body)
 	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
@@ -102,18 +118,20 @@ func wantBadTicket(t testing.TB, err error, reason string) {
 	}
 }
 
-// TestTickets: a ticket opens one back connection, once, for its name and
-// session, before it expires.
+// TestTickets: a ticket opens one multiplexed back connection, once, for
+// its name and session, before it expires; a ticket that expires
+// unanswered is replaced by a fresh one; and a request to a name whose
+// agent has opened no back connection gets 504 after back_wait.
 func TestTickets(t *testing.T) {
 	g := e2e.StartGateway(t, env, "/~~alpha=pw-alpha#:*;\n/~~beta=pw-beta#:*;\n")
 	alpha := register(t, g.Address(), "alpha", "pw-alpha")
 	beta := register(t, g.Address(), "beta", "pw-beta")
 	web := env.Client()
 
-	request := func() chan string {
+	request := func(name string) chan string {
 		got := make(chan string, 1)
 		go func() {
-			res, err := web.Get(g.URL("/~~alpha/x"))
+			res, err := web.Get(g.URL("/~~" + name + "/x"))
 			if err != nil {
 				got <- err.Error()
 				return
@@ -125,48 +143,50 @@ func TestTickets(t *testing.T) {
 		return got
 	}
 
+	// The registration asks for two multiplexed back connections.
+	first, second := alpha.nextTicket(), alpha.nextTicket()
+
 	// A good ticket, then the same one again.
-	got := request()
-	ticket := alpha.nextTicket()
-	back, err := alpha.present("alpha", ticket)
+	m, err := alpha.present("alpha", first)
 	if err != nil {
 		t.Fatalf("a fresh ticket was refused: %v", err)
 	}
-	answer(t, back, "through the tunnel")
+	got := request("alpha")
+	answer(t, m, "through the tunnel")
 	if r := <-got; r != "200 through the tunnel" {
 		t.Errorf("request through the hand-made back connection: %q", r)
 	}
-	back.Close()
-	_, err = alpha.present("alpha", ticket)
+	_, err = alpha.present("alpha", first)
 	wantBadTicket(t, err, "already used")
 	g.Log.WaitFor(2*time.Second, 0, "agent connection refused", "alpha", "the ticket was already used")
 
 	// A ticket presented for another name, by an agent that holds that
 	// name, or with a forged proof: refused, and not used up.
-	got = request()
-	ticket = alpha.nextTicket()
-	_, err = alpha.present("beta", ticket)
+	_, err = alpha.present("beta", second)
 	wantBadTicket(t, err, "another name")
-	_, err = beta.present("alpha", ticket)
+	_, err = beta.present("alpha", second)
 	wantBadTicket(t, err, "another session")
-	wantBadTicket(t, alpha.presentForged(ticket), "wrong proof")
-	back, err = alpha.present("alpha", ticket)
-	if err != nil {
+	wantBadTicket(t, alpha.presentForged(second), "wrong proof")
+	if _, err = alpha.present("alpha", second); err != nil {
 		t.Fatalf("the ticket was used up by refused attempts: %v", err)
 	}
-	answer(t, back, "after the refusals")
-	if r := <-got; r != "200 after the refusals" {
-		t.Errorf("request after refused attempts at its ticket: %q", r)
-	}
-	back.Close()
 
-	// A ticket presented after it expired (ticket_ttl 2s).
-	got = request()
-	ticket = alpha.nextTicket()
+	// The first connection ends: the gateway asks for another one, whose
+	// ticket, presented after it expired (ticket_ttl 2s), is refused; the
+	// gateway then asks again. Meanwhile the second connection carries
+	// the requests.
+	m.Close()
+	third := alpha.nextTicket()
 	time.Sleep(2200 * time.Millisecond)
-	_, err = alpha.present("alpha", ticket)
+	_, err = alpha.present("alpha", third)
 	wantBadTicket(t, err, "expired")
-	if r := <-got; !strings.HasPrefix(r, "504") {
-		t.Errorf("a request whose back connection never came: %q, want 504", r)
+	if fourth := alpha.nextTicket(); string(fourth) == string(third) {
+		t.Error("the gateway asked again with the expired ticket")
+	}
+
+	// beta's agent never opened a back connection: its requests wait
+	// back_wait (3s), then get 504.
+	if r := <-request("beta"); !strings.HasPrefix(r, "504") {
+		t.Errorf("a request with no back connection: %q, want 504", r)
 	}
 }

@@ -2,13 +2,17 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/yamux"
+	"github.com/tildegate/tildegate/internal/mux"
 	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
 )
 
 // Peer is an agent's side of the protocol driven by hand, so that tests
@@ -132,6 +136,10 @@ func (p *Peer) Present(conn net.Conn, cs *tls.ConnectionState, host, name string
 	return &readerConn{Conn: conn, r: br}, nil
 }
 
+// ReaderConn returns conn reading through r, which holds what was read
+// past the 101.
+func ReaderConn(conn net.Conn, r *bufio.Reader) net.Conn { return &readerConn{Conn: conn, r: r} }
+
 // readerConn reads through the reader that holds what was read past the
 // 101.
 type readerConn struct {
@@ -140,3 +148,44 @@ type readerConn struct {
 }
 
 func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// PeerMux is the agent's side of a multiplexed back connection driven by
+// hand: it accepts the gateway's streams and checks their openings.
+type PeerMux struct {
+	session *yamux.Session
+	key     wire.SessionKey
+	ticket  []byte
+}
+
+// Mux starts the agent's side of the multiplexer on conn, a back
+// connection that presented ticket (see Present).
+func (p *Peer) Mux(conn net.Conn, ticket []byte) (*PeerMux, error) {
+	s, err := mux.Agent(conn, zap.NewNop(), p.Alive)
+	if err != nil {
+		return nil, err
+	}
+	return &PeerMux{session: s, key: p.Key, ticket: ticket}, nil
+}
+
+// Accept waits up to within for the gateway's next stream and returns it
+// with the kind its opening names, once its tag is checked. The caller
+// answers it with wire.StreamAccepted or wire.StreamRefused.
+func (m *PeerMux) Accept(within time.Duration) (net.Conn, wire.Kind, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	s, err := m.session.AcceptStreamWithContext(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	_ = s.SetReadDeadline(time.Now().Add(within))
+	kind, err := wire.ReadStreamOpen(s, m.key, m.ticket, s.StreamID())
+	if err != nil {
+		s.Close()
+		return nil, 0, err
+	}
+	_ = s.SetReadDeadline(time.Time{})
+	return s, kind, nil
+}
+
+// Close ends the multiplexed connection.
+func (m *PeerMux) Close() error { return m.session.Close() }

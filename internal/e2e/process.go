@@ -52,6 +52,19 @@ func (l *LineLog) Count(parts ...string) int {
 	return n
 }
 
+// Lines returns the lines so far that contain every one of parts.
+func (l *LineLog) Lines(parts ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lines []string
+	for _, line := range l.lines {
+		if containsAll(line, parts) {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
 // First returns the first line that contains every one of parts.
 func (l *LineLog) First(parts ...string) string {
 	l.mu.Lock()

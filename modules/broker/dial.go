@@ -150,7 +150,11 @@ func (b *Broker) openStream(ctx context.Context, reg *registration, kind wire.Ki
 // openOn opens a stream of kind on m, writes its opening and reads the
 // agent's answer before deadline.
 func (r *registration) openOn(ctx context.Context, m *muxConn, kind wire.Kind, deadline time.Time) (net.Conn, error) {
+	// OpenStream sends the stream's SYN before it returns: one at a time,
+	// the agent receives them in the order of their ids.
+	m.opening.Lock()
 	s, err := m.session.OpenStream()
+	m.opening.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("opening a stream to the agent for %s: %w", r.name, err)
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"net"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 type muxConn struct {
 	session *yamux.Session
 	ticket  []byte // the ticket it presented, which the stream tags cover
+	// opening serializes the streams' openings, so that the agent sees
+	// their ids grow, as it requires.
+	opening sync.Mutex
 }
 
 // muxRefill is the least time between two rounds of asking for
