@@ -57,7 +57,7 @@ func config(log *zap.Logger, keepAlive time.Duration) *yamux.Config {
 // leaves the keep-alive to the agent, which pings, so that thousands of
 // idle names cost the gateway no timers.
 func Gateway(conn net.Conn, log *zap.Logger) (*yamux.Session, error) {
-	s, err := yamux.Client(conn, config(log, 0))
+	s, err := yamux.Client(&coalescingConn{ReadWriteCloser: conn}, config(log, 0))
 	if err != nil {
 		return nil, fmt.Errorf("starting the multiplexer: %w", err)
 	}
@@ -67,7 +67,7 @@ func Gateway(conn net.Conn, log *zap.Logger) (*yamux.Session, error) {
 // Agent starts the agent's side on conn: it accepts the streams and pings
 // the gateway every keepAlive.
 func Agent(conn io.ReadWriteCloser, log *zap.Logger, keepAlive time.Duration) (*yamux.Session, error) {
-	s, err := yamux.Server(conn, config(log, keepAlive))
+	s, err := yamux.Server(&coalescingConn{ReadWriteCloser: conn}, config(log, keepAlive))
 	if err != nil {
 		return nil, fmt.Errorf("starting the multiplexer: %w", err)
 	}
@@ -84,3 +84,44 @@ func (l logger) Printf(format string, v ...any) {
 	l.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 func (l logger) Println(v ...any) { l.log.Debug(strings.TrimSpace(fmt.Sprintln(v...))) }
+
+// frameHeaderSize is the size of a multiplexer frame's header.
+const frameHeaderSize = 12
+
+// coalescingConn writes a data frame's header together with its body.
+// The multiplexer writes them with two calls, which over TLS costs a
+// record and a system call more per frame: the header of a data frame
+// that has a body is held back and written in front of the next write,
+// the body's.
+type coalescingConn struct {
+	io.ReadWriteCloser
+	header []byte // a data frame header held back; written with the body
+	buf    []byte
+}
+
+func (c *coalescingConn) Write(p []byte) (int, error) {
+	if len(c.header) == 0 {
+		if isDataHeader(p) {
+			c.header = append(c.header[:0], p...)
+			return len(p), nil
+		}
+		return c.ReadWriteCloser.Write(p)
+	}
+	c.buf = append(append(c.buf[:0], c.header...), p...)
+	c.header = c.header[:0]
+	n, err := c.ReadWriteCloser.Write(c.buf)
+	if cap(c.buf) > coalesceKeep {
+		c.buf = nil
+	}
+	return max(0, n-frameHeaderSize), err
+}
+
+// coalesceKeep bounds the buffer a connection keeps between writes.
+const coalesceKeep = 64 << 10
+
+// isDataHeader reports whether p is exactly the header of a data frame
+// with a body, which the multiplexer writes next.
+func isDataHeader(p []byte) bool {
+	const typeData = 0
+	return len(p) == frameHeaderSize && p[1] == typeData && (p[8]|p[9]|p[10]|p[11]) != 0
+}
