@@ -15,8 +15,9 @@ type fileBudget struct {
 }
 
 // newFileBudget budgets for limit open files, keeping a twentieth of them
-// (at least 32) for the agent's own files and its control and multiplexed
-// connections.
+// (at least 32) for the agent's own files (its log, its configuration, DNS
+// lookups, dials in progress). Its control and multiplexed connections
+// count against the rest, as its sessions do.
 func newFileBudget(limit int) *fileBudget {
 	return &fileBudget{limit: int64(limit), max: int64(limit - max(32, limit/20))}
 }

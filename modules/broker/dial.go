@@ -158,6 +158,9 @@ func (r *registration) openOn(ctx context.Context, m *muxConn, kind wire.Kind, d
 	if err != nil {
 		return nil, fmt.Errorf("opening a stream to the agent for %s: %w", r.name, err)
 	}
+	if s.StreamID() >= retireStreamID {
+		r.retire(m)
+	}
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	_ = s.SetDeadline(deadline)

@@ -107,6 +107,42 @@ func (r *registration) addMux(conn net.Conn, ticket []byte) {
 	}()
 }
 
+// retireStreamID is the stream id past which a multiplexed back connection
+// takes no new streams: ids are 32 bits and never reused, so a long-lived
+// busy connection is replaced before it runs out of them.
+var retireStreamID uint32 = 1 << 31
+
+// retirePoll is how often a retired connection is checked for streams
+// still open.
+var retirePoll = 10 * time.Second
+
+// retire takes m out of the connections that new streams go to, has
+// keepMuxes ask for a replacement, and closes m once its last stream
+// ended.
+func (r *registration) retire(m *muxConn) {
+	r.b.mu.Lock()
+	n := len(r.muxes)
+	r.muxes = slices.DeleteFunc(r.muxes, func(x *muxConn) bool { return x == m })
+	retired := len(r.muxes) < n
+	r.b.mu.Unlock()
+	if !retired {
+		return
+	}
+	r.b.logger.Debug("retiring a multiplexed back connection that used up half its stream ids", zap.String("name", r.name))
+	r.wakeMuxes()
+	poll := retirePoll
+	go func() {
+		for m.session.NumStreams() > 0 {
+			select {
+			case <-m.session.CloseChan():
+				return
+			case <-time.After(poll):
+			}
+		}
+		m.session.Close()
+	}()
+}
+
 // closeMuxes closes the multiplexed back connections, and every session
 // on them.
 func (r *registration) closeMuxes() {
