@@ -87,6 +87,19 @@ func (r *running) countLogs(msg string) int {
 	return n
 }
 
+// waitLogs waits until n log lines or more have a message that contains
+// msg.
+func (r *running) waitLogs(t *testing.T, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.countLogs(msg) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d log lines with %q, want %d", r.countLogs(msg), msg, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func hasFields(e observer.LoggedEntry, fields []string) bool {
 	m := e.ContextMap()
 	for i := 0; i+1 < len(fields); i += 2 {
