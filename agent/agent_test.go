@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -17,8 +16,9 @@ import (
 	"github.com/tildegate/tildegate/wire"
 )
 
-// request sends a POST with body "ping" through a back connection, as
-// the gateway's reverse proxy does, and returns the body of the answer.
+// request sends a POST with body "ping" on a fresh web stream of a back
+// connection, as the gateway's reverse proxy does, and returns the body of
+// the answer.
 func request(t *testing.T, b *testgateway.Back, path string) string {
 	t.Helper()
 	status, body := b.Request(t, "POST", path, "ping")
@@ -35,21 +35,21 @@ func TestRegisterAndServe(t *testing.T) {
 			a := startAgent(t, optionsFor(g), g.Entry("Home", "s3cret#pw", localHTTP(t)))
 
 			c := testgateway.Receive(t, g.Controls, "a control connection")
-			if c.Hello.Spare != DefaultSpare || c.Hello.Resume != nil || c.Resumed {
-				t.Errorf("hello: spare %d, resume %x; want spare %d and no resume", c.Hello.Spare, c.Hello.Resume, DefaultSpare)
+			if c.Hello.Resume != nil || c.Resumed {
+				t.Errorf("hello resumes %x; want a fresh registration", c.Hello.Resume)
 			}
 			if c.Bound != tlsOn {
 				t.Errorf("challenge bound = %v, want %v", c.Bound, tlsOn)
 			}
 			a.waitLog(t, "registered", "name", "Home", "resumed", "false", "tls", fmt.Sprint(tlsOn))
 
-			c.Open(wire.KindHTTP)
+			c.Open(wire.KindMux)
 			b := testgateway.Receive(t, g.Backs, "a back connection")
-			defer b.Conn.Close()
+			defer b.Close()
 			if got, want := request(t, b, "/first"), "local /first ping"; got != want {
 				t.Errorf("first answer %q, want %q", got, want)
 			}
-			// The gateway keeps back connections for more requests.
+			// The back connection carries more sessions, one stream each.
 			if got, want := request(t, b, "/second"), "local /second ping"; got != want {
 				t.Errorf("second answer %q, want %q", got, want)
 			}
@@ -68,10 +68,10 @@ func TestSecretsNotLogged(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "s3cret-pw"})
 	a := startAgent(t, optionsFor(g), g.Entry("home", "s3cret-pw", localHTTP(t)))
 	c := testgateway.Receive(t, g.Controls, "a control connection")
-	c.Open(wire.KindHTTP)
+	c.Open(wire.KindMux)
 	b := testgateway.Receive(t, g.Backs, "a back connection")
 	request(t, b, "/")
-	b.Conn.Close()
+	b.Close()
 	c.Conn.Close()
 	testgateway.Receive(t, g.Controls, "the resumed control connection")
 	a.stop()
@@ -108,9 +108,9 @@ func TestResumeAfterDrop(t *testing.T) {
 	a.waitLog(t, "registered", "name", "home", "resumed", "true")
 
 	// The new session serves back connections with its own key.
-	second.Open(wire.KindHTTP)
+	second.Open(wire.KindMux)
 	b := testgateway.Receive(t, g.Backs, "a back connection")
-	defer b.Conn.Close()
+	defer b.Close()
 	if got := request(t, b, "/after"); got != "local /after ping" {
 		t.Errorf("answer %q", got)
 	}
@@ -260,22 +260,27 @@ func TestInjectedFrame(t *testing.T) {
 }
 
 // TestWrongBackProof: a back connection whose 101 lacks the session's
-// proof is dropped before any byte reaches the local service.
+// proof is dropped before any stream reaches the local service.
 func TestWrongBackProof(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "pw"})
 	g.Set(func(s *testgateway.Settings) { s.WrongBackProof = true })
-	a := startAgent(t, optionsFor(g), g.Entry("home", "pw", localHTTP(t)))
+	local := countedHTTP(t)
+	a := startAgent(t, optionsFor(g), g.Entry("home", "pw", local.addr))
 	c := testgateway.Receive(t, g.Controls, "a control connection")
-	c.Open(wire.KindHTTP)
+	c.Open(wire.KindMux)
 	b := testgateway.Receive(t, g.Backs, "a back connection")
 	e := a.waitLog(t, "back connection refused")
 	if err := e.ContextMap()["error"]; !strings.Contains(fmt.Sprint(err), "lacks the session's proof") {
 		t.Errorf("back connection refused: %v", err)
 	}
-	b.Conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(b.Conn, "GET / HTTP/1.1\r\nHost: local\r\n\r\n")
-	if n, err := b.R.Read(make([]byte, 1)); n != 0 || err == nil {
-		t.Errorf("the agent served a back connection without the gateway's proof: %d bytes, %v", n, err)
+	// The agent hung up without running the multiplexer: no answer at all.
+	_, err := b.Stream(t, wire.KindHTTP)
+	var ref *wire.Refusal
+	if err == nil || errors.As(err, &ref) {
+		t.Errorf("a stream on a back connection without the gateway's proof: %v; want no answer", err)
+	}
+	if n := local.accepted.Load(); n != 0 {
+		t.Errorf("the local service got %d connections, want none", n)
 	}
 }
 
@@ -321,27 +326,32 @@ func TestUnknownFramesIgnored(t *testing.T) {
 	c := testgateway.Receive(t, g.Controls, "a control connection")
 	c.SendPayload(99, []byte("abc"))
 	c.Send(wire.Frame{Type: wire.FrameAlive})
-	c.Open(wire.KindHTTP)
+	c.Open(wire.KindMux)
 	b := testgateway.Receive(t, g.Backs, "a back connection")
-	defer b.Conn.Close()
+	defer b.Close()
 	if got := request(t, b, "/x"); got != "local /x ping" {
 		t.Errorf("answer %q", got)
 	}
 }
 
+// TestLocalServiceDown: a stream to a local service that refuses
+// connections is refused as local-unavailable in answer to its opening,
+// before the gateway sends anything of the session, and the failure is
+// logged once per burst.
 func TestLocalServiceDown(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "pw"})
-	a := startAgent(t, optionsFor(g), g.Entry("home", "pw", closedPort(t)))
+	local := closedPort(t)
+	a := startAgent(t, optionsFor(g), g.Entry("home", "pw", local))
 	c := testgateway.Receive(t, g.Controls, "a control connection")
+	c.Open(wire.KindMux)
+	b := testgateway.Receive(t, g.Backs, "a back connection")
+	defer b.Close()
 	for range 3 {
-		c.Open(wire.KindHTTP)
-		b := testgateway.Receive(t, g.Backs, "a back connection")
-		b.Conn.SetDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintf(b.Conn, "GET / HTTP/1.1\r\nHost: local\r\n\r\n")
-		if n, err := b.R.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
-			t.Errorf("back connection to a dead local service: read %d bytes, %v; want EOF", n, err)
+		_, err := b.Stream(t, wire.KindHTTP)
+		var ref *wire.Refusal
+		if !errors.As(err, &ref) || ref.Code != wire.CodeLocalUnavailable || !strings.Contains(ref.Reason, local) {
+			t.Fatalf("stream to a dead local service: %v; want a local-unavailable refusal naming %s", err, local)
 		}
-		b.Conn.Close()
 	}
 	a.waitLog(t, "the local service refuses connections")
 	if n := a.countLogs("the local service refuses connections"); n != 1 {
@@ -359,9 +369,9 @@ func TestUnboundTLSWarnsOnce(t *testing.T) {
 	}
 	c.Conn.Close()
 	c = testgateway.Receive(t, g.Controls, "a second control connection")
-	c.Open(wire.KindHTTP)
+	c.Open(wire.KindMux)
 	b := testgateway.Receive(t, g.Backs, "a back connection")
-	defer b.Conn.Close()
+	defer b.Close()
 	if got := request(t, b, "/u"); got != "local /u ping" {
 		t.Errorf("answer %q", got)
 	}

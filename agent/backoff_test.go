@@ -51,13 +51,13 @@ func TestBackoffJitterAndReset(t *testing.T) {
 
 func TestOptionsDefaults(t *testing.T) {
 	o := Options{}.withDefaults()
-	if o.Spare != DefaultSpare || o.MinBackoff != DefaultMinBackoff || o.MaxBackoff != DefaultMaxBackoff ||
+	if o.OpenFiles != openFileLimit() || o.MinBackoff != DefaultMinBackoff || o.MaxBackoff != DefaultMaxBackoff ||
 		o.SlowRetry != DefaultSlowRetry || o.Logger == nil || o.Dial == nil {
 		t.Errorf("defaults: %+v", o)
 	}
-	for _, tc := range []struct{ in, want int }{{-1, 0}, {5, 5}, {100, 16}} {
-		if got := (Options{Spare: tc.in}).withDefaults().Spare; got != tc.want {
-			t.Errorf("Spare %d becomes %d, want %d", tc.in, got, tc.want)
+	for _, tc := range []struct{ in, want int }{{-1, openFileLimit()}, {40, 40}} {
+		if got := (Options{OpenFiles: tc.in}).withDefaults().OpenFiles; got != tc.want {
+			t.Errorf("OpenFiles %d becomes %d, want %d", tc.in, got, tc.want)
 		}
 	}
 	if o := (Options{MinBackoff: time.Minute, MaxBackoff: time.Second}).withDefaults(); o.MaxBackoff != time.Minute {

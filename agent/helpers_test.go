@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +87,19 @@ func (r *running) countLogs(msg string) int {
 	return n
 }
 
+// waitLogs waits until n log lines or more have a message that contains
+// msg.
+func (r *running) waitLogs(t *testing.T, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.countLogs(msg) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d log lines with %q, want %d", r.countLogs(msg), msg, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func hasFields(e observer.LoggedEntry, fields []string) bool {
 	m := e.ContextMap()
 	for i := 0; i+1 < len(fields); i += 2 {
@@ -102,15 +116,36 @@ func optionsFor(g *testgateway.Gateway) Options {
 }
 
 // localHTTP starts a local service that answers every request with its
-// path, and returns its address.
+// path and body, and returns its address.
 func localHTTP(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return countedHTTP(t).addr
+}
+
+// localService is a local service started by a test.
+type localService struct {
+	addr string
+	// accepted counts the connections it accepted.
+	accepted atomic.Int64
+}
+
+// countedHTTP starts the local service of localHTTP, counting the
+// connections it accepts: each is counted before it is served.
+func countedHTTP(t *testing.T) *localService {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "local %s %s", r.URL.Path, body)
 	}))
+	l := &localService{addr: srv.Listener.Addr().String()}
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			l.accepted.Add(1)
+		}
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
+	return l
 }
 
 // closedPort returns a loopback address where nothing listens.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,7 +63,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestFlagErrors(t *testing.T) {
-	for _, args := range [][]string{{"-spare", "17"}, {"-spare", "-1"}, {"extra"}, {"-no-such-flag"}, {"-bind", "nowhere"}} {
+	for _, args := range [][]string{{"-spare", "some"}, {"extra"}, {"-no-such-flag"}, {"-bind", "nowhere"}} {
 		if code, _, stderr := runCommand(t, args...); code != 2 || stderr == "" {
 			t.Errorf("%v: status %d, stderr %q; want 2 and a message", args, code, stderr)
 		}
@@ -71,6 +72,27 @@ func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{{"-log-format", "xml"}, {"-log-level", "loud"}} {
 		if code, _, stderr := runCommand(t, append(args, "-config", path)...); code != 2 || !strings.Contains(stderr, args[0]) {
 			t.Errorf("%v: status %d, stderr %q; want 2 and a message", args, code, stderr)
+		}
+	}
+}
+
+// TestSpareAccepted: the former -spare flag takes any number, even one
+// out of its former range, so that old command lines still start; serve
+// then warns that it is ignored.
+func TestSpareAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		given bool
+	}{
+		{nil, false},
+		{[]string{"-spare", "3"}, true},
+		{[]string{"-spare", "17"}, true},
+		{[]string{"-spare", "-1"}, true},
+		{[]string{"-spare", "0"}, true},
+	} {
+		cfg, err := parseFlags(tc.args, io.Discard)
+		if err != nil || cfg.spareGiven != tc.given {
+			t.Errorf("%v: given %v, %v; want given %v", tc.args, cfg.spareGiven, err, tc.given)
 		}
 	}
 }

@@ -84,17 +84,16 @@ func TestServeAndReload(t *testing.T) {
 	path := writeConfig(t, g.Line("home", "pw", local))
 	p := startCommand(t, "-config", path, "-ca", g.CAFile, "-spare", "3")
 
+	// The former -spare flag is accepted, and said to be ignored.
+	p.waitLog(t, "-spare is ignored: ")
 	home := testgateway.Receive(t, g.Controls, "the control connection of home")
 	p.waitLog(t, "registered", `"name": "home"`)
-	if home.Hello.Spare != 3 {
-		t.Errorf("spare %d, want 3 from -spare", home.Hello.Spare)
-	}
-	home.Open(wire.KindHTTP)
+	home.Open(wire.KindMux)
 	b := testgateway.Receive(t, g.Backs, "a back connection")
 	if status, body := b.Request(t, "GET", "/hello", ""); status != 200 || body != "local /hello" {
 		t.Errorf("through the agent: %d %q", status, body)
 	}
-	b.Conn.Close()
+	b.Close()
 
 	// An edit replaces home by office.
 	if err := os.WriteFile(path, []byte(g.Line("office", "pw2", local)), 0o600); err != nil {
@@ -140,9 +139,12 @@ func TestServeBadCAFile(t *testing.T) {
 func TestServeBind(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "pw"})
 	path := writeConfig(t, g.Line("home", "pw", ""))
-	startCommand(t, "-config", path, "-bind", "127.0.0.2")
+	p := startCommand(t, "-config", path, "-bind", "127.0.0.2")
 	c := testgateway.Receive(t, g.Controls, "the control connection")
 	if ip := c.Conn.RemoteAddr().(*net.TCPAddr).IP.String(); ip != "127.0.0.2" {
 		t.Errorf("the agent connected from %s, want 127.0.0.2 from -bind", ip)
+	}
+	if strings.Contains(p.stderr.String(), "-spare") {
+		t.Error("the agent warns about -spare, which was not given")
 	}
 }

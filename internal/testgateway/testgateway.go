@@ -1,7 +1,7 @@
 // Package testgateway is the gateway side of the tildegate protocol, just
 // enough to drive an agent over real TCP in tests: it accepts control and
-// back connections, runs the proofs, hands out tickets, and shows the test
-// what it saw. It is a test fixture, not a gateway: the real one is the
+// multiplexed back connections, runs the proofs, hands out tickets, opens
+// streams as the test asks, and shows the test what it saw. It is a test fixture, not a gateway: the real one is the
 // Caddy module.
 package testgateway
 
@@ -9,7 +9,9 @@ import (
 	"bufio"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -18,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/yamux"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/internal/mux"
 	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
 )
 
 // Settings change how the gateway answers; see Gateway.Set.
@@ -57,7 +62,7 @@ type Gateway struct {
 	Attempts chan Attempt
 	// Controls gets every registered control connection.
 	Controls chan *Control
-	// Backs gets every accepted back connection.
+	// Backs gets every accepted back connection, multiplexed.
 	Backs chan *Back
 
 	t         testing.TB
@@ -68,6 +73,7 @@ type Gateway struct {
 	sessions  map[string]*Control // by session id
 	tickets   map[string]ticket   // by ticket
 	conns     map[net.Conn]bool   // to close at the end of the test
+	muxes     []*yamux.Session    // likewise
 	closed    bool
 	wg        sync.WaitGroup // the goroutines of connections
 }
@@ -106,14 +112,28 @@ type ticket struct {
 	kind wire.Kind
 }
 
-// Back is an accepted back connection: the gateway's end of the pipe.
+// Back is an accepted multiplexed back connection: the gateway's end of
+// it, on which the test opens streams as the gateway does for sessions.
 type Back struct {
 	Name string
-	Kind wire.Kind
-	Conn net.Conn
-	// R reads Conn.
-	R *bufio.Reader
+	// Ticket is the ticket the agent presented, and Key the session key:
+	// with a stream's id they make the stream's opening.
+	Ticket []byte
+	Key    wire.SessionKey
+	// Session is the gateway's side of the multiplexer.
+	Session *yamux.Session
+
+	conn *frameConn
+	// opening is held while a stream is opened: the agent drops a stream
+	// whose id is not above those of every earlier one, and concurrent
+	// calls of yamux's OpenStream may send their streams' first frames in
+	// another order than that of their ids.
+	opening sync.Mutex
 }
+
+// streamTimeout bounds a stream's opening and its answer, and the
+// exchanges of Request.
+const streamTimeout = 10 * time.Second
 
 // New starts a gateway on loopback that knows the given passwords by name;
 // with tlsOn it speaks TLS with a fresh self-signed certificate. It stops
@@ -189,6 +209,9 @@ func (g *Gateway) close() {
 	g.ln.Close()
 	g.mu.Lock()
 	g.closed = true
+	for _, s := range g.muxes {
+		s.Close()
+	}
 	for conn := range g.conns {
 		conn.Close()
 	}
@@ -364,13 +387,16 @@ func (c *Control) SendPayload(t wire.FrameType, payload []byte) {
 	c.Conn.Write(c.sealer.AppendPayload(nil, t, payload))
 }
 
-// Open sends OPEN with a fresh ticket.
-func (c *Control) Open(kind wire.Kind) {
+// Open sends OPEN with a fresh ticket of kind and returns the ticket. An
+// agent answers wire.KindMux with a multiplexed back connection; the test
+// may send other kinds, which an agent must not answer.
+func (c *Control) Open(kind wire.Kind) []byte {
 	tk := random(wire.TicketSize)
 	c.g.mu.Lock()
 	c.g.tickets[string(tk)] = ticket{c: c, kind: kind}
 	c.g.mu.Unlock()
 	c.Send(wire.Frame{Type: wire.FrameOpen, Ticket: tk, Kind: kind})
+	return tk
 }
 
 func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.Hello, binding []byte) {
@@ -391,6 +417,11 @@ func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.
 		refuseHTTP(conn, wire.CodeBadTicket, http.StatusForbidden, "wrong proof", "")
 		return
 	}
+	if tk.kind != wire.KindMux {
+		g.t.Errorf("test gateway: back connection for a ticket of kind %s: back connections are multiplexed", tk.kind)
+		refuseHTTP(conn, wire.CodeBadTicket, http.StatusForbidden, "not a ticket for a back connection", "")
+		return
+	}
 	proof := tk.c.key.BackAcceptProof(hello.Session, hello.Ticket, hello.Nonce, binding)
 	g.mu.Lock()
 	if g.settings.WrongBackProof {
@@ -400,25 +431,151 @@ func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.
 	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n%s: %s\r\n\r\n",
 		wire.UpgradeToken, wire.HeaderProof, wire.EncodeValue(proof))
 	conn.SetDeadline(time.Time{})
-	g.Backs <- &Back{Name: name, Kind: tk.kind, Conn: conn, R: br}
+	fc := &frameConn{Conn: conn, r: br}
+	fc.boundary = sync.NewCond(&fc.mu)
+	session, err := mux.Gateway(fc, zap.NewNop())
+	if err != nil {
+		g.t.Errorf("test gateway: %v", err)
+		conn.Close()
+		return
+	}
+	g.mu.Lock()
+	if g.closed {
+		session.Close()
+	}
+	g.muxes = append(g.muxes, session)
+	g.mu.Unlock()
+	g.Backs <- &Back{Name: name, Ticket: hello.Ticket, Key: tk.c.key, Session: session, conn: fc}
 }
 
-// Request sends an HTTP request through the back connection, as the
-// gateway's reverse proxy does, and returns the answer's status and body.
+// Stream opens a stream of kind as the gateway does for a session: it
+// writes the stream's opening and reads the agent's answer. It returns
+// the stream once the agent has connected it to its local service, a
+// *wire.Refusal when the agent refused it, and any other error when the
+// stream failed. It does not stop the test, so that goroutines may call
+// it; the stream is closed at the end of the test at the latest.
+func (b *Back) Stream(t testing.TB, kind wire.Kind) (net.Conn, error) {
+	t.Helper()
+	s, err := b.Open(t, func(id uint32) []byte { return wire.StreamOpen(b.Key, b.Ticket, id, kind) })
+	if err != nil {
+		return nil, err
+	}
+	s.SetReadDeadline(time.Now().Add(streamTimeout))
+	if err := wire.ReadStreamAnswer(s); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.SetReadDeadline(time.Time{})
+	return s, nil
+}
+
+// Open opens a stream and writes opening(id) on it, id being the stream's
+// id, without reading the answer: for openings that a gateway would not
+// write. The stream is closed at the end of the test at the latest.
+func (b *Back) Open(t testing.TB, opening func(id uint32) []byte) (*yamux.Stream, error) {
+	t.Helper()
+	b.opening.Lock()
+	s, err := b.Session.OpenStream()
+	b.opening.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("opening a stream: %w", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.SetWriteDeadline(time.Now().Add(streamTimeout))
+	if _, err := s.Write(opening(s.StreamID())); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("writing the stream's opening: %w", err)
+	}
+	s.SetWriteDeadline(time.Time{})
+	return s, nil
+}
+
+// Request sends an HTTP request on a fresh web stream, as the gateway's
+// reverse proxy does, and returns the answer's status and body.
 func (b *Back) Request(t testing.TB, method, path, body string) (int, string) {
 	t.Helper()
-	b.Conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(b.Conn, "%s %s HTTP/1.1\r\nHost: local\r\nContent-Length: %d\r\n\r\n%s", method, path, len(body), body)
-	res, err := http.ReadResponse(b.R, nil)
+	s, err := b.Stream(t, wire.KindHTTP)
 	if err != nil {
-		t.Fatalf("reading the answer through the back connection: %v", err)
+		t.Fatalf("opening a web stream: %v", err)
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(streamTimeout))
+	fmt.Fprintf(s, "%s %s HTTP/1.1\r\nHost: local\r\nContent-Length: %d\r\n\r\n%s", method, path, len(body), body)
+	res, err := http.ReadResponse(bufio.NewReader(s), nil)
+	if err != nil {
+		t.Fatalf("reading the answer through the stream: %v", err)
 	}
 	defer res.Body.Close()
-	var sb strings.Builder
-	if _, err := bufio.NewReader(res.Body).WriteTo(&sb); err != nil {
+	answer, err := io.ReadAll(res.Body)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return res.StatusCode, sb.String()
+	return res.StatusCode, string(answer)
+}
+
+// Inject writes, between the multiplexer's frames, the frames that open a
+// stream of the given id with opening as its first bytes, as something on
+// the path that replays or forges streams would: the multiplexer itself
+// only opens streams under fresh ids.
+func (b *Back) Inject(id uint32, opening []byte) error {
+	// yamux frames: a 12-byte header (version 0, type, flags, stream id,
+	// length), then for a data frame its length of bytes. A window update
+	// with the SYN flag opens the stream.
+	const typeData, typeWindowUpdate, flagSYN = 0, 1, 1
+	frame := func(typ byte, flags uint16, length uint32) []byte {
+		h := []byte{0, typ}
+		h = binary.BigEndian.AppendUint16(h, flags)
+		h = binary.BigEndian.AppendUint32(h, id)
+		return binary.BigEndian.AppendUint32(h, length)
+	}
+	raw := append(frame(typeWindowUpdate, flagSYN, 0), frame(typeData, 0, uint32(len(opening)))...)
+	return b.conn.inject(append(raw, opening...))
+}
+
+// Close closes the back connection with all its streams.
+func (b *Back) Close() error { return b.Session.Close() }
+
+// frameConn is the connection under the gateway's multiplexer. It reads
+// what the upgrade's reader holds first, and keeps track of the frames
+// the multiplexer writes (each header in one write, a data frame's body
+// in the next), so that inject can slip whole frames in between.
+type frameConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	mu       sync.Mutex
+	boundary *sync.Cond // signalled when a frame is complete
+	body     int        // bytes of the current frame's body still to write
+}
+
+func (c *frameConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *frameConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.body > 0:
+		c.body -= len(p)
+	case len(p) >= 12 && p[1] == 0: // a data frame's header
+		c.body = int(binary.BigEndian.Uint32(p[8:12])) - (len(p) - 12)
+	}
+	n, err := c.Conn.Write(p)
+	if c.body <= 0 {
+		c.body = 0
+		c.boundary.Broadcast()
+	}
+	return n, err
+}
+
+// inject writes raw once no frame is half written.
+func (c *frameConn) inject(raw []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.body > 0 {
+		c.boundary.Wait()
+	}
+	_, err := c.Conn.Write(raw)
+	return err
 }
 
 func random(n int) []byte {
