@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,6 +156,22 @@ func (e *Env) StartAgent(t testing.TB, name, backbalance string, args ...string)
 	}
 	args = append([]string{"-config", path, "-ca", e.CAFile}, args...)
 	return StartProcess(t, name, e.Agent, args...)
+}
+
+// StartAgentLimited is StartAgent with the agent's limit of open files
+// set to openFiles, by prlimit(1).
+func (e *Env) StartAgentLimited(t testing.TB, name, backbalance string, openFiles int, args ...string) *Process {
+	t.Helper()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatal("prlimit is missing: install util-linux")
+	}
+	path := filepath.Join(t.TempDir(), "backbalance.bin")
+	if err := os.WriteFile(path, []byte(backbalance), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	limit := fmt.Sprintf("--nofile=%d", openFiles)
+	return StartProcess(t, name, prlimit, append([]string{limit, e.Agent, "-config", path, "-ca", e.CAFile}, args...)...)
 }
 
 // BackbalanceLine is an agent entry for name with password, over TLS to the
