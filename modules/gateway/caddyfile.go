@@ -62,9 +62,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // balance.bin address filter (1.2.3.4, 51.254.* or a DNS name) and
 // require_tls refuses agents without TLS. rdp gives the addresses that
 // native RDP for a name goes to, like balance.bin RDPPORT lines: for a name
-// defined by server or agent, or alone. tunnel tunes the back
-// connections of all back entries. ca_file is a PEM file of CA certificates that
-// balance.bin SSL_STRICT entries trust instead of the system roots.
+// defined by server or agent, or alone. tunnel tunes the back connections
+// and sessions of all back entries: back_wait bounds opening a session
+// through the agent (then 504), max_sessions limits the web sessions open
+// at once per name (default 4096; beyond it a request is answered 503).
+// The former max_back_conns is still read as max_sessions, and
+// max_pending_tickets is accepted and ignored, both with a warning.
+// ca_file is a PEM file of CA certificates that balance.bin SSL_STRICT
+// entries trust instead of the system roots.
 // poll_interval is how often files are checked when file notifications
 // miss a change (default 1s).
 func (g *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
