@@ -9,8 +9,8 @@ import (
 	"github.com/tildegate/tildegate/wire"
 )
 
-// localAddress returns the local service that a back connection of the
-// given kind reaches for entry e.
+// localAddress returns the local service that a session of the given kind
+// reaches for entry e.
 func localAddress(e balancebin.BackEntry, kind wire.Kind) (string, error) {
 	switch kind {
 	case wire.KindHTTP:
@@ -18,18 +18,7 @@ func localAddress(e balancebin.BackEntry, kind wire.Kind) (string, error) {
 	case wire.KindRDP:
 		return e.RDP.String(), nil
 	}
-	return "", fmt.Errorf("back connection of unknown kind %d", kind)
-}
-
-// kindName names a back connection kind in logs.
-func kindName(kind wire.Kind) string {
-	switch kind {
-	case wire.KindHTTP:
-		return "http"
-	case wire.KindRDP:
-		return "rdp"
-	}
-	return fmt.Sprintf("kind-%d", kind)
+	return "", fmt.Errorf("a session of kind %s, which has no local service", kind)
 }
 
 // dialLocal connects to the local service.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,19 +14,22 @@ import (
 )
 
 // TestIdleRDPDoesNotStarveTheWeb: RDP connections arrive unauthenticated
-// and may sit idle; 80 of them through one agent, more than the web's 64
-// back connections per name, must not make the name's web requests fail:
-// the two kinds have budgets of their own.
+// and may sit idle; 80 of them through one agent, with max_sessions 64 for
+// the web, must not make the name's web requests fail: the two kinds have
+// session budgets of their own.
 func TestIdleRDPDoesNotStarveTheWeb(t *testing.T) {
 	const idleRDP, requests = 80, 60
 	local := e2e.LocalService(t, "home").Listener.Addr().String()
 	rdp := e2e.EchoServer(t)
 	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n")
+	if err := g.Reload(strings.Replace(g.Config(), "tunnel {", "tunnel {\n\t\t\tmax_sessions 64", -1)); err != nil {
+		t.Fatal(err)
+	}
 	agent := env.StartAgent(t, "agent", fmt.Sprintf("SSL /~~home=pw#%s => %s RDPPORT %s;\n", g.Address(), local, rdp))
 	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
 
 	// Idle RDP sessions from several addresses, each past its Connection
-	// Request, so that each holds an RDP back connection.
+	// Request, so that each holds an RDP session through the agent.
 	for i := range idleRDP {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 3, byte(i%16+1))}, Timeout: 5 * time.Second}
 		c, err := d.Dial("tcp", g.Address())

@@ -220,7 +220,7 @@ func reportLatency(b *testing.B, sorted []time.Duration, unit string, p int) {
 
 // keepAliveRate runs 4 keep-alive clients against url for d and returns
 // the requests per second they got answered.
-func keepAliveRate(b *testing.B, url string, d time.Duration) float64 {
+func keepAliveRate(b testing.TB, url string, d time.Duration) float64 {
 	var served atomic.Int64
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(d)

@@ -54,6 +54,26 @@ func openSessions(n int, url string) (open []*websocket.Conn, refused []string, 
 	return open, refused, took
 }
 
+// wantRefusals checks that each refused session was answered 503 with a
+// body that says every one of says, and that no session, opened or
+// refused, took longer than within to be answered.
+func wantRefusals(t *testing.T, refused []string, took []time.Duration, within time.Duration, says ...string) {
+	t.Helper()
+	for _, r := range refused {
+		ok := strings.HasPrefix(r, "503 ")
+		for _, part := range says {
+			ok = ok && strings.Contains(r, part)
+		}
+		if !ok {
+			t.Errorf("a refused session got %q, want 503 saying %q", r, says)
+			break
+		}
+	}
+	if slowest := slices.Max(took); slowest > within {
+		t.Errorf("a session was answered after %s, want within %s", slowest, within)
+	}
+}
+
 // closeAll closes websockets at the end of a test.
 func closeAll(conns []*websocket.Conn) {
 	for _, c := range conns {
@@ -182,15 +202,7 @@ func TestManySessionsThroughOneAgent(t *testing.T) {
 	if len(more)+len(open) > limit || len(refused) < 40-(limit-sessions) {
 		t.Errorf("%d sessions open with max_sessions %d, %d refused", len(more)+len(open), limit, len(refused))
 	}
-	for _, r := range refused {
-		if !strings.HasPrefix(r, "503 ") || !strings.Contains(r, "the gateway refused the session") || !strings.Contains(r, "sessions are open") {
-			t.Errorf("a session past the limit got %q, want 503 saying why", r)
-			break
-		}
-	}
-	if slowest := slices.Max(took); slowest > 2*time.Second {
-		t.Errorf("a session past the limit was answered after %s, want at once", slowest)
-	}
+	wantRefusals(t, refused, took, 2*time.Second, "the gateway refused the session", "sessions are open")
 	g.Log.WaitFor(5*time.Second, 0, "session refused", "too-many", `"name":"many"`)
 	if n := g.Log.Count("session refused"); n != 1 {
 		t.Errorf("the gateway logged %d lines for %d refused sessions, want one per minute", n, len(refused))
@@ -220,15 +232,7 @@ func TestAgentNearItsOpenFileLimit(t *testing.T) {
 	if len(open) < 60 || len(open) > 96 || len(refused) == 0 {
 		t.Errorf("%d sessions opened and %d refused under a limit of 128 open files", len(open), len(refused))
 	}
-	for _, r := range refused {
-		if !strings.HasPrefix(r, "503 ") || !strings.Contains(r, "the agent refused the session") || !strings.Contains(r, "limit of 128 open files") {
-			t.Errorf("a session refused by the agent got %q, want 503 saying why", r)
-			break
-		}
-	}
-	if slowest := slices.Max(took); slowest > 5*time.Second {
-		t.Errorf("a refused session was answered after %s, want at once", slowest)
-	}
+	wantRefusals(t, refused, took, 5*time.Second, "the agent refused the session", "limit of 128 open files")
 	agent.Log.WaitFor(5*time.Second, 0, "refusing sessions", "limit of 128 open files")
 	if n := agent.Log.Count("refusing sessions"); n != 1 {
 		t.Errorf("the agent logged %d lines for %d refused sessions, want one", n, len(refused))

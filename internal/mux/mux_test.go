@@ -27,7 +27,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // reaches the agent intact, in both directions, and each data frame
 // reaches the connection in one write, header and body together.
 func TestDataFramesAreWrittenWhole(t *testing.T) {
-	gwConn, agentConn := tcpPair(t)
+	gwConn, agentConn := net.Pipe()
 	counted := &countingConn{Conn: gwConn}
 	gw, err := Gateway(counted, zap.NewNop())
 	if err != nil {
@@ -99,24 +99,4 @@ func TestDataFramesAreWrittenWhole(t *testing.T) {
 	if writes := counted.writes.Load() - before; writes > frames+frames/4 {
 		t.Errorf("%d writes for %d data frames: headers are written apart from their bodies", writes, frames)
 	}
-}
-
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	a, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
 }

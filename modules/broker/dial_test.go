@@ -36,19 +36,7 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 	b.regs["home"] = reg
 	t.Cleanup(func() { reg.close(0, "test over") })
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	gwSide, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentSide, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	gwSide, agentSide := net.Pipe()
 	ticket := []byte("0123456789abcdef")
 	reg.addMux(gwSide, ticket)
 	session, err := mux.Agent(agentSide, zap.NewNop(), time.Minute)
@@ -79,6 +67,20 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 
 func accept(wire.Kind) []byte { return wire.StreamAccepted }
 
+// dialWeb opens n web sessions to "home".
+func dialWeb(t *testing.T, b *Broker, n int) []net.Conn {
+	t.Helper()
+	var open []net.Conn
+	for range n {
+		c, err := b.Dial(context.Background(), "home", wire.KindHTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+	}
+	return open
+}
+
 // TestDialOpensStreamsOfItsKind: a session is a stream whose opening names
 // its kind, and it carries bytes both ways.
 func TestDialOpensStreamsOfItsKind(t *testing.T) {
@@ -108,14 +110,7 @@ func TestDialOpensStreamsOfItsKind(t *testing.T) {
 // a closed session gives its place back.
 func TestSessionLimits(t *testing.T) {
 	b, reg, _ := registered(t, Settings{MaxSessions: 3}, accept)
-	var open []net.Conn
-	for range 3 {
-		c, err := b.Dial(context.Background(), "home", wire.KindHTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		open = append(open, c)
-	}
+	open := dialWeb(t, b, 3)
 	start := time.Now()
 	_, err := b.Dial(context.Background(), "home", wire.KindHTTP)
 	var se *SessionError
@@ -191,14 +186,7 @@ func TestBusyConnectionIsRetired(t *testing.T) {
 	defer func(id uint32, poll time.Duration) { retireStreamID, retirePoll = id, poll }(retireStreamID, retirePoll)
 	retireStreamID, retirePoll = 5, 20*time.Millisecond // the third stream: ids 1, 3, 5
 	b, reg, a := registered(t, Settings{BackWait: 300 * time.Millisecond}, accept)
-	var open []net.Conn
-	for range 3 {
-		c, err := b.Dial(context.Background(), "home", wire.KindHTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		open = append(open, c)
-	}
+	open := dialWeb(t, b, 3)
 	select {
 	case <-reg.muxChanged:
 	default:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/internal/pipe"
+	"github.com/tildegate/tildegate/modules/broker"
 	"github.com/tildegate/tildegate/x224"
 	"go.uber.org/zap"
 )
@@ -60,7 +61,13 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.DialTimeout))
 	server, target, err := w.dial(ctx, req.Name, ip)
 	cancel()
-	if err != nil {
+	var limited *broker.SessionError
+	switch {
+	case errors.As(err, &limited):
+		// A limit, or an agent that cannot reach its RDP service: the
+		// broker logged it, once per interval.
+		return
+	case err != nil:
 		refuse(req.Name, err.Error())
 		return
 	}
