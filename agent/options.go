@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
 
@@ -30,6 +31,10 @@ type Options struct {
 	// refuses a session, which costs one, when it holds nearly that many.
 	// 0 means the process's limit.
 	OpenFiles int
+	// Version names the agent's software and version for the gateways'
+	// lists of agents, e.g. "tildegate-agent/1.2.0"; it is not sent when
+	// empty or not a valid hello field (see wire.ValidAgent).
+	Version string
 	// Logger receives the agent's logs; nil discards them.
 	Logger *zap.Logger
 	// Dial opens a TCP connection that reaches the gateway of e; the agent
@@ -52,6 +57,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if !wire.ValidAgent(o.Version) {
+		o.Version = ""
 	}
 	if o.Dial == nil {
 		o.Dial = dialDefault

@@ -68,6 +68,7 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 		Host:     hostHeader(r.e),
 		Name:     r.e.Name,
 		Password: r.e.Password,
+		Agent:    r.opts.Version,
 		Binding:  func(bound bool) ([]byte, error) { return r.binding(cs, bound) },
 	}
 	if resume != nil {

@@ -34,6 +34,9 @@ type Registering struct {
 	Host     string
 	Name     string
 	Password string
+	// Agent names the agent's software and version for the gateway's
+	// list of agents (see Hello.Agent); empty sends none.
+	Agent string
 	// Resume, when set, asks for that session back.
 	Resume *Resumption
 	// Binding returns the channel binding to cover, given whether the
@@ -62,7 +65,7 @@ type Registration struct {
 // WELCOME after it is an ErrNoConfirmation, which wraps the refusal or
 // the failure when there is one.
 func (g Registering) Run(conn net.Conn) (*Registration, error) {
-	hello := Hello{Version: Version, Role: RoleControl, Nonce: randomNonce()}
+	hello := Hello{Version: Version, Role: RoleControl, Nonce: randomNonce(), Agent: g.Agent}
 	if g.Resume != nil {
 		hello.Resume = g.Resume.Session
 		hello.Proof = g.Resume.Key.ResumeHelloProof(g.Resume.Session, hello.Nonce)

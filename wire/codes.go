@@ -26,6 +26,7 @@ const (
 	CodeVersion           Code = 13
 	CodeTooMany           Code = 14
 	CodeLocalUnavailable  Code = 15
+	CodeHeld              Code = 16
 )
 
 var codeNames = map[Code]string{
@@ -44,6 +45,7 @@ var codeNames = map[Code]string{
 	CodeVersion:           "version",
 	CodeTooMany:           "too-many",
 	CodeLocalUnavailable:  "local-unavailable",
+	CodeHeld:              "held",
 }
 
 // String returns the code's name, e.g. "wrong-password".

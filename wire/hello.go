@@ -60,6 +60,10 @@ type Hello struct {
 	// a drop and wants back; Proof then proves that session's key (see
 	// SessionKey.ResumeHelloProof).
 	Resume []byte
+	// Agent, on a control hello, names the agent's software and version,
+	// e.g. "tildegate-agent/1.2.0", for the gateway's list of agents:
+	// at most MaxAgentLength characters of AgentChars.
+	Agent string
 	// Session, Ticket and Proof are set on a back hello; Proof also on a
 	// control hello that resumes.
 	Session []byte
@@ -86,6 +90,9 @@ var b64 = base64.RawURLEncoding
 func (h Hello) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s v=%d; role=%s; nonce=%s", HelloScheme, h.Version, h.Role, b64.EncodeToString(h.Nonce))
+	if h.Agent != "" {
+		fmt.Fprintf(&b, "; agent=%s", h.Agent)
+	}
 	for _, f := range []struct {
 		key string
 		val []byte
@@ -132,6 +139,12 @@ func ParseHello(value string) (Hello, error) {
 		if h.Proof, err = decodeField(fields, "proof", ProofSize, false); err != nil {
 			return Hello{}, err
 		}
+		if agent, ok := fields["agent"]; ok {
+			if !ValidAgent(agent) {
+				return Hello{}, fmt.Errorf("field \"agent\": want at most %d characters of %s", MaxAgentLength, AgentChars)
+			}
+			h.Agent = agent
+		}
 	case RoleBack:
 		if h.Session, err = decodeField(fields, "session", SessionSize, true); err != nil {
 			return Hello{}, err
@@ -146,6 +159,26 @@ func ParseHello(value string) (Hello, error) {
 		return Hello{}, fmt.Errorf("hello: role %s, want %q or %q", Quote(string(h.Role)), RoleControl, RoleBack)
 	}
 	return h, nil
+}
+
+// The agent field of a control hello.
+const (
+	MaxAgentLength = 64
+	AgentChars     = "letters, digits and ._+/-"
+)
+
+// ValidAgent reports whether s can be a hello's agent field.
+func ValidAgent(s string) bool {
+	if s == "" || len(s) > MaxAgentLength {
+		return false
+	}
+	for _, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._+/-", c)
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseChallenge decodes a Tildegate-Challenge header value.

@@ -12,7 +12,7 @@ func filled(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 func TestHelloRoundTrip(t *testing.T) {
 	for _, h := range []Hello{
 		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1)},
-		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Resume: filled(SessionSize, 2)},
+		{Version: Version, Role: RoleControl, Nonce: filled(NonceSize, 1), Resume: filled(SessionSize, 2), Agent: "tildegate-agent/1.2.0+dev"},
 		{Version: Version, Role: RoleBack, Nonce: filled(NonceSize, 1), Session: filled(SessionSize, 2), Ticket: filled(TicketSize, 3), Proof: filled(ProofSize, 4)},
 	} {
 		got, err := ParseHello(h.String())
@@ -28,17 +28,19 @@ func TestHelloRoundTrip(t *testing.T) {
 func TestHelloErrors(t *testing.T) {
 	nonce := "nonce=" + b64.EncodeToString(filled(NonceSize, 1))
 	cases := map[string]string{
-		"Basic dXNlcjpwYXNz":                                   "no Tildegate hello",
-		"Tildegate v=1; role=control; " + nonce:                "version",
-		"Tildegate v=3; role=spy; " + nonce:                    `role "spy"`,
-		"Tildegate v=3; role=control":                          `"nonce" is missing`,
-		"Tildegate v=3; role=control; nonce=short":             `field "nonce"`,
-		"Tildegate v=3; role=control; " + nonce + "; " + nonce: "given twice",
-		"Tildegate v=3; role=back; " + nonce:                   `"session" is missing`,
-		"Tildegate v=2; role=control; " + nonce:                "version",
-		"Tildegate v=3; garbage; " + nonce:                     "malformed field",
-		"":                                                     "no Tildegate hello",
-		"Tildegate ":                                           "malformed field",
+		"Basic dXNlcjpwYXNz":                                                           "no Tildegate hello",
+		"Tildegate v=1; role=control; " + nonce:                                        "version",
+		"Tildegate v=3; role=spy; " + nonce:                                            `role "spy"`,
+		"Tildegate v=3; role=control":                                                  `"nonce" is missing`,
+		"Tildegate v=3; role=control; nonce=short":                                     `field "nonce"`,
+		"Tildegate v=3; role=control; " + nonce + "; " + nonce:                         "given twice",
+		"Tildegate v=3; role=back; " + nonce:                                           `"session" is missing`,
+		"Tildegate v=3; role=control; agent=a<b>; " + nonce:                            `field "agent"`,
+		"Tildegate v=3; role=control; agent=" + strings.Repeat("a", 65) + "; " + nonce: `field "agent"`,
+		"Tildegate v=2; role=control; " + nonce:                                        "version",
+		"Tildegate v=3; garbage; " + nonce:                                             "malformed field",
+		"":                                                                             "no Tildegate hello",
+		"Tildegate ":                                                                   "malformed field",
 		"Tildegate v=3; role=control; " + nonce + "; x=" + strings.Repeat("a", MaxHeaderSize): "at most 1024",
 	}
 	for in, want := range cases {

@@ -25,7 +25,8 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) int {
 		log.Error("cannot start: " + err.Error())
 		return 2
 	}
-	a := agent.New(agent.Options{CAFile: cfg.caFile, Insecure: cfg.insecure, Logger: log, Dial: dial})
+	a := agent.New(agent.Options{CAFile: cfg.caFile, Insecure: cfg.insecure, Logger: log, Dial: dial,
+		Version: "tildegate-agent/" + version()})
 	a.Apply(entries)
 
 	ctx, cancel := context.WithCancel(ctx)

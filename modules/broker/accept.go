@@ -43,6 +43,7 @@ var refusalStatus = map[wire.Code]int{
 	wire.CodeBadTicket:         http.StatusForbidden,
 	wire.CodeVersion:           http.StatusBadRequest,
 	wire.CodeTooMany:           http.StatusServiceUnavailable,
+	wire.CodeHeld:              http.StatusServiceUnavailable,
 }
 
 // maxLoggedName bounds how much of a name that no entry has is logged.
@@ -76,6 +77,12 @@ func (a *attempt) refuse(w http.ResponseWriter, code wire.Code, reason string, r
 // log logs a refusal: one line per code and source per interval, with the
 // number held back since the last.
 func (a *attempt) log(code wire.Code, reason string) {
+	if a.role != wire.RoleBack {
+		registrations.WithLabelValues(code.String()).Inc()
+		if a.known {
+			a.b.refusedControl(a.key, a.name, code, reason, a.ip)
+		}
+	}
 	logged := ""
 	if a.known {
 		logged = a.key
@@ -141,6 +148,10 @@ func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name strin
 		b.serveBack(w, r, a, hello)
 		return
 	}
+	if left := b.heldFor(a.key); left > 0 {
+		a.refuse(w, wire.CodeHeld, fmt.Sprintf("the gateway's administrator holds %q out for another %s", name, left.Round(time.Second)), left)
+		return
+	}
 	live, resumable := b.resumable(a.key, hello)
 	if live && !resumable {
 		a.refuse(w, wire.CodeNameTaken, fmt.Sprintf("%q is held by another live agent connection", name), 0)
@@ -148,6 +159,7 @@ func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name strin
 	}
 	adm, th := b.throttle.admit(a.ip, a.key, resumable)
 	if th != nil {
+		throttledHandshakes.WithLabelValues(th.budget).Inc()
 		a.refuse(w, wire.CodeThrottled, th.reason+"; try again later", th.retryAfter)
 		return
 	}
@@ -261,6 +273,10 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		addr:       a.addr,
 		ip:         a.ip,
 		tls:        r.TLS != nil,
+		bound:      binding != nil,
+		agent:      hello.Agent,
+		since:      time.Now(),
+		stats:      b.stats(a.key, a.name),
 		session:    randomBytes(wire.SessionSize),
 		sessionKey: keys.Session,
 		conn:       conn,
@@ -269,6 +285,7 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		muxChanged: make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
+	reg.lastHeard.Store(reg.since.UnixNano())
 	// No frame may reach the agent before the WELCOME, though requests
 	// may find the registration as soon as it is published.
 	reg.wmu.Lock()
@@ -288,6 +305,7 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		return false
 	}
 	_ = conn.SetDeadline(time.Time{})
+	registrations.WithLabelValues("accepted").Inc()
 	b.logger.Info("agent registered", zap.String("name", a.name), zap.String("remote_ip", a.addr),
 		zap.Bool("tls", reg.tls), zap.Bool("resumed", resumed))
 	go reg.run()

@@ -112,8 +112,15 @@ type Broker struct {
 	used    map[[wire.TicketSize]byte]time.Time // presented tickets, for replay detection
 	swept   time.Time                           // when the tickets were last swept
 
+	// holds are the names whose agents the administrator keeps out, until
+	// when; guarded by mu.
+	holds map[string]time.Time
+
 	throttle *throttle
 	logs     *logLimiter
+
+	statsMu sync.Mutex
+	named   map[string]*nameStats // by lower-case name, from its first traffic
 }
 
 // endedSession is a session that dropped and that its agent may resume.
@@ -140,20 +147,25 @@ func Release() {
 }
 
 func newBroker(logger *zap.Logger) *Broker {
-	return &Broker{
+	b := &Broker{
 		logger:   logger.Named("broker"),
 		regs:     make(map[string]*registration),
 		claims:   make(map[string]*claim),
 		ended:    make(map[string]endedSession),
 		tickets:  make(map[[wire.TicketSize]byte]*ticket),
 		used:     make(map[[wire.TicketSize]byte]time.Time),
+		holds:    make(map[string]time.Time),
+		named:    make(map[string]*nameStats),
 		throttle: newThrottle(),
 		logs:     newLogLimiter(),
 	}
+	metricsBroker.Store(b)
+	return b
 }
 
 // Destruct closes every registration: the gateway is stopping.
 func (b *Broker) Destruct() error {
+	metricsBroker.CompareAndSwap(b, nil)
 	b.mu.Lock()
 	regs := make([]*registration, 0, len(b.regs))
 	for _, r := range b.regs {

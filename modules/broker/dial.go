@@ -85,7 +85,9 @@ func (b *Broker) Dial(ctx context.Context, name string, kind wire.Kind) (net.Con
 		return nil, b.refused(&SessionError{Name: reg.name, Code: wire.CodeTooMany,
 			Reason: fmt.Sprintf("%d %s sessions are open, the most the gateway allows for this name", limit, kind)})
 	}
+	started := time.Now()
 	conn, err := b.openStream(ctx, reg, kind)
+	sessionOpenSeconds.Observe(time.Since(started).Seconds())
 	if err != nil {
 		reg.sessions[kind].Add(-1)
 		var se *SessionError
@@ -182,5 +184,6 @@ func (r *registration) openOn(ctx context.Context, m *muxConn, kind wire.Kind, d
 		return nil, fmt.Errorf("%s: %w", r.name, err)
 	}
 	_ = s.SetDeadline(time.Time{})
+	r.stats.sessions[kind].Add(1)
 	return &streamConn{Stream: s, reg: r, kind: kind}, nil
 }

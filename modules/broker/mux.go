@@ -179,6 +179,20 @@ type streamConn struct {
 	closed atomic.Bool
 }
 
+// Read counts the bytes from the agent.
+func (c *streamConn) Read(p []byte) (int, error) {
+	n, err := c.Stream.Read(p)
+	c.reg.stats.bytesFromAgent.Add(int64(n))
+	return n, err
+}
+
+// Write counts the bytes to the agent.
+func (c *streamConn) Write(p []byte) (int, error) {
+	n, err := c.Stream.Write(p)
+	c.reg.stats.bytesToAgent.Add(int64(n))
+	return n, err
+}
+
 // Close ends the stream and counts its session closed, once.
 func (c *streamConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {

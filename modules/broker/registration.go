@@ -27,6 +27,13 @@ type registration struct {
 	addr     string
 	ip       netip.Addr
 	tls      bool
+	bound    bool   // the handshake is bound to the TLS session
+	agent    string // the agent's software and version, from its hello
+	since    time.Time
+	// lastHeard is when the agent's last frame arrived, in Unix
+	// nanoseconds.
+	lastHeard atomic.Int64
+	stats     *nameStats
 
 	session    []byte
 	sessionKey wire.SessionKey
@@ -81,6 +88,9 @@ func (r *registration) run() {
 	for {
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.settings.Dead))
 		f, err := opener.ReadFrame(r.conn)
+		if err == nil {
+			r.lastHeard.Store(time.Now().UnixNano())
+		}
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			r.close(0, "the agent was silent for "+r.settings.Dead.String())

@@ -106,6 +106,7 @@ func sourceOf(ip netip.Addr) netip.Prefix {
 
 // throttled is a refusal by the throttle: why, and when to try again.
 type throttled struct {
+	budget     string // which budget was spent: in-flight, source-name or name
 	reason     string
 	retryAfter time.Duration
 }
@@ -134,7 +135,7 @@ func (t *throttle) admit(ip netip.Addr, name string, resumes bool) (*admission, 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.inFlight[source] >= maxInFlight {
-		return nil, &throttled{reason: fmt.Sprintf("too many handshakes in flight from this address (at most %d)", maxInFlight), retryAfter: time.Second}
+		return nil, &throttled{budget: "in-flight", reason: fmt.Sprintf("too many handshakes in flight from this address (at most %d)", maxInFlight), retryAfter: time.Second}
 	}
 	pair := t.pairs.get(pairKey{source, name}, func() *bucket { return new(bucket) })
 	ns := t.names.get(name, func() *nameState { return new(nameState) })
@@ -142,7 +143,7 @@ func (t *throttle) admit(ip netip.Addr, name string, resumes bool) (*admission, 
 	owner := ns.owner.IsValid() && ns.owner == source
 	switch ok, wait := pair.take(now, pairBurst, pairRefill); {
 	case !ok && !resumes:
-		return nil, &throttled{reason: "too many attempts at this name from this address", retryAfter: wait}
+		return nil, &throttled{budget: "source-name", reason: "too many attempts at this name from this address", retryAfter: wait}
 	case !ok:
 		a.resumeOnly = true
 	case owner:
@@ -154,7 +155,7 @@ func (t *throttle) admit(ip netip.Addr, name string, resumes bool) (*admission, 
 			a.pair, a.nameToken = pair, true
 		case !resumes:
 			pair.give(pairBurst)
-			return nil, &throttled{reason: "too many attempts at this name", retryAfter: wait}
+			return nil, &throttled{budget: "name", reason: "too many attempts at this name", retryAfter: wait}
 		default:
 			pair.give(pairBurst)
 			a.resumeOnly = true

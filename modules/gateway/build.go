@@ -41,6 +41,9 @@ type routeSpec struct {
 	backLine *balancebin.Entry
 	back     *broker.Entry
 	rdp      []balancebin.HostPort
+	// inline is set for a name defined in the handler's config rather than
+	// in a balance file.
+	inline bool
 	// lazyGroup names the routes whose reverse proxies differ only by the
 	// name: once one of them provisioned, which proves their options
 	// sound, the others provision on first use. Empty: always at once.
@@ -122,6 +125,7 @@ func (h *Handler) provisionRoute(spec *routeSpec, fingerprint string, lazy bool)
 		fingerprint: fingerprint,
 		back:        spec.back,
 		rdpTargets:  spec.rdp,
+		inline:      spec.inline,
 		parent:      h.ctx,
 	}
 	rt.prefixHeader = []string{rt.prefix}
@@ -224,6 +228,9 @@ func (h *Handler) routeSpecs(files [][]balancebin.Entry) (map[string]*routeSpec,
 	}
 	if err := h.rdpSpecs(specs); err != nil {
 		return nil, err
+	}
+	for _, spec := range specs {
+		spec.inline = true
 	}
 	for i, entries := range files {
 		fileSpecs, err := h.fileSpecs(h.BalanceFiles[i], entries)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -180,6 +181,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.hostCookies = new(sync.Map)
 	h.tables = new(tableRef)
 	h.broker = broker.Acquire(h.logger)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering the metrics: %w", err)
+	}
 	if h.PollInterval <= 0 {
 		h.PollInterval = caddy.Duration(time.Second)
 	}
@@ -307,6 +311,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 		return nil
 	case rt.back != nil && !h.broker.Connected(rt.name):
+		h.broker.CountRequest(rt.name)
+		h.broker.CountUnserved(rt.name, broker.UnservedNoAgent)
 		http.Error(w, "tildegate: no agent connected for "+rt.name, http.StatusBadGateway)
 		return nil
 	}
@@ -330,13 +336,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	r.Header["X-Forwarded-Prefix"] = rt.prefixHeader
 	pw := getPrefixWriter(h, w, r, rt)
 	defer putPrefixWriter(pw)
+	if rt.back == nil {
+		return proxy.ServeHTTP(pw, r, next)
+	}
+	h.broker.CountRequest(rt.name)
 	err = proxy.ServeHTTP(pw, r, next)
-	var refused *broker.SessionError
-	if errors.As(err, &refused) {
+	var (
+		refused *broker.SessionError
+		netErr  net.Error
+	)
+	switch {
+	case errors.As(err, &refused):
 		// A limit, or a local service the agent cannot reach: the client
 		// is told which at once; the broker has logged it.
+		if refused.Status() == http.StatusServiceUnavailable {
+			h.broker.CountUnserved(rt.name, broker.UnservedLimit)
+		}
 		http.Error(w, "tildegate: "+refused.Error(), refused.Status())
 		return nil
+	case errors.As(err, &netErr) && netErr.Timeout():
+		h.broker.CountUnserved(rt.name, broker.UnservedTimeout)
 	}
 	return err
 }

@@ -39,9 +39,9 @@ func loadWithBalance(t *testing.T, content, proxy string) (*Handler, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
-	rdpHandlers.Lock()
-	defer rdpHandlers.Unlock()
-	return rdpHandlers.list[len(rdpHandlers.list)-1], nil
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
+	return liveHandlers.list[len(liveHandlers.list)-1], nil
 }
 
 // TestBackEntriesProvisionOnFirstUse: of a balance file's back entries,

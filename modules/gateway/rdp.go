@@ -28,26 +28,26 @@ const rdpKeepAlive = 30 * time.Second
 // RDP to (dynamic upstreams, for one).
 var errNoRDPTarget = errors.New("the name has no RDP target: add an RDPPORT line or an rdp option")
 
-// rdpHandlers are the provisioned handlers, oldest first. Native RDP
+// liveHandlers are the provisioned handlers, oldest first. Native RDP
 // arrives below HTTP, with no host name to choose a site by, so it looks a
 // name up in every handler, the newest config first.
-var rdpHandlers struct {
+var liveHandlers struct {
 	sync.Mutex
 	list []*Handler
 }
 
 // registerRDP makes h's names reachable by native RDP.
 func registerRDP(h *Handler) {
-	rdpHandlers.Lock()
-	defer rdpHandlers.Unlock()
-	rdpHandlers.list = append(rdpHandlers.list, h)
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
+	liveHandlers.list = append(liveHandlers.list, h)
 }
 
 // unregisterRDP undoes registerRDP.
 func unregisterRDP(h *Handler) {
-	rdpHandlers.Lock()
-	defer rdpHandlers.Unlock()
-	rdpHandlers.list = slices.DeleteFunc(rdpHandlers.list, func(x *Handler) bool { return x == h })
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
+	liveHandlers.list = slices.DeleteFunc(liveHandlers.list, func(x *Handler) bool { return x == h })
 }
 
 // rdpPlan is where native RDP for one name goes.
@@ -61,9 +61,9 @@ type rdpPlan struct {
 // lookupRDP finds the plan for name in the newest handler that defines it.
 func lookupRDP(name string) (rdpPlan, bool) {
 	key := lookupKey(name)
-	rdpHandlers.Lock()
-	handlers := slices.Clone(rdpHandlers.list)
-	rdpHandlers.Unlock()
+	liveHandlers.Lock()
+	handlers := slices.Clone(liveHandlers.list)
+	liveHandlers.Unlock()
 	for i := len(handlers) - 1; i >= 0; i-- {
 		h := handlers[i]
 		t := h.tables.acquire()

@@ -20,6 +20,7 @@ import (
 type route struct {
 	name   string // as configured
 	origin string // where it was defined, for error messages
+	inline bool   // defined in the handler's config, not in a balance file
 
 	// prefix is "/~~" + name, and prefixHeader the same as a header value
 	// shared by every request: read-only once built.

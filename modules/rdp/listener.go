@@ -125,6 +125,9 @@ func (w *ListenerWrapper) Provision(ctx caddy.Context) error {
 	if w.FirstPacketTimeout < 0 || w.DialTimeout < 0 || w.MaxConnsPerName < 0 {
 		return fmt.Errorf("first_packet_timeout, dial_timeout and max_conns_per_name must not be negative")
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering the metrics: %w", err)
+	}
 	w.logger = ctx.Logger()
 	liveLoggers.Lock()
 	liveLoggers.list = append(liveLoggers.list, w.logger)

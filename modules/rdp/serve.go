@@ -72,6 +72,8 @@ func (w *ListenerWrapper) serve(client net.Conn, first byte, accepted time.Time)
 		return
 	}
 	defer server.Close()
+	server, closed := sessionMetrics(req.Name, server)
+	defer closed()
 	if err := sendRequest(server, req.Packet, time.Duration(w.DialTimeout)); err != nil {
 		refuse(req.Name, fmt.Sprintf("sending the connection request to %s: %v", target, err))
 		return

@@ -1,0 +1,306 @@
+package tunnel
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/tildegate/tildegate/internal/e2e"
+	"github.com/tildegate/tildegate/modules/broker"
+	"github.com/tildegate/tildegate/modules/gateway"
+)
+
+// scrape reads the gateway's metrics from its admin endpoint.
+func scrape(t *testing.T, g *e2e.Gateway) map[string]*dto.MetricFamily {
+	t.Helper()
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("parsing the metrics: %v", err)
+	}
+	return families
+}
+
+// metric returns the value of the series of family whose labels include
+// labels (name=value pairs), and whether there is one.
+func metric(families map[string]*dto.MetricFamily, family string, labels ...string) (float64, bool) {
+	f := families[family]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && have[labels[i]] == labels[i+1]
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// adminJSON gets path on the gateway's admin endpoint into v.
+func adminJSON(t *testing.T, g *e2e.Gateway, path string, v any) {
+	t.Helper()
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", g.Admin, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(res.Body)
+		t.Fatalf("GET %s: %s %s", path, res.Status, body)
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// adminPost posts to path on the admin endpoint and returns the status
+// and body.
+func adminPost(t *testing.T, g *e2e.Gateway, method, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", g.Admin, path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(body)
+}
+
+// agentStatus returns the admin API's entry for the back entry name.
+func agentStatus(t *testing.T, g *e2e.Gateway, name string) broker.AgentStatus {
+	t.Helper()
+	var agents []broker.AgentStatus
+	adminJSON(t, g, "/tildegate/agents", &agents)
+	for _, a := range agents {
+		if a.Name == name {
+			return a
+		}
+	}
+	t.Fatalf("the admin API does not list %s: %+v", name, agents)
+	return broker.AgentStatus{}
+}
+
+// TestMetricsAndAdminAPI sends known traffic through a direct name, a back
+// entry and native RDP through its agent. Must hold: the scraped metrics
+// count it (requests, bytes, sessions, registrations), a quiet back entry
+// has no series, and after a config reload and a balance.bin edit the
+// series are still there and no counter went back; the admin API lists
+// the names and the agent with the right fields; disconnect?hold= keeps
+// the agent out for the hold (the agent logs the refusal and waits it
+// out), then lets it back; bad admin requests are refused with the reason.
+func TestMetricsAndAdminAPI(t *testing.T) {
+	local := e2e.LocalService(t, "ops").Listener.Addr().String()
+	rdp := e2e.EchoServer(t)
+	g := e2e.StartGateway(t, env, fmt.Sprintf("/~~web=%s;\nSSL /~~home=pw#:*;\n/~~quiet=pw2#:*;\n", local))
+	agent := env.StartAgent(t, "agent", fmt.Sprintf("SSL /~~home=pw#%s => %s RDPPORT %s;\n", g.Address(), local, rdp))
+	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
+	waitServed(t, g.URL("/~~home/hello"), 5*time.Second)
+
+	client := env.Client()
+	for range 3 {
+		if status, _, err := e2e.Get(client, g.URL("/~~web/hello")); err != nil || status != http.StatusOK {
+			t.Fatalf("direct name: %d %v", status, err)
+		}
+	}
+	const downloads, size = 5, 100000
+	for range downloads {
+		if status, body, err := e2e.Get(client, g.URL(fmt.Sprintf("/~~home/download?size=%d", size))); err != nil || status != http.StatusOK || len(body) != size {
+			t.Fatalf("through the agent: %d, %d bytes, %v", status, len(body), err)
+		}
+	}
+	rdpBytes := rdpSession(t, g, "home", 20000)
+
+	families := scrape(t, g)
+	want := func(family string, min float64, labels ...string) {
+		t.Helper()
+		v, ok := metric(families, family, labels...)
+		if !ok || v < min {
+			t.Errorf("%s%v = %v (present %v), want at least %v", family, labels, v, ok, min)
+		}
+	}
+	want("tildegate_names", 2, "kind", "back")
+	want("tildegate_names", 1, "kind", "direct")
+	want("tildegate_agent_connected", 1, "name", "home")
+	want("tildegate_back_connections", 1, "name", "home")
+	want("tildegate_registrations_total", 1, "result", "accepted")
+	want("tildegate_requests_total", downloads+1, "name", "home") // and waitServed's
+	want("tildegate_tunnel_bytes_total", downloads*size, "name", "home", "direction", "from_agent")
+	want("tildegate_sessions_total", 1, "name", "home", "kind", "rdp")
+	want("tildegate_rdp_sessions_total", 1, "name", "home")
+	want("tildegate_rdp_bytes_total", float64(rdpBytes), "name", "home", "direction", "from_client")
+	want("tildegate_rdp_bytes_total", float64(rdpBytes), "name", "home", "direction", "to_client")
+	want("tildegate_session_open_seconds", 2)
+	if _, ok := metric(families, "tildegate_agent_connected", "name", "quiet"); ok {
+		t.Error("a back entry that saw no traffic has series")
+	}
+	for _, m := range families["tildegate_session_open_seconds"].GetMetric() {
+		if len(m.Label) > 0 {
+			t.Errorf("the histogram has labels: %v", m.Label)
+		}
+	}
+
+	// The admin API.
+	var names []gateway.NameStatus
+	adminJSON(t, g, "/tildegate/names", &names)
+	kinds := map[string]string{}
+	for _, n := range names {
+		kinds[n.Name] = strings.Join(n.Kinds, ",")
+		switch n.Name {
+		case "web":
+			if len(n.Upstreams) != 1 || n.Upstreams[0].Address != local || n.Upstreams[0].Health != "healthy" {
+				t.Errorf("web's upstreams: %+v", n.Upstreams)
+			}
+			if !strings.HasPrefix(n.DefinedIn, g.BalancePath+":1:") {
+				t.Errorf("web defined in %q, want %s:1:...", n.DefinedIn, g.BalancePath)
+			}
+		case "home":
+			if !strings.HasPrefix(n.DefinedIn, g.BalancePath+":2:") {
+				t.Errorf("home defined in %q, want %s:2:...", n.DefinedIn, g.BalancePath)
+			}
+		}
+	}
+	if kinds["web"] != "direct" || kinds["home"] != "back" || kinds["quiet"] != "back" {
+		t.Errorf("names and kinds: %v", kinds)
+	}
+	home := agentStatus(t, g, "home")
+	if !home.Connected || !strings.HasPrefix(home.Address, "127.0.0.1") || !strings.HasPrefix(home.Agent, "tildegate-agent/") ||
+		home.Since == nil || home.LastHeard == nil || time.Since(*home.LastHeard) > 5*time.Second || !home.TLS || !home.Bound ||
+		home.BackConnections != 2 || home.Requests < downloads || home.BytesFromAgent < downloads*size || home.SessionsTotal["rdp"] != 1 {
+		t.Errorf("home's status: %+v", home)
+	}
+	if quiet := agentStatus(t, g, "quiet"); quiet.Connected || quiet.Requests != 0 {
+		t.Errorf("quiet's status: %+v", quiet)
+	}
+
+	// Reloads keep the metrics: a config change, then a balance.bin edit.
+	if err := g.Reload(strings.Replace(g.Config(), `respond "gateway"`, `respond "gateway 2"`, -1)); err != nil {
+		t.Fatal(err)
+	}
+	g.WriteBalance(fmt.Sprintf("/~~web=%s;\nSSL /~~home=pw#:*;\n/~~quiet=pw2#:*;\n/~~extra=%s;\n", local, local))
+	g.Log.WaitFor(10*time.Second, 0, "balance files reloaded")
+	after := scrape(t, g)
+	for _, c := range []struct {
+		family string
+		labels []string
+	}{
+		{"tildegate_requests_total", []string{"name", "home"}},
+		{"tildegate_tunnel_bytes_total", []string{"name", "home", "direction", "from_agent"}},
+		{"tildegate_rdp_bytes_total", []string{"name", "home", "direction", "from_client"}},
+		{"tildegate_registrations_total", []string{"result", "accepted"}},
+	} {
+		was, _ := metric(families, c.family, c.labels...)
+		now, ok := metric(after, c.family, c.labels...)
+		if !ok || now < was {
+			t.Errorf("after the reloads %s%v = %v (present %v), was %v", c.family, c.labels, now, ok, was)
+		}
+	}
+	if v, _ := metric(after, "tildegate_names", "kind", "direct"); v != 2 {
+		t.Errorf("after the balance.bin edit, %v direct names, want 2", v)
+	}
+
+	// Bad admin requests.
+	for _, c := range []struct {
+		method, path string
+		status       int
+		says         string
+	}{
+		{"POST", "/tildegate/agents/home/disconnect?hold=soon", http.StatusBadRequest, "want a duration"},
+		{"POST", "/tildegate/agents/nobody/disconnect", http.StatusNotFound, "no back entry"},
+		{"GET", "/tildegate/agents/home/disconnect", http.StatusMethodNotAllowed, "use POST"},
+		{"POST", "/tildegate/agents/home/reboot", http.StatusNotFound, "want /tildegate/agents/NAME/disconnect"},
+	} {
+		if status, body := adminPost(t, g, c.method, c.path); status != c.status || !strings.Contains(body, c.says) {
+			t.Errorf("%s %s: %d %s, want %d saying %q", c.method, c.path, status, body, c.status, c.says)
+		}
+	}
+
+	// Hold the agent out for 3 s: it is dropped, refused with the time
+	// left, waits it out, and comes back.
+	registered := agent.Log.Count("registered")
+	status, body := adminPost(t, g, "POST", "/tildegate/agents/home/disconnect?hold=3s")
+	var res struct {
+		Connected bool       `json:"connected"`
+		HeldUntil *time.Time `json:"held_until"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); status != http.StatusOK || err != nil || !res.Connected || res.HeldUntil == nil {
+		t.Fatalf("disconnect?hold=3s: %d %s", status, body)
+	}
+	held := time.Now()
+	agent.Log.WaitFor(5*time.Second, 0, "registration refused: held", "as the gateway asked")
+	if status, _, _ := e2e.Get(client, g.URL("/~~home/hello")); status != http.StatusBadGateway {
+		t.Errorf("a request while the agent is held out: %d, want 502", status)
+	}
+	if st := agentStatus(t, g, "home"); st.Connected || st.HeldUntil == nil || st.LastRefusal == nil || st.LastRefusal.Code != "held" {
+		t.Errorf("home's status while held: %+v", st)
+	}
+	agent.Log.WaitFor(15*time.Second, registered, "registered", "home")
+	if d := time.Since(held); d < 3*time.Second {
+		t.Errorf("the agent was back %s after a 3 s hold", d)
+	}
+	waitServed(t, g.URL("/~~home/hello"), 5*time.Second)
+	t.Logf("the agent said: %s", agent.Log.First("registration refused: held"))
+}
+
+// rdpSession runs one native RDP session to name through the gateway's TLS
+// port: its Connection Request, then n bytes echoed by the RDP service. It
+// returns the bytes the client sent.
+func rdpSession(t *testing.T, g *e2e.Gateway, name string, n int) int {
+	t.Helper()
+	c, err := net.Dial("tcp", g.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	cookie := "Cookie: mstshash=/~~" + name + "\r\n"
+	cr := e2e.RDPConnectionRequest(cookie)
+	if _, err := c.Write(cr); err != nil {
+		t.Fatal(err)
+	}
+	forwarded := len(cr) - len(cookie)
+	if _, err := io.ReadFull(c, make([]byte, forwarded)); err != nil {
+		t.Fatalf("the RDP service's echo of the request: %v", err)
+	}
+	payload := bytes.Repeat([]byte("r"), n)
+	if _, err := c.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+		t.Fatalf("the RDP service's echo: %v", err)
+	}
+	return forwarded + n
+}

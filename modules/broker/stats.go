@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tildegate/tildegate/wire"
+)
+
+// nameStats counts what went through one name since the process started.
+// It is made with the name's first traffic, so that names that never see
+// any cost nothing, and outlives registrations and config reloads.
+type nameStats struct {
+	name string // as first seen
+
+	requests       atomic.Int64 // requests to the name (web)
+	sessions       [kinds]atomic.Int64
+	bytesToAgent   atomic.Int64
+	bytesFromAgent atomic.Int64
+	// unserved counts the requests answered with each status for want of
+	// a session: 502 (no agent), 503 (a limit), 504 (no session in time).
+	unserved struct{ noAgent, limit, timeout atomic.Int64 }
+
+	mu          sync.Mutex
+	lastRefusal *Refusal // of a control connection; guarded by mu
+}
+
+// Refusal is a refused agent connection, as the status reports it.
+type Refusal struct {
+	At     time.Time `json:"at"`
+	Code   string    `json:"code"`
+	Reason string    `json:"reason"`
+	Source string    `json:"source"`
+}
+
+// stats returns the counters of the name with lower-case key, making them
+// on first use.
+func (b *Broker) stats(key, name string) *nameStats {
+	b.statsMu.Lock()
+	defer b.statsMu.Unlock()
+	s := b.named[key]
+	if s == nil {
+		s = &nameStats{name: name}
+		b.named[key] = s
+	}
+	return s
+}
+
+// refusedControl records a refused control connection for a configured
+// name.
+func (b *Broker) refusedControl(key, name string, code wire.Code, reason string, ip netip.Addr) {
+	s := b.stats(key, name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastRefusal = &Refusal{At: time.Now(), Code: code.String(), Reason: reason, Source: ip.String()}
+}
+
+// CountRequest counts a request to the back entry called name.
+func (b *Broker) CountRequest(name string) {
+	b.stats(strings.ToLower(name), name).requests.Add(1)
+}
+
+// Unserved is why a request to a back entry got no session.
+type Unserved int
+
+// Reasons of Unserved.
+const (
+	UnservedNoAgent Unserved = iota // 502: no agent holds the name
+	UnservedLimit                   // 503: a limit was reached
+	UnservedTimeout                 // 504: no session within back_wait
+)
+
+// CountUnserved counts a request to the back entry called name that got no
+// session, and why.
+func (b *Broker) CountUnserved(name string, why Unserved) {
+	s := b.stats(strings.ToLower(name), name)
+	switch why {
+	case UnservedNoAgent:
+		s.unserved.noAgent.Add(1)
+	case UnservedLimit:
+		s.unserved.limit.Add(1)
+	case UnservedTimeout:
+		s.unserved.timeout.Add(1)
+	}
+}
+
+// AgentStatus is what the gateway knows of one back entry and its agent.
+type AgentStatus struct {
+	Name      string `json:"name"`
+	Origin    string `json:"origin"`
+	Connected bool   `json:"connected"`
+	// Address is the agent's address as the gateway sees it.
+	Address string `json:"address,omitempty"`
+	// Agent is the software and version the agent named in its hello.
+	Agent     string     `json:"agent,omitempty"`
+	Since     *time.Time `json:"since,omitempty"`
+	LastHeard *time.Time `json:"last_heard,omitempty"`
+	TLS       bool       `json:"tls"`
+	// Bound reports whether the handshake is bound to the agent's TLS
+	// session (binding=tls).
+	Bound bool `json:"channel_binding"`
+	// BackConnections counts the open multiplexed back connections.
+	BackConnections int `json:"back_connections"`
+	// Sessions counts the open sessions by kind, and SessionsTotal those
+	// opened since the gateway started.
+	Sessions       map[string]int64 `json:"sessions"`
+	SessionsTotal  map[string]int64 `json:"sessions_total"`
+	Requests       int64            `json:"requests"`
+	BytesToAgent   int64            `json:"bytes_to_agent"`
+	BytesFromAgent int64            `json:"bytes_from_agent"`
+	LastRefusal    *Refusal         `json:"last_refusal,omitempty"`
+	// HeldUntil is set while the administrator holds the name's agent out.
+	HeldUntil *time.Time `json:"held_until,omitempty"`
+}
+
+// Agents returns the status of every configured back entry, by name.
+func (b *Broker) Agents() []AgentStatus {
+	now := time.Now()
+	b.mu.Lock()
+	type entry struct {
+		key   string
+		claim Entry
+		reg   *registration
+		held  time.Time
+	}
+	entries := make([]entry, 0, len(b.claims))
+	for key, c := range b.claims {
+		entries = append(entries, entry{key, c.entry, b.regs[key], b.holds[key]})
+	}
+	b.mu.Unlock()
+	slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.key, y.key) })
+
+	out := make([]AgentStatus, 0, len(entries))
+	for _, e := range entries {
+		st := AgentStatus{Name: e.claim.Name, Origin: e.claim.Origin,
+			Sessions: map[string]int64{}, SessionsTotal: map[string]int64{}}
+		if e.held.After(now) {
+			st.HeldUntil = &e.held
+		}
+		if r := e.reg; r != nil {
+			since, heard := r.since, time.Unix(0, r.lastHeard.Load())
+			st.Connected, st.Address, st.Agent, st.Since, st.LastHeard = true, r.addr, r.agent, &since, &heard
+			st.TLS, st.Bound = r.tls, r.bound
+			b.mu.Lock()
+			st.BackConnections = len(r.muxes)
+			b.mu.Unlock()
+			for k := range kinds {
+				st.Sessions[wire.Kind(k).String()] = r.sessions[k].Load()
+			}
+		}
+		b.statsMu.Lock()
+		s := b.named[e.key]
+		b.statsMu.Unlock()
+		if s != nil {
+			for k := range kinds {
+				st.SessionsTotal[wire.Kind(k).String()] = s.sessions[k].Load()
+			}
+			st.Requests = s.requests.Load()
+			st.BytesToAgent, st.BytesFromAgent = s.bytesToAgent.Load(), s.bytesFromAgent.Load()
+			s.mu.Lock()
+			st.LastRefusal = s.lastRefusal
+			s.mu.Unlock()
+		}
+		out = append(out, st)
+	}
+	return out
+}

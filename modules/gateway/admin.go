@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/tildegate/tildegate/modules/broker"
+)
+
+func init() {
+	caddy.RegisterModule(Admin{})
+}
+
+// maxHold bounds how long an administrator may hold a name's agent out.
+const maxHold = 30 * 24 * time.Hour
+
+// Admin is the admin API of tildegate, on Caddy's admin endpoint and
+// behind its access control:
+//
+//	GET  /tildegate/names                          every name and how it is routed
+//	GET  /tildegate/agents                         every back entry and its agent
+//	POST /tildegate/agents/NAME/disconnect[?hold=DURATION]
+//
+// disconnect drops the agent's registration; with hold, the gateway refuses
+// that name's agent (code held, with the time left) until the hold ends,
+// which an administrator does to drain a server. Each gateway holds its
+// own.
+type Admin struct{}
+
+// CaddyModule returns the Caddy module information.
+func (Admin) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.tildegate",
+		New: func() caddy.Module { return new(Admin) },
+	}
+}
+
+// Routes implements caddy.AdminRouter.
+func (a *Admin) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/tildegate/names", Handler: caddy.AdminHandlerFunc(a.names)},
+		{Pattern: "/tildegate/agents", Handler: caddy.AdminHandlerFunc(a.agents)},
+		{Pattern: "/tildegate/agents/", Handler: caddy.AdminHandlerFunc(a.agentAction)},
+	}
+}
+
+func (a *Admin) names(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(r, http.MethodGet)
+	}
+	return writeJSON(w, CurrentStatus().Names)
+}
+
+func (a *Admin) agents(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(r, http.MethodGet)
+	}
+	return writeJSON(w, CurrentStatus().Agents)
+}
+
+// disconnected is the answer to a disconnect.
+type disconnected struct {
+	Name string `json:"name"`
+	// Connected reports whether an agent held the name and was dropped.
+	Connected bool       `json:"connected"`
+	HeldUntil *time.Time `json:"held_until,omitempty"`
+}
+
+// agentAction serves /tildegate/agents/NAME/disconnect.
+func (a *Admin) agentAction(w http.ResponseWriter, r *http.Request) error {
+	name, action, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/tildegate/agents/"), "/")
+	if !ok || action != "disconnect" || name == "" {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound,
+			Err: fmt.Errorf("no such resource %s: want /tildegate/agents/NAME/disconnect", r.URL.Path)}
+	}
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(r, http.MethodPost)
+	}
+	var hold time.Duration
+	if v := r.URL.Query().Get("hold"); v != "" {
+		d, err := caddy.ParseDuration(v)
+		if err != nil || d < 0 || d > maxHold {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest,
+				Err: fmt.Errorf("hold=%q: want a duration such as 10m, at most %s", v, maxHold)}
+		}
+		hold = d
+	}
+	b := currentBroker()
+	if b == nil {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q: no tildegate handler runs", name)}
+	}
+	known, connected := b.Disconnect(name, hold)
+	if !known {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q", name)}
+	}
+	res := disconnected{Name: name, Connected: connected}
+	if hold > 0 {
+		until := time.Now().Add(hold)
+		res.HeldUntil = &until
+	}
+	return writeJSON(w, res)
+}
+
+// currentBroker returns the broker of the running handlers, if any runs.
+func currentBroker() *broker.Broker {
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
+	if len(liveHandlers.list) == 0 {
+		return nil
+	}
+	return liveHandlers.list[len(liveHandlers.list)-1].broker
+}
+
+func methodNotAllowed(r *http.Request, allowed ...string) error {
+	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed,
+		Err: fmt.Errorf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))}
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Interface guards
+var _ caddy.AdminRouter = (*Admin)(nil)
