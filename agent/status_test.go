@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 	"github.com/tildegate/tildegate/internal/e2e"
 	"github.com/tildegate/tildegate/internal/testgateway"
@@ -104,7 +106,7 @@ func TestStatusStates(t *testing.T) {
 	}
 }
 
-// TestStatusCountsSessions: Status counts the back
+// TestStatusCountsSessions: Status and the collector count the back
 // connections, the sessions by kind, their bytes as they flow, and the
 // sessions refused.
 func TestStatusCountsSessions(t *testing.T) {
@@ -172,6 +174,45 @@ func TestStatusCountsSessions(t *testing.T) {
 		t.Errorf("after the sessions: %+v", s)
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.Collector())
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("metrics lint: %v %+v", err, problems)
+	}
+	want := `
+# HELP tildegate_agent_back_connections_open Multiplexed back connections open, by entry name.
+# TYPE tildegate_agent_back_connections_open gauge
+tildegate_agent_back_connections_open{name="home"} 1
+# HELP tildegate_agent_bytes_total Bytes of the sessions, by entry name and direction (to_local, from_local: to and from the local service).
+# TYPE tildegate_agent_bytes_total counter
+tildegate_agent_bytes_total{direction="from_local",name="home"} 1800
+tildegate_agent_bytes_total{direction="to_local",name="home"} 1800
+# HELP tildegate_agent_entries Entries of backbalance.bin, by the state of their registration.
+# TYPE tildegate_agent_entries gauge
+tildegate_agent_entries{state="connecting"} 0
+tildegate_agent_entries{state="refused"} 0
+tildegate_agent_entries{state="registered"} 1
+tildegate_agent_entries{state="stopped"} 0
+tildegate_agent_entries{state="waiting"} 0
+# HELP tildegate_agent_sessions_open Sessions open, by entry name and kind (http, rdp).
+# TYPE tildegate_agent_sessions_open gauge
+tildegate_agent_sessions_open{kind="http",name="home"} 0
+tildegate_agent_sessions_open{kind="rdp",name="home"} 0
+# HELP tildegate_agent_sessions_refused_total Sessions the agent refused, by entry name and reason (too-many, local-unavailable, bad-request).
+# TYPE tildegate_agent_sessions_refused_total counter
+tildegate_agent_sessions_refused_total{name="home",reason="bad-request"} 0
+tildegate_agent_sessions_refused_total{name="home",reason="local-unavailable"} 1
+tildegate_agent_sessions_refused_total{name="home",reason="too-many"} 0
+# HELP tildegate_agent_sessions_total Sessions accepted, by entry name and kind (http, rdp).
+# TYPE tildegate_agent_sessions_total counter
+tildegate_agent_sessions_total{kind="http",name="home"} 2
+tildegate_agent_sessions_total{kind="rdp",name="home"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tildegate_agent_back_connections_open",
+		"tildegate_agent_bytes_total", "tildegate_agent_entries", "tildegate_agent_sessions_open",
+		"tildegate_agent_sessions_refused_total", "tildegate_agent_sessions_total"); err != nil {
+		t.Error(err)
+	}
 }
 
 // hostPort parses addr, a loopback host:port.
