@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
@@ -24,6 +25,8 @@ type Agent struct {
 	files *fileBudget
 
 	mu       sync.Mutex
+	listed   []balancebin.BackEntry // entries of the last Apply, for Status
+	checks   []error                // why each of listed cannot be served, or nil
 	want     []balancebin.BackEntry // entries to serve, checked
 	runners  map[string]*runner     // by entry key, while running
 	ctx      context.Context        // Run's context; nil before Run
@@ -77,7 +80,8 @@ func (a *Agent) Run(ctx context.Context) error {
 // from any goroutine.
 func (a *Agent) Apply(entries []balancebin.BackEntry) {
 	var ok []balancebin.BackEntry
-	for i, err := range CheckEntries(entries) {
+	checks := CheckEntries(entries)
+	for i, err := range checks {
 		if err != nil {
 			a.log.Error("entry refused: " + err.Error())
 			continue
@@ -87,6 +91,7 @@ func (a *Agent) Apply(entries []balancebin.BackEntry) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.want = ok
+	a.listed, a.checks = slices.Clone(entries), checks
 	if a.ctx != nil && !a.finished {
 		a.sync()
 	}

@@ -56,6 +56,8 @@ func (r *runner) serveMux(ctx context.Context, sess *session, ticket []byte) {
 		return
 	}
 	defer session.Close()
+	r.track.backs.Add(1)
+	defer r.track.backs.Add(-1)
 	r.log.Debug("multiplexed back connection open")
 	var last uint32
 	for {
@@ -94,6 +96,7 @@ func (r *runner) serveStream(ctx context.Context, sess *session, ticket []byte, 
 	_ = s.SetReadDeadline(time.Time{})
 	addr, err := localAddress(r.e, kind)
 	if err != nil {
+		r.track.refused(wire.CodeBadRequest)
 		_, _ = s.Write(wire.StreamRefused(wire.CodeBadRequest, err.Error()))
 		return
 	}
@@ -102,6 +105,7 @@ func (r *runner) serveStream(ctx context.Context, sess *session, ticket []byte, 
 		if ok, missed := r.tooMany.Allow(time.Now(), localDownLogInterval); ok {
 			r.log.Warn("refusing sessions: "+why, zap.Int("unlogged_since_last", missed))
 		}
+		r.track.refused(wire.CodeTooMany)
 		_, _ = s.Write(wire.StreamRefused(wire.CodeTooMany, why))
 		return
 	}
@@ -112,6 +116,7 @@ func (r *runner) serveStream(ctx context.Context, sess *session, ticket []byte, 
 			r.log.Warn("the local service refuses connections; the gateway answers 502 meanwhile",
 				zap.Error(err), zap.Int("unlogged_since_last", missed))
 		}
+		r.track.refused(wire.CodeLocalUnavailable)
 		_, _ = s.Write(wire.StreamRefused(wire.CodeLocalUnavailable, err.Error()))
 		return
 	}
@@ -120,9 +125,11 @@ func (r *runner) serveStream(ctx context.Context, sess *session, ticket []byte, 
 		return
 	}
 	started := time.Now()
+	counted, ended := r.track.session(kind, local)
+	defer ended()
 	// The gateway never closes one direction alone, and RDP ends with
 	// either side: the first end closes both.
-	up, down, err := pipe.Join(s, s, local)
+	up, down, err := pipe.Join(s, s, counted)
 	r.log.Debug("session closed", zap.String("kind", kind.String()), zap.String("local", addr),
 		zap.Int64("bytes_to_local", up), zap.Int64("bytes_from_local", down),
 		zap.Duration("duration", time.Since(started)), zap.NamedError("end", err))

@@ -202,6 +202,9 @@ func TestOpenFileBudget(t *testing.T) {
 		t.Fatalf("session %d: %v; want a too-many refusal that names the open-file limit", sessions+1, err)
 	}
 	a.waitLog(t, "refusing sessions: ")
+	if st := a.Status(); st.Entries[0].SessionsRefused.TooMany != 1 || st.OpenFiles != (FileBudget{Limit: 40, InUse: 8}) {
+		t.Errorf("status after the refusal: %+v", st)
+	}
 
 	// The agent gives the session's file back just after it closes the
 	// stream: wait for a stream to be taken again.

@@ -26,6 +26,7 @@ type runner struct {
 	localDown   logburst.Burst // logs of the local service refusing
 	tooMany     logburst.Burst // logs of sessions refused for the open-file limit
 	files       *fileBudget    // the agent's, shared by its runners
+	track       *tracker       // what Status reports
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -70,6 +71,7 @@ func newRunner(parent context.Context, e balancebin.BackEntry, opts Options, tls
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+		track:  newTracker(),
 	}
 }
 
@@ -84,6 +86,7 @@ func (r *runner) run(after <-chan struct{}) {
 	ctx := r.ctx
 	defer close(r.done)
 	defer r.backs.Wait()
+	defer r.track.stopped()
 	if after != nil {
 		select {
 		case <-after:
@@ -100,6 +103,7 @@ func (r *runner) run(after <-chan struct{}) {
 		if !sleep(ctx, delay) {
 			return
 		}
+		r.track.connecting()
 		c, err := r.register(ctx, resume)
 		if ctx.Err() != nil {
 			return
@@ -107,12 +111,14 @@ func (r *runner) run(after <-chan struct{}) {
 		if err != nil {
 			var permanent bool
 			delay, permanent = r.failed(err, pace)
+			r.track.failed(err, delay)
 			if permanent {
 				resume = nil
 			}
 			continue
 		}
 		pace.registered()
+		r.track.registered(resume != nil)
 		r.log.Info("registered", zap.String("gateway", r.e.Gateway.String()),
 			zap.Bool("tls", r.e.UseTLS()), zap.Bool("resumed", resume != nil))
 		started := time.Now()
@@ -127,10 +133,12 @@ func (r *runner) run(after <-chan struct{}) {
 		if errors.As(err, &ref) {
 			resume = nil
 			delay = r.closed(ref, pace)
+			r.track.wait("closed by the gateway: "+describe(ref), ref, delay)
 			continue
 		}
 		resume = c.sess
 		delay = pace.afterDrop()
+		r.track.wait("control connection lost: "+err.Error(), nil, delay)
 		r.log.Warn(fmt.Sprintf("control connection lost: %v; resuming the session in %s", err, round(delay)))
 	}
 }

@@ -7,7 +7,7 @@
 //
 //	tildegate-agent [-config FILE] [-check] [-ca FILE] [-insecure]
 //	                [-bind ADDRESS] [-log-format console|json] [-log-level LEVEL]
-//	                [-version]
+//	                [-status-addr HOST:PORT] [-version]
 //
 // It reloads backbalance.bin when the file changes and on SIGHUP, and
 // closes its registrations and exits on SIGINT or SIGTERM.
@@ -37,6 +37,7 @@ type config struct {
 	// now ignored with a warning.
 	spareGiven bool
 	bind       string
+	statusAddr string
 }
 
 func main() {
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.insecure, "insecure", false, "do not verify the gateway's TLS certificate")
 	fs.IntVar(new(int), "spare", 0, "ignored: sessions are multiplexed over the back connections the gateway asks for")
 	fs.StringVar(&cfg.bind, "bind", "", "local IP `address` to connect to the gateways from (default: the system's choice)")
+	fs.StringVar(&cfg.statusAddr, "status-addr", "", "serve /ready, /status and /metrics at `host:port`; keep it on loopback (default: off)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: tildegate-agent [flags]\n\n"+
 			"tildegate-agent registers the entries of backbalance.bin with their tildegate gateways\n"+

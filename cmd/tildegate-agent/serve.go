@@ -28,6 +28,12 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) int {
 	a := agent.New(agent.Options{CAFile: cfg.caFile, Insecure: cfg.insecure, Logger: log, Dial: dial,
 		Version: "tildegate-agent/" + version()})
 	a.Apply(entries)
+	stopStatus, err := startStatus(cfg.statusAddr, a, log)
+	if err != nil {
+		log.Error("cannot start: " + err.Error())
+		return 1
+	}
+	defer stopStatus()
 
 	ctx, cancel := context.WithCancel(ctx)
 	changed := make(chan struct{}, 1)

@@ -205,6 +205,10 @@ func (g *Gateway) Line(name, password, local string) string {
 	return string(balancebin.FormatBack([]balancebin.BackEntry{g.Entry(name, password, local)}))
 }
 
+// Stop closes the gateway's listener and every connection it holds, as a
+// gateway that goes down does: agents can no longer reach it.
+func (g *Gateway) Stop() { g.close() }
+
 func (g *Gateway) close() {
 	g.ln.Close()
 	g.mu.Lock()
