@@ -8,6 +8,7 @@ set -euo pipefail
 
 DEPS=(
 	"squid:squid"                            # forward proxy for the agent's proxy tests
+	"chromium:chromium"                      # headless browser of the status page test
 	"wrk:wrk"                                # HTTP load generator for the benchmarks
 	"xfreerdp:freerdp2-x11"                  # RDP client of the RDP tests
 	"freerdp-shadow-cli:freerdp2-shadow-x11" # RDP server with NLA for the RDP tests

@@ -1,0 +1,289 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/tildegate/tildegate/internal/e2e"
+	"github.com/tildegate/tildegate/modules/gateway"
+)
+
+// TestStatusPage mounts tildegate_status on /status of the gateway's plain
+// site and opens it in headless Chromium with an agent connected. Must
+// hold: the page shows the agent connected, with its address and version;
+// after traffic through the agent, the same page load, refreshed by its own
+// script under its Content-Security-Policy, shows the requests and bytes
+// grown; the script puts markup from the status into the page as text; a
+// failed refresh says so. The JSON at the same address is the admin API's.
+func TestStatusPage(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("install chromium (make deps)")
+	}
+	local := e2e.LocalService(t, "status").Listener.Addr().String()
+	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n/~~web="+local+";\n")
+	withPage := strings.ReplaceAll(g.Config(), `respond "gateway"`, "handle /status* {\n\t\ttildegate_status\n\t}\n\trespond \"gateway\"")
+	if err := g.Reload(withPage); err != nil {
+		t.Fatal(err)
+	}
+	agent := env.StartAgent(t, "agent", e2e.BackbalanceLine("home", "pw", g.Address(), local))
+	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
+	url := fmt.Sprintf("http://%s/status", g.PlainAddress())
+
+	// The JSON at the page's address.
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Accept", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st gateway.Status
+	err = json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	if err != nil || res.Header.Get("Cache-Control") != "no-store" || len(st.Agents) != 1 || !st.Agents[0].Connected || len(st.Names) != 2 {
+		t.Fatalf("the JSON: %v %v %+v", err, res.Header, st)
+	}
+	if home := agentStatus(t, g, "home"); home.Address != st.Agents[0].Address || home.Agent != st.Agents[0].Agent {
+		t.Errorf("the page's JSON %+v differs from the admin API's %+v", st.Agents[0], home)
+	}
+
+	page := openInChromium(t, chromium, url)
+	first := waitPage(t, page, "home", 10*time.Second, "the page with the agent connected", func(r pageReading) bool {
+		return r.Agent != nil && r.Agent["state"].Text == "● connected"
+	})
+	if a := first.Agent; a["address"].Text != st.Agents[0].Address || a["address"].Text != "127.0.0.1" ||
+		!strings.HasPrefix(a["agent"].Text, "tildegate-agent/") || a["tls"].Text != "TLS, bound" {
+		t.Errorf("the agent's row: %+v", a)
+	}
+	if first.Name == nil || first.Name["kinds"].Text != "back" {
+		t.Errorf("the row of the name home: %+v", first.Name)
+	}
+	if !first.Styled {
+		t.Error("the page's style was not applied: does the Content-Security-Policy allow it?")
+	}
+	page.eval(t, "window.statusTestMarker = true", nil)
+
+	// Traffic through the agent; the page, not reloaded, shows it.
+	const downloads, size = 4, 300000
+	client := env.Client()
+	for range downloads {
+		if status, body, err := e2e.Get(client, g.URL(fmt.Sprintf("/~~home/download?size=%d", size))); err != nil || status != http.StatusOK || len(body) != size {
+			t.Fatalf("through the agent: %d, %d bytes, %v", status, len(body), err)
+		}
+	}
+	requests, bytes := first.Agent.count(t, "requests"), first.Agent.count(t, "bytes_from_agent")
+	second := waitPage(t, page, "home", 6*time.Second, "the counters grown", func(r pageReading) bool {
+		return r.Agent != nil && r.Agent.count(t, "requests") >= requests+downloads && r.Agent.count(t, "bytes_from_agent") >= bytes+downloads*size
+	})
+	if !second.Marker {
+		t.Error("the page was loaded again instead of refreshed by its script")
+	}
+	if was, now := first.Agent["bytes_from_agent"].Text, second.Agent["bytes_from_agent"].Text; was == now || !strings.HasSuffix(now, " MiB") {
+		t.Errorf("bytes from the agent shown as %q, then %q", was, now)
+	}
+	t.Logf("the page showed %s requests and %s from the agent, then %s and %s",
+		first.Agent["requests"].Text, first.Agent["bytes_from_agent"].Text, second.Agent["requests"].Text, second.Agent["bytes_from_agent"].Text)
+
+	// The script's rendering of hostile text: fetch answers a made-up status.
+	const hostile = `</td><script>alert("x")</script><img src=x onerror=alert(1)>`
+	fake, _ := json.Marshal(map[string]any{
+		"names": []any{map[string]any{"name": "evil" + hostile, "kinds": []string{"back"}, "defined_in": hostile}},
+		"agents": []any{map[string]any{"name": "evil" + hostile, "origin": hostile, "connected": false, "sessions": map[string]int{}, "sessions_total": map[string]int{},
+			"last_refusal": map[string]any{"at": time.Now(), "code": "bad-hello", "reason": hostile, "source": "198.51.100.1"}}},
+	})
+	fakeJS, _ := json.Marshal(string(fake))
+	page.eval(t, `window.alerted = false; window.alert = () => { window.alerted = true; };
+		window.fetch = () => Promise.resolve(new Response(`+string(fakeJS)+`, {headers: {"Content-Type": "application/json"}}))`, nil)
+	evil := waitPage(t, page, "evil"+hostile, 6*time.Second, "the made-up status", func(r pageReading) bool { return r.Agent != nil })
+	if a := evil.Agent; a["name"].Text != "evil"+hostile+hostile || a["state"].Text != "○ not connected" ||
+		!strings.HasPrefix(a["last_refusal"].Text, "bad-hello "+hostile) || !strings.HasSuffix(a["last_refusal"].Text, " UTC from 198.51.100.1") {
+		t.Errorf("the made-up agent's row: %+v", a)
+	}
+	if evil.Name == nil || evil.Name["defined_in"].Text != hostile {
+		t.Errorf("the made-up name's row: %+v", evil.Name)
+	}
+	if evil.Markup != 0 || evil.Alerted {
+		t.Errorf("markup from the status became elements: %d script or img elements in the tables, alert called %v", evil.Markup, evil.Alerted)
+	}
+
+	// A refresh that fails says so.
+	page.eval(t, `window.fetch = () => Promise.reject(new Error("gateway gone"))`, nil)
+	waitPage(t, page, "evil"+hostile, 6*time.Second, "the failed refresh", func(r pageReading) bool {
+		return r.Problem == " · not updated: gateway gone"
+	})
+}
+
+// pageRow is a table row of the page: the text of each cell by its
+// data-field, with its data-value.
+type pageRow map[string]struct {
+	Text  string `json:"text"`
+	Value string `json:"value"`
+}
+
+// count is the exact number of a counter cell.
+func (r pageRow) count(t *testing.T, field string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(r[field].Value, 10, 64)
+	if err != nil {
+		t.Fatalf("the %s cell: %+v: %v", field, r[field], err)
+	}
+	return n
+}
+
+// pageReading is what the page shows of one name.
+type pageReading struct {
+	Agent   pageRow `json:"agent"` // its row in the back entries
+	Name    pageRow `json:"name"`  // its row in the names
+	Problem string  `json:"problem"`
+	// Styled reports the page's style applied, Marker a mark the test
+	// left on the page still there, Markup the script and img elements
+	// in the tables, Alerted a call of alert.
+	Styled  bool `json:"styled"`
+	Marker  bool `json:"marker"`
+	Markup  int  `json:"markup"`
+	Alerted bool `json:"alerted"`
+}
+
+// readPageJS reads a pageReading; %s is the name, as a JavaScript string.
+const readPageJS = `(() => {
+	const row = (table, name) => {
+		const tr = [...document.querySelectorAll("#" + table + " tbody tr")].find(r => r.dataset.name === name);
+		if (!tr) return null;
+		const out = {};
+		for (const td of tr.querySelectorAll("td[data-field]")) out[td.dataset.field] = {text: td.textContent, value: td.dataset.value || ""};
+		return out;
+	};
+	const name = %s;
+	if (document.readyState !== "complete" || !document.getElementById("agents")) return {};
+	return {
+		agent: row("agents", name), name: row("names", name),
+		problem: document.getElementById("problem").textContent,
+		styled: getComputedStyle(document.querySelector("table")).borderCollapse === "collapse",
+		marker: window.statusTestMarker === true,
+		markup: document.querySelectorAll("main script, main img").length,
+		alerted: window.alerted === true,
+	};
+})()`
+
+// waitPage reads the page for name until ok holds, and fails the test after
+// within.
+func waitPage(t *testing.T, page *devtools, name string, within time.Duration, what string, ok func(pageReading) bool) pageReading {
+	t.Helper()
+	quoted, _ := json.Marshal(name)
+	deadline := time.Now().Add(within)
+	for {
+		var r pageReading
+		page.eval(t, fmt.Sprintf(readPageJS, quoted), &r)
+		if ok(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not shown within %s; the page shows %+v", what, within, r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// devtools is a page of a browser driven over the DevTools protocol.
+type devtools struct {
+	ws     *websocket.Conn
+	lastID int
+}
+
+// openInChromium starts headless Chromium on url and connects to its page.
+func openInChromium(t *testing.T, chromium, url string) *devtools {
+	t.Helper()
+	p := e2e.StartProcess(t, "chromium", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-extensions",
+		"--remote-debugging-port=0", "--user-data-dir="+t.TempDir(), url)
+	p.Log.WaitFor(15*time.Second, 0, "DevTools listening on ws://")
+	line := p.Log.First("DevTools listening on ws://")
+	host, _, _ := strings.Cut(line[strings.Index(line, "ws://")+len("ws://"):], "/")
+
+	// The page's own websocket, from the list of targets.
+	var target string
+	for deadline := time.Now().Add(10 * time.Second); target == ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Chromium shows no page at %s", url)
+		}
+		res, err := http.Get("http://" + host + "/json/list")
+		if err != nil {
+			continue
+		}
+		var targets []struct{ Type, URL, WebSocketDebuggerURL string }
+		err = json.NewDecoder(res.Body).Decode(&targets)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tg := range targets {
+			if tg.Type == "page" && strings.HasPrefix(tg.URL, url) {
+				target = tg.WebSocketDebuggerURL
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, target, nil)
+	if err != nil {
+		t.Fatalf("the DevTools websocket of the page: %v", err)
+	}
+	ws.SetReadLimit(1 << 20)
+	t.Cleanup(func() { ws.CloseNow() })
+	return &devtools{ws: ws}
+}
+
+// eval evaluates a JavaScript expression in the page and decodes its
+// value into v, unless v is nil.
+func (d *devtools) eval(t *testing.T, expression string, v any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.lastID++
+	call, _ := json.Marshal(map[string]any{"id": d.lastID, "method": "Runtime.evaluate",
+		"params": map[string]any{"expression": expression, "returnByValue": true}})
+	if err := d.ws.Write(ctx, websocket.MessageText, call); err != nil {
+		t.Fatalf("DevTools: %v", err)
+	}
+	for {
+		_, msg, err := d.ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("DevTools: %v", err)
+		}
+		var res struct {
+			ID     int `json:"id"`
+			Result struct {
+				Result           struct{ Value json.RawMessage }
+				ExceptionDetails *struct {
+					Exception struct{ Description string }
+				}
+			}
+			Error *struct{ Message string }
+		}
+		if err := json.Unmarshal(msg, &res); err != nil {
+			t.Fatalf("DevTools: %v: %s", err, msg)
+		}
+		if res.ID != d.lastID {
+			continue // an event
+		}
+		switch {
+		case res.Error != nil:
+			t.Fatalf("DevTools: %s", res.Error.Message)
+		case res.Result.ExceptionDetails != nil:
+			t.Fatalf("the page threw %s", res.Result.ExceptionDetails.Exception.Description)
+		case v != nil:
+			if err := json.Unmarshal(res.Result.Result.Value, v); err != nil {
+				t.Fatalf("the page's answer %s: %v", res.Result.Result.Value, err)
+			}
+		}
+		return
+	}
+}
