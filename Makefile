@@ -15,14 +15,15 @@ build:
 	$(GO) build -o bin/tildegate-agent ./cmd/tildegate-agent
 
 # run starts the demo in examples/demo: a gateway on 127.0.0.1:8080 and two
-# backends on 127.0.0.1:8081 and :8082, routed by examples/demo/balance.bin.
-run:
-	$(GO) build -o bin/caddy ./cmd/caddy
+# backends on 127.0.0.1:8081 and :8082, routed by examples/demo/balance.bin,
+# and a home server on 127.0.0.1:8083 that /~~home reaches through the
+# tunnel of a tildegate-agent, which scripts/demo.sh runs beside Caddy.
+run: build
 	@echo
 	@echo "    Open http://127.0.0.1:8080/ in a browser"
 	@echo "    (edit examples/demo/balance.bin to change the routes live; Ctrl-C stops)"
 	@echo
-	bin/caddy run --config examples/demo/Caddyfile --adapter caddyfile
+	scripts/demo.sh
 
 test: deps fmt-check vet staticcheck agent-check
 	scripts/test.sh
