@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"io"
+	"runtime"
+)
+
+// newServiceHost fails: services are made for systemd only.
+func newServiceHost(string, io.Writer, io.Writer) (serviceHost, error) {
+	return nil, errors.New("service: not supported on " + runtime.GOOS + ", only on Linux with systemd")
+}
