@@ -44,6 +44,9 @@ type config struct {
 }
 
 func main() {
+	if code, ok := runByServiceManager(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	go func() {
 		// After the first signal, a second one ends the process at once.

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package main
 
@@ -8,7 +8,7 @@ import (
 	"runtime"
 )
 
-// newServiceHost fails: services are made for systemd only.
+// newServiceHost fails: services are made for systemd and Windows only.
 func newServiceHost(string, io.Writer, io.Writer) (serviceHost, error) {
-	return nil, errors.New("service: not supported on " + runtime.GOOS + ", only on Linux with systemd")
+	return nil, errors.New("service: not supported on " + runtime.GOOS + ", only on Linux with systemd and on Windows")
 }
