@@ -15,6 +15,7 @@ DEPS=(
 	"winpr-hash:winpr-utils"                 # NTLM hashes for the shadow server's users
 	"xrdp:xrdp"                              # RDP server for the RDP tests
 	"Xvfb:xvfb"                              # X display for the RDP client and the shadow server
+	"systemd-analyze:systemd"                # checks the agent's systemd unit (verify, security)
 )
 
 # have reports whether a command is installed, also looking in the sbin

@@ -11,6 +11,10 @@
 //
 // It reloads backbalance.bin when the file changes and on SIGHUP, and
 // closes its registrations and exits on SIGINT or SIGTERM.
+//
+//	tildegate-agent service install|uninstall|start|stop|status [flags]
+//
+// makes it a service of the system: a systemd unit, or a Windows service.
 package main
 
 import (
@@ -41,6 +45,9 @@ type config struct {
 }
 
 func main() {
+	if code, ok := runByServiceManager(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	go func() {
 		// After the first signal, a second one ends the process at once.
@@ -53,6 +60,9 @@ func main() {
 // run is the command: it returns the exit status. It stops serving when
 // ctx ends.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "service" {
+		return serviceCommand(args[1:], stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

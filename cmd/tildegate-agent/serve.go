@@ -12,6 +12,8 @@ import (
 // serve runs the agent on the configuration until ctx ends, reloading it
 // when the file changes or on SIGHUP. It returns the exit status.
 func serve(ctx context.Context, cfg config, log *zap.Logger) int {
+	sv, log := supervise(ctx, log)
+	defer sv.close()
 	entries, err := load(cfg.file)
 	if err != nil {
 		log.Error("cannot start: " + err.Error())
@@ -53,8 +55,11 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) int {
 		zap.String("config", cfg.file), zap.Int("entries", len(entries)))
 	ran := make(chan error, 1)
 	go func() { ran <- a.Run(ctx) }()
+	sv.tell(phaseReady)
 
 	reload := func(why string) {
+		sv.tell(phaseReloading)
+		defer sv.tell(phaseReady)
 		entries, err := load(cfg.file)
 		if err != nil {
 			log.Error("cannot reload the configuration; the running entries go on: "+err.Error(), zap.String("cause", why))
@@ -69,6 +74,10 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) int {
 			reload("SIGHUP")
 		case <-changed:
 			reload("the file changed")
+		case <-sv.reloads():
+			reload("the service manager asked")
+		case <-sv.watchdog():
+			sv.tell(phaseAlive)
 		case err := <-ran:
 			if err != nil {
 				log.Error("cannot run: " + err.Error())
