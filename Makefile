@@ -45,7 +45,7 @@ staticcheck:
 	$(STATICCHECK) ./...
 
 # agent-check makes sure the agent stays small and portable: it must not
-# link Caddy, and it must build for Windows.
+# link Caddy, and it must build and vet for Windows.
 agent-check:
 	@deps=$$($(GO) list -deps ./cmd/tildegate-agent) || exit 1; \
 	if echo "$$deps" | grep -q caddyserver; then \
