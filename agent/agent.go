@@ -123,7 +123,7 @@ func (a *Agent) sync() {
 // start starts a runner for e once after, if not nil, is closed. a.mu is
 // held.
 func (a *Agent) start(e balancebin.BackEntry, after <-chan struct{}) *runner {
-	r := newRunner(a.ctx, e, a.opts, a.tls, a.files)
+	r := newRunner(a.ctx, e, e.Gateway.String(), a.opts, a.tls, a.files)
 	a.wg.Go(func() { r.run(after) })
 	return r
 }

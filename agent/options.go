@@ -37,10 +37,12 @@ type Options struct {
 	Version string
 	// Logger receives the agent's logs; nil discards them.
 	Logger *zap.Logger
-	// Dial opens a TCP connection that reaches the gateway of e; the agent
-	// adds TLS on top when e.UseTLS(). Nil means DialGateway with a
-	// dialer of its own: through the entry's proxies, or HTTPS_PROXY.
-	Dial func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error)
+	// Dial opens a TCP connection to target, one address of the gateway
+	// of e ("ip:port", or e.Gateway's "host:port" when the agent cannot
+	// resolve it); the agent adds TLS on top when e.UseTLS(), verified
+	// against e.Gateway's host. Nil means DialGateway with a dialer of its
+	// own: through the entry's proxies, or HTTPS_PROXY.
+	Dial func(ctx context.Context, e balancebin.BackEntry, target string) (net.Conn, error)
 	// MinBackoff and MaxBackoff bound the exponential delay between
 	// attempts to register; 0 means DefaultMinBackoff and
 	// DefaultMaxBackoff.

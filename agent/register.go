@@ -43,7 +43,7 @@ type control struct {
 // handshake of docs/protocol.md section 3. When resume is set it asks for
 // that session back. A refusal comes back as a *wire.Refusal.
 func (r *runner) register(ctx context.Context, resume *session) (*control, error) {
-	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e)
+	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
 	if err != nil {
 		return nil, err
 	}

@@ -15,10 +15,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// runner keeps one entry registered with its gateway.
+// runner keeps one entry registered with one address of its gateway.
 type runner struct {
-	e    balancebin.BackEntry
-	opts Options
+	e balancebin.BackEntry
+	// target is the address the runner dials, control and back
+	// connections alike: an address of the gateway, "ip:port", or its
+	// "host:port" when the agent connects by name.
+	target string
+	opts   Options
 	tls  *tls.Config
 	log  *zap.Logger
 
@@ -58,12 +62,13 @@ func stopReason(ctx context.Context) string {
 	return "the agent is stopping"
 }
 
-// newRunner returns a runner for e that stops when parent ends; run
-// serves it.
-func newRunner(parent context.Context, e balancebin.BackEntry, opts Options, tlsConf *tls.Config, files *fileBudget) *runner {
+// newRunner returns a runner for e at target that stops when parent
+// ends; run serves it.
+func newRunner(parent context.Context, e balancebin.BackEntry, target string, opts Options, tlsConf *tls.Config, files *fileBudget) *runner {
 	ctx, cancel := context.WithCancelCause(parent)
 	return &runner{
 		e:      e,
+		target: target,
 		opts:   opts,
 		tls:    tlsConf,
 		files:  files,

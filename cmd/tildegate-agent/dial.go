@@ -18,7 +18,7 @@ const tcpKeepAlive = 15 * time.Second
 // address addr, for -bind; nil when addr is empty. It connects to the
 // entry's first proxy (or the one HTTPS_PROXY names) when there is one,
 // else to the gateway.
-func bindDial(addr string) (func(context.Context, balancebin.BackEntry) (net.Conn, error), error) {
+func bindDial(addr string) (func(context.Context, balancebin.BackEntry, string) (net.Conn, error), error) {
 	if addr == "" {
 		return nil, nil
 	}
