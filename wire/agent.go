@@ -51,7 +51,9 @@ type Registration struct {
 	Key     SessionKey
 	// Bound is set when the gateway bound the handshake to TLS, which back
 	// connections must then be too.
-	Bound       bool
+	Bound bool
+	// Instance names the gateway process that answered, when it said.
+	Instance    string
 	Alive, Dead time.Duration
 	// Reader reads the control connection; it may hold bytes read past
 	// the WELCOME.
@@ -104,7 +106,7 @@ func (g Registering) Run(conn net.Conn) (*Registration, error) {
 	if !Equal(welcome.Confirmation, keys.GatewayConfirmation()) {
 		return nil, fmt.Errorf("%w: the WELCOME's confirmation is wrong", ErrNoConfirmation)
 	}
-	return &Registration{Session: welcome.Session, Key: keys.Session, Bound: ch.Bound,
+	return &Registration{Session: welcome.Session, Key: keys.Session, Bound: ch.Bound, Instance: ch.Instance,
 		Alive: welcome.Alive, Dead: welcome.Dead, Reader: br, Opener: opener}, nil
 }
 

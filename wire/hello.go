@@ -81,6 +81,29 @@ type Challenge struct {
 	Bound bool
 	// Share is the gateway's CPace share Yb.
 	Share []byte
+	// Instance names the gateway process, so that an agent that reaches
+	// one gateway at two addresses or names notices it: at most
+	// MaxInstanceLength characters of InstanceChars; empty sends none.
+	Instance string
+}
+
+// The instance field of a challenge.
+const (
+	MaxInstanceLength = 64
+	InstanceChars     = "letters, digits and ._-"
+)
+
+// ValidInstance reports whether s can be a challenge's instance field.
+func ValidInstance(s string) bool {
+	if s == "" || len(s) > MaxInstanceLength {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 var b64 = base64.RawURLEncoding
@@ -110,7 +133,11 @@ func (c Challenge) String() string {
 	if c.Bound {
 		binding = "tls"
 	}
-	return fmt.Sprintf("v=%d; nonce=%s; binding=%s; share=%s", c.Version, b64.EncodeToString(c.Nonce), binding, b64.EncodeToString(c.Share))
+	v := fmt.Sprintf("v=%d; nonce=%s; binding=%s; share=%s", c.Version, b64.EncodeToString(c.Nonce), binding, b64.EncodeToString(c.Share))
+	if c.Instance != "" {
+		v += "; instance=" + c.Instance
+	}
+	return v
 }
 
 // ParseHello decodes a hello header value and checks that it has what its
@@ -203,6 +230,12 @@ func ParseChallenge(value string) (Challenge, error) {
 	case "none":
 	default:
 		return Challenge{}, fmt.Errorf("challenge: binding %s, want \"tls\" or \"none\"", Quote(fields["binding"]))
+	}
+	if instance, ok := fields["instance"]; ok {
+		if !ValidInstance(instance) {
+			return Challenge{}, fmt.Errorf("challenge: field \"instance\": want at most %d characters of %s", MaxInstanceLength, InstanceChars)
+		}
+		c.Instance = instance
 	}
 	return c, nil
 }

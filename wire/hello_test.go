@@ -85,14 +85,23 @@ func TestUpgradeVersion(t *testing.T) {
 }
 
 func TestChallengeRoundTrip(t *testing.T) {
-	for _, c := range []Challenge{{Version: Version, Nonce: filled(NonceSize, 9), Bound: true, Share: filled(ShareSize, 1)}, {Version: Version, Nonce: filled(NonceSize, 8), Share: filled(ShareSize, 2)}} {
+	for _, c := range []Challenge{
+		{Version: Version, Nonce: filled(NonceSize, 9), Bound: true, Share: filled(ShareSize, 1)},
+		{Version: Version, Nonce: filled(NonceSize, 8), Share: filled(ShareSize, 2), Instance: "gw-2.eu_west"},
+	} {
 		got, err := ParseChallenge(c.String())
-		if err != nil || got.Bound != c.Bound || !bytes.Equal(got.Nonce, c.Nonce) || !bytes.Equal(got.Share, c.Share) {
+		if err != nil || got.Bound != c.Bound || !bytes.Equal(got.Nonce, c.Nonce) || !bytes.Equal(got.Share, c.Share) || got.Instance != c.Instance {
 			t.Errorf("ParseChallenge(%q) = %+v, %v", c, got, err)
 		}
 	}
 	if _, err := ParseChallenge("v=2; nonce=" + b64.EncodeToString(filled(NonceSize, 1)) + "; share=" + b64.EncodeToString(filled(ShareSize, 1)) + "; binding=maybe"); err == nil {
 		t.Error("an unknown binding was accepted")
+	}
+	base := Challenge{Version: Version, Nonce: filled(NonceSize, 1), Share: filled(ShareSize, 1)}.String()
+	for _, bad := range []string{"gw 1", "gw/1", strings.Repeat("g", MaxInstanceLength+1)} {
+		if _, err := ParseChallenge(base + "; instance=" + bad); err == nil {
+			t.Errorf("instance %q was accepted", bad)
+		}
 	}
 }
 

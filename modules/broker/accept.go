@@ -242,7 +242,8 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 	binding := wire.Binding(r.TLS)
 	gatewayNonce := randomBytes(wire.NonceSize)
 	ex := wire.NewGatewayExchange(entry.Password, wire.SessionID(a.name, hello.Nonce, gatewayNonce, binding))
-	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: binding != nil, Share: ex.Share()}.String()
+	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: binding != nil, Share: ex.Share(),
+		Instance: Instance()}.String()
 	conn, err := hijack(w, wire.HeaderChallenge+": "+challenge+"\r\n")
 	if err != nil {
 		b.logger.Debug("control handshake failed", zap.String("name", a.name), zap.Error(err))

@@ -49,6 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    ca_file <path>
 //	    poll_interval <duration>
+//	    instance_id <id>
 //	}
 //
 // balance_file reads a TSplus balance.bin and reloads it when it changes;
@@ -71,7 +72,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // ca_file is a PEM file of CA certificates that balance.bin SSL_STRICT
 // entries trust instead of the system roots.
 // poll_interval is how often files are checked when file notifications
-// miss a change (default 1s).
+// miss a change (default 1s). instance_id names this gateway to agents
+// (default: random per process); each gateway of a cluster needs its own,
+// never one from shared storage.
 func (g *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return g.unmarshal(d, nil)
 }
@@ -194,6 +197,15 @@ func (g *Handler) unmarshal(d *caddyfile.Dispenser, helper *httpcaddyfile.Helper
 				return d.Errf("poll_interval must be positive, not %s", d.Val())
 			}
 			g.PollInterval = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		case "instance_id":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			g.InstanceID = d.Val()
 			if d.NextArg() {
 				return d.ArgErr()
 			}

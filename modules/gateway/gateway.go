@@ -64,6 +64,12 @@ type Handler struct {
 	// file system notifications miss them. Default: 1s.
 	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
 
+	// InstanceID names this gateway in its challenges, so that an agent
+	// that reaches it at two addresses or names holds one registration per
+	// name on it. Each gateway of a cluster needs its own. Default: random
+	// per process.
+	InstanceID string `json:"instance_id,omitempty"`
+
 	ctx     caddy.Context
 	logger  *zap.Logger
 	broker  *broker.Broker
@@ -203,6 +209,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.Tunnel.warnDeprecated(h.logger)
+	if err := broker.SetInstance(h.InstanceID); err != nil {
+		return fmt.Errorf("instance_id: %w", err)
+	}
 	if s := h.tunnelSettings(); s.Alive >= s.Dead {
 		return fmt.Errorf("tunnel: alive_interval (%s) must be shorter than dead_after (%s)", s.Alive, s.Dead)
 	}
