@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
@@ -50,6 +51,14 @@ type Options struct {
 	// SlowRetry is the delay after a permanent refusal (see
 	// wire.Code.Permanent); 0 means DefaultSlowRetry.
 	SlowRetry time.Duration
+	// Lookup returns the addresses of a gateway's host, IPv4 and IPv6;
+	// nil means the system's resolver (see LookupResolver and DNSServer).
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// ResolveInterval is how often the agent looks the gateways' hosts up
+	// again, to follow addresses that join or leave their DNS; it also
+	// does when a connection to a gateway is lost. 0 means
+	// DefaultResolveInterval.
+	ResolveInterval time.Duration
 }
 
 // withDefaults returns the options with every unset field at its default.
@@ -77,6 +86,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SlowRetry <= 0 {
 		o.SlowRetry = DefaultSlowRetry
+	}
+	if o.Lookup == nil {
+		o.Lookup = LookupResolver(nil)
+	}
+	if o.ResolveInterval <= 0 {
+		o.ResolveInterval = DefaultResolveInterval
 	}
 	return o
 }
