@@ -81,10 +81,10 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 		return nil, fmt.Errorf("setting the handshake deadline: %w", err)
 	}
 	g := wire.Registering{
-		Host:     hostHeader(r.e),
-		Name:     r.e.Name,
-		Password: r.e.Password,
-		Agent:    r.opts.Version,
+		Host:       hostHeader(r.e),
+		Name:       r.e.Name,
+		Password:   r.e.Password,
+		Agent:      r.opts.Version,
 		Binding:    func(bound bool) ([]byte, error) { return r.binding(cs, bound) },
 		Challenged: challenged,
 	}
