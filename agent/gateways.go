@@ -252,7 +252,6 @@ func (g *gateways) fill(s *EntryStatus) {
 	next := g.nextResolve
 	g.mu.Unlock()
 	slices.SortFunc(runners, func(a, b *runner) int { return strings.Compare(a.target, b.target) })
-	g.count.fill(s)
 	best := -1
 	for i, r := range runners {
 		gs := r.track.status(r.target)
@@ -261,6 +260,9 @@ func (g *gateways) fill(s *EntryStatus) {
 			best = i
 		}
 	}
+	// After the states: a registration is counted before its state says
+	// registered.
+	g.count.fill(s)
 	for _, gs := range s.Gateways {
 		if gs.LastErrorAt.After(s.LastErrorAt) {
 			s.LastError, s.LastErrorAt = gs.LastError, gs.LastErrorAt
