@@ -100,7 +100,7 @@ func (g *gateways) run(after <-chan struct{}) {
 		<-g.ctx.Done()
 		return
 	}
-	w := g.res.watch(g.ctx, g.e.Gateway.Host)
+	w := g.res.watch(g.e.Gateway.Host)
 	defer w.release()
 	g.mu.Lock()
 	g.watch = w

@@ -296,6 +296,37 @@ func TestSharedLookups(t *testing.T) {
 	}
 }
 
+// TestSharedLookupOutlivesEntry: the lookups of a host go on for the
+// entries that use it when the entry that started them leaves.
+func TestSharedLookupOutlivesEntry(t *testing.T) {
+	gs, dns, opts, e := cluster(t, 2, "home", "")
+	dns.set(gs[0])
+	first := e
+	first.Name = "first"
+	a := startAgent(t, opts, first, e)
+	testgateway.Receive(t, gs[0].Controls, "the registration of home")
+	a.Apply([]balancebin.BackEntry{e})
+	a.waitLog(t, "entry removed")
+	dns.set(gs[0], gs[1])
+	testgateway.Receive(t, gs[1].Controls, "the registration of home at the address that joined")
+}
+
+// TestFileBudgetScale: 1000 entries at 3 gateways hold 9000 connections,
+// which a limit of 20,000 open files leaves room for, sessions included.
+func TestFileBudgetScale(t *testing.T) {
+	f := newFileBudget(20000)
+	for range 1000 * 3 * 3 { // a control and two multiplexed connections per entry and gateway
+		f.hold()
+	}
+	sessions := 0
+	for f.acquire() {
+		sessions++
+	}
+	if sessions != 20000-1000-9000 {
+		t.Errorf("%d sessions fit beside 9000 gateway connections in 20,000 open files, want %d", sessions, 20000-1000-9000)
+	}
+}
+
 // TestAddresses: Addresses sorts and dedups, takes an IP as itself and
 // says what failed.
 func TestAddresses(t *testing.T) {

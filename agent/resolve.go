@@ -121,17 +121,16 @@ type hostWatch struct {
 
 // watch returns the watch of host, starting it for the first user; each
 // call needs a release.
-func (r *resolver) watch(ctx context.Context, host string) *hostWatch {
+func (r *resolver) watch(host string) *hostWatch {
 	key := strings.ToLower(host)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w := r.hosts[key]
 	if w == nil {
-		// The watch outlives the entry that starts it: it ends with the
-		// agent, or when its last user releases it.
-		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		stop := context.AfterFunc(ctx, cancel)
-		w = &hostWatch{host: host, res: r, cancel: func() { stop(); cancel() }, done: make(chan struct{}),
+		// The watch outlives the entry that starts it: it ends when its
+		// last user releases it, as every entry does when the agent stops.
+		wctx, cancel := context.WithCancel(context.Background())
+		w = &hostWatch{host: host, res: r, cancel: cancel, done: make(chan struct{}),
 			soon: make(chan struct{}, 1), changed: make(chan struct{})}
 		r.hosts[key] = w
 		go w.run(wctx)
