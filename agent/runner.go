@@ -35,6 +35,8 @@ type runner struct {
 	// instance is the gateway instance of the last challenge, for telling
 	// a name-taken refusal that another runner of the entry causes.
 	instance string
+	// lastDuplicate is the last duplicate instance the runner logged.
+	lastDuplicate duplicateError
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -124,6 +126,7 @@ func (r *runner) run() {
 			continue
 		}
 		pace.registered()
+		r.lastDuplicate = duplicateError{}
 		r.track.registered(resume != nil, c.instance)
 		r.log.Info("registered", zap.String("gateway", r.e.Gateway.String()), zap.String("instance", c.instance),
 			zap.Bool("tls", r.e.UseTLS()), zap.Bool("resumed", resume != nil))
@@ -181,7 +184,13 @@ func (r *runner) sameInstance(err error) error {
 // host, after dup; it reports whether the runner still runs.
 func (r *runner) idle(ctx context.Context, dup *duplicateError) bool {
 	next := r.g.nextResolution()
-	r.log.Warn(fmt.Sprintf("both %s and %s reach the gateway instance %s, which holds one registration per name: "+
+	// Said once while it lasts: the address tries again at every lookup.
+	level := zap.WarnLevel
+	if r.lastDuplicate == *dup {
+		level = zap.DebugLevel
+	}
+	r.lastDuplicate = *dup
+	r.log.Log(level, fmt.Sprintf("both %s and %s reach the gateway instance %s, which holds one registration per name: "+
 		"keeping the one through %s; trying %s again at the next resolution of %s",
 		dup.holder, r.target, dup.instance, dup.holder, r.target, r.e.Gateway.Host),
 		zap.String("instance", dup.instance))
