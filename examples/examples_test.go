@@ -33,7 +33,7 @@ func read(t *testing.T, path string) []byte {
 }
 
 func TestBalanceFiles(t *testing.T) {
-	for _, path := range []string{"balance.bin", filepath.Join("demo", "balance.bin"), filepath.Join("production", "balance.bin")} {
+	for _, path := range []string{"balance.bin", filepath.Join("demo", "balance.bin"), filepath.Join("production", "balance.bin"), filepath.Join("cluster", "balance.bin")} {
 		entries, err := balancebin.Parse(path, read(t, path))
 		if err != nil || len(entries) == 0 {
 			t.Errorf("%s: %d entries, %v", path, len(entries), err)
@@ -42,7 +42,7 @@ func TestBalanceFiles(t *testing.T) {
 }
 
 func TestBackbalanceFiles(t *testing.T) {
-	for _, path := range []string{"backbalance.bin", filepath.Join("demo", "backbalance.bin")} {
+	for _, path := range []string{"backbalance.bin", filepath.Join("demo", "backbalance.bin"), filepath.Join("cluster", "backbalance.bin")} {
 		entries, err := balancebin.ParseBack(path, read(t, path))
 		if err != nil || len(entries) == 0 {
 			t.Errorf("%s: %d entries, %v", path, len(entries), err)
@@ -60,9 +60,12 @@ func TestBackbalanceFiles(t *testing.T) {
 // to the JSON of the Caddyfile.json beside each, so that a change in what
 // an example means shows in review. `go test ./examples -update` rewrites
 // the JSON files.
+// examples/cluster/Caddyfile is adapted as the first gateway's, with
+// INSTANCE_ID=gw1.
 func TestCaddyfiles(t *testing.T) {
+	t.Setenv("INSTANCE_ID", "gw1")
 	adapter := caddyconfig.GetAdapter("caddyfile")
-	for _, path := range []string{"Caddyfile", filepath.Join("demo", "Caddyfile"), filepath.Join("production", "Caddyfile")} {
+	for _, path := range []string{"Caddyfile", filepath.Join("demo", "Caddyfile"), filepath.Join("production", "Caddyfile"), filepath.Join("cluster", "Caddyfile")} {
 		adapted, warnings, err := adapter.Adapt(read(t, path), map[string]any{"filename": path})
 		if err != nil || len(warnings) > 0 {
 			t.Errorf("%s: %v, warnings %v", path, err, warnings)
@@ -122,4 +125,15 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return out.String()
+}
+
+// TestClusterNeedsInstanceID: examples/cluster/Caddyfile does not adapt
+// without INSTANCE_ID, so that no gateway of a cluster starts with an id
+// that is not its own.
+func TestClusterNeedsInstanceID(t *testing.T) {
+	t.Setenv("INSTANCE_ID", "")
+	path := filepath.Join("cluster", "Caddyfile")
+	if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(read(t, path), map[string]any{"filename": path}); err == nil || !strings.Contains(err.Error(), "instance_id") {
+		t.Errorf("%s adapts without INSTANCE_ID: %v", path, err)
+	}
 }

@@ -94,17 +94,7 @@ const (
 )
 
 // ValidInstance reports whether s can be a challenge's instance field.
-func ValidInstance(s string) bool {
-	if s == "" || len(s) > MaxInstanceLength {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func ValidInstance(s string) bool { return validToken(s, MaxInstanceLength, "._-") }
 
 var b64 = base64.RawURLEncoding
 
@@ -195,13 +185,16 @@ const (
 )
 
 // ValidAgent reports whether s can be a hello's agent field.
-func ValidAgent(s string) bool {
-	if s == "" || len(s) > MaxAgentLength {
+func ValidAgent(s string) bool { return validToken(s, MaxAgentLength, "._+/-") }
+
+// validToken reports whether s has 1 to max characters, each a letter, a
+// digit or one of extra.
+func validToken(s string, max int, extra string) bool {
+	if s == "" || len(s) > max {
 		return false
 	}
 	for _, c := range s {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._+/-", c)
-		if !ok {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(extra, c)) {
 			return false
 		}
 	}

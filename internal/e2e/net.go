@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"encoding/binary"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +89,15 @@ var givenPorts struct {
 // and that this process has not handed out before.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	return FreePortOn(t, "127.0.0.1")
+}
+
+// FreePortOn returns a TCP port that nothing listens on now at any of
+// the addresses ips, such as the loopback addresses of a cluster's
+// gateways, which all listen on one port, and that this process has not
+// handed out before.
+func FreePortOn(t testing.TB, ips ...string) int {
+	t.Helper()
 	givenPorts.Lock()
 	defer givenPorts.Unlock()
 	if givenPorts.set == nil {
@@ -99,16 +108,26 @@ func FreePort(t testing.TB) int {
 		if givenPorts.set[port] {
 			continue
 		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
+		if !portFree(port, ips) {
 			continue
 		}
-		l.Close()
 		givenPorts.set[port] = true
 		return port
 	}
 	t.Fatal("no free port found")
 	return 0
+}
+
+// portFree reports whether a listener could take port at each of ips.
+func portFree(port int, ips []string) bool {
+	for _, ip := range ips {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
 }
 
 // WaitPort waits until something accepts on addr; it fails the test at

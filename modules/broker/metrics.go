@@ -114,9 +114,15 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 
 // RegisterMetrics adds the broker's metrics to reg, a config's registry:
 // Caddy's metrics handler and its admin endpoint's /metrics serve it.
-// Registering them again in the same registry is not an error.
 func RegisterMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{registrations, throttledHandshakes, sessionOpenSeconds, collector{}} {
+	return RegisterCollectors(reg, registrations, throttledHandshakes, sessionOpenSeconds, collector{})
+}
+
+// RegisterCollectors registers process-wide collectors in reg, a config's
+// registry; a collector registered there already is not an error, since
+// every handler of a config registers its package's metrics.
+func RegisterCollectors(reg prometheus.Registerer, collectors ...prometheus.Collector) error {
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

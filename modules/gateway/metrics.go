@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tildegate/tildegate/modules/broker"
 )
@@ -36,11 +34,5 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if err := broker.RegisterMetrics(reg); err != nil {
 		return err
 	}
-	if err := reg.Register(namesCollector{}); err != nil {
-		var already prometheus.AlreadyRegisteredError
-		if !errors.As(err, &already) {
-			return err
-		}
-	}
-	return nil
+	return broker.RegisterCollectors(reg, namesCollector{})
 }

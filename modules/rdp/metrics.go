@@ -1,11 +1,11 @@
 package rdp
 
 import (
-	"errors"
 	"net"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tildegate/tildegate/modules/broker"
 )
 
 // Native RDP metrics, process-wide so that config reloads do not set them
@@ -27,15 +27,7 @@ var (
 
 // registerMetrics adds the RDP metrics to a config's registry.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{rdpSessionsOpen, rdpSessionsTotal, rdpBytes} {
-		if err := reg.Register(c); err != nil {
-			var already prometheus.AlreadyRegisteredError
-			if !errors.As(err, &already) {
-				return err
-			}
-		}
-	}
-	return nil
+	return broker.RegisterCollectors(reg, rdpSessionsOpen, rdpSessionsTotal, rdpBytes)
 }
 
 // sessionMetrics counts one session of name as open, and returns the
