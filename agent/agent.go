@@ -18,17 +18,20 @@ const (
 )
 
 // Agent keeps the entries of backbalance.bin registered with their
-// gateways and serves the back connections the gateways ask for.
+// gateways and serves the back connections the gateways ask for. A gateway
+// whose host resolves to several addresses gets a registration of each
+// entry at each address, one per gateway instance.
 type Agent struct {
 	opts  Options
 	log   *zap.Logger
 	files *fileBudget
+	res   *resolver // shared by the entries, one lookup per host
 
 	mu       sync.Mutex
 	listed   []balancebin.BackEntry // entries of the last Apply, for Status
 	checks   []error                // why each of listed cannot be served, or nil
 	want     []balancebin.BackEntry // entries to serve, checked
-	runners  map[string]*runner     // by entry key, while running
+	runners  map[string]*gateways   // by entry key, while running
 	ctx      context.Context        // Run's context; nil before Run
 	tls      *tls.Config
 	finished bool // Run returned or is returning
@@ -39,7 +42,8 @@ type Agent struct {
 // called.
 func New(opts Options) *Agent {
 	opts = opts.withDefaults()
-	return &Agent{opts: opts, log: opts.Logger, files: newFileBudget(opts.OpenFiles), runners: make(map[string]*runner)}
+	return &Agent{opts: opts, log: opts.Logger, files: newFileBudget(opts.OpenFiles),
+		res: newResolver(opts.Lookup, opts.ResolveInterval, opts.Logger), runners: make(map[string]*gateways)}
 }
 
 // Run serves the entries of the last Apply, and those of later ones, until
@@ -120,10 +124,10 @@ func (a *Agent) sync() {
 	}
 }
 
-// start starts a runner for e once after, if not nil, is closed. a.mu is
+// start starts serving e once after, if not nil, is closed. a.mu is
 // held.
-func (a *Agent) start(e balancebin.BackEntry, after <-chan struct{}) *runner {
-	r := newRunner(a.ctx, e, a.opts, a.tls, a.files)
-	a.wg.Go(func() { r.run(after) })
-	return r
+func (a *Agent) start(e balancebin.BackEntry, after <-chan struct{}) *gateways {
+	g := newGateways(a.ctx, e, a.opts, a.tls, a.files, a.res)
+	a.wg.Go(func() { g.run(after) })
+	return g
 }

@@ -30,26 +30,34 @@ const (
 // dialDefault is the default Options.Dial.
 var dialDefault = DialGateway(&net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive})
 
-// DialGateway returns an Options.Dial that reaches the gateway of an entry
-// through the entry's proxy chain or, when it has none, through the proxy
-// HTTPS_PROXY names unless NO_PROXY excludes the gateway (see
-// proxy.FromEnvironment), or else directly. d dials the first proxy, or
-// the gateway when there is no proxy.
-func DialGateway(d *net.Dialer) func(context.Context, balancebin.BackEntry) (net.Conn, error) {
-	return func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error) {
-		target := e.Gateway.String()
-		chain := e.Proxies
-		if len(chain) == 0 {
-			px, err := proxy.FromEnvironment(target)
-			if err != nil {
-				return nil, err
-			}
-			if px != nil {
-				chain = []balancebin.Proxy{*px}
-			}
+// DialGateway returns an Options.Dial that reaches target, an address of
+// the gateway of an entry, through the entry's proxy chain or, when it has
+// none, through the proxy HTTPS_PROXY names unless NO_PROXY excludes the
+// gateway (see proxy.FromEnvironment), or else directly. The last proxy is
+// asked to CONNECT to target. d dials the first proxy, or target when
+// there is no proxy.
+func DialGateway(d *net.Dialer) func(context.Context, balancebin.BackEntry, string) (net.Conn, error) {
+	return func(ctx context.Context, e balancebin.BackEntry, target string) (net.Conn, error) {
+		chain, err := proxyChain(e)
+		if err != nil {
+			return nil, err
 		}
 		return proxy.Dial(ctx, d, chain, target)
 	}
+}
+
+// proxyChain returns the proxies through which the agent reaches the
+// gateway of e: the entry's chain or, when it has none, the proxy of
+// HTTPS_PROXY unless NO_PROXY excludes the gateway's name.
+func proxyChain(e balancebin.BackEntry) ([]balancebin.Proxy, error) {
+	if len(e.Proxies) > 0 {
+		return e.Proxies, nil
+	}
+	px, err := proxy.FromEnvironment(e.Gateway.String())
+	if err != nil || px == nil {
+		return nil, err
+	}
+	return []balancebin.Proxy{*px}, nil
 }
 
 // tlsConfig returns the TLS settings shared by every connection to a
@@ -75,15 +83,16 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// connect opens a connection to e's gateway through dial, with TLS when
-// e.UseTLS(), and returns it with its TLS state (nil without TLS).
-func connect(ctx context.Context, dial func(context.Context, balancebin.BackEntry) (net.Conn, error),
-	base *tls.Config, e balancebin.BackEntry) (net.Conn, *tls.ConnectionState, error) {
+// connect opens a connection to target, an address of e's gateway,
+// through dial, with TLS when e.UseTLS() verified against the gateway's
+// host, and returns it with its TLS state (nil without TLS).
+func connect(ctx context.Context, dial func(context.Context, balancebin.BackEntry, string) (net.Conn, error),
+	base *tls.Config, e balancebin.BackEntry, target string) (net.Conn, *tls.ConnectionState, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	conn, err := dial(ctx, e)
+	conn, err := dial(ctx, e, target)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to the gateway %s: %w", e.Gateway, err)
+		return nil, nil, fmt.Errorf("connecting to the gateway %s%s: %w", e.Gateway, via(e, target), err)
 	}
 	if !e.UseTLS() {
 		return conn, nil, nil
@@ -93,10 +102,19 @@ func connect(ctx context.Context, dial func(context.Context, balancebin.BackEntr
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("TLS with the gateway %s: %w", e.Gateway, err)
+		return nil, nil, fmt.Errorf("TLS with the gateway %s%s: %w", e.Gateway, via(e, target), err)
 	}
 	cs := tc.ConnectionState()
 	return tc, &cs, nil
+}
+
+// via names target in an error about e's gateway, when it is an address
+// of the gateway rather than its name.
+func via(e balancebin.BackEntry, target string) string {
+	if target == e.Gateway.String() {
+		return ""
+	}
+	return " at " + target
 }
 
 // hostHeader returns the Host of the upgrade request: the gateway's host,

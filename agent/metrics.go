@@ -26,6 +26,8 @@ var (
 	bytesDesc = prometheus.NewDesc("tildegate_agent_bytes_total",
 		"Bytes of the sessions, by entry name and direction (to_local, from_local: to and from the local service).",
 		[]string{"name", "direction"}, nil)
+	gatewaysDesc = prometheus.NewDesc("tildegate_agent_gateways_registered",
+		"Addresses of the entry's gateway at which the entry is registered, by entry name.", []string{"name"}, nil)
 	filesDesc = prometheus.NewDesc("tildegate_agent_open_files",
 		"Connections the agent holds against its open-file budget.", nil, nil)
 	filesLimitDesc = prometheus.NewDesc("tildegate_agent_open_files_limit",
@@ -43,7 +45,7 @@ type collector struct{ a *Agent }
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{entriesDesc, registrationsDesc, backsDesc, sessionsOpenDesc,
-		sessionsDesc, refusedDesc, bytesDesc, filesDesc, filesLimitDesc} {
+		sessionsDesc, refusedDesc, bytesDesc, gatewaysDesc, filesDesc, filesLimitDesc} {
 		ch <- d
 	}
 }
@@ -76,6 +78,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(registrationsDesc, e.Registrations.Refused, e.Name, "refused")
 		counter(registrationsDesc, e.Registrations.Failed, e.Name, "failed")
 		gauge(backsDesc, e.BackConnections, e.Name)
+		var registered int64
+		for _, g := range e.Gateways {
+			if g.State == StateRegistered {
+				registered++
+			}
+		}
+		gauge(gatewaysDesc, registered, e.Name)
 		for _, k := range []struct {
 			kind string
 			n    SessionCount

@@ -31,7 +31,7 @@ func (r *runner) open(ctx context.Context, sess *session, ticket []byte, kind wi
 // then serves the streams the gateway opens on it, each one session to
 // the local service, until the connection ends.
 func (r *runner) serveMux(ctx context.Context, sess *session, ticket []byte) {
-	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e)
+	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("back connection failed", zap.Error(err))

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
@@ -37,10 +38,12 @@ type Options struct {
 	Version string
 	// Logger receives the agent's logs; nil discards them.
 	Logger *zap.Logger
-	// Dial opens a TCP connection that reaches the gateway of e; the agent
-	// adds TLS on top when e.UseTLS(). Nil means DialGateway with a
-	// dialer of its own: through the entry's proxies, or HTTPS_PROXY.
-	Dial func(ctx context.Context, e balancebin.BackEntry) (net.Conn, error)
+	// Dial opens a TCP connection to target, one address of the gateway
+	// of e ("ip:port", or e.Gateway's "host:port" when the agent cannot
+	// resolve it); the agent adds TLS on top when e.UseTLS(), verified
+	// against e.Gateway's host. Nil means DialGateway with a dialer of its
+	// own: through the entry's proxies, or HTTPS_PROXY.
+	Dial func(ctx context.Context, e balancebin.BackEntry, target string) (net.Conn, error)
 	// MinBackoff and MaxBackoff bound the exponential delay between
 	// attempts to register; 0 means DefaultMinBackoff and
 	// DefaultMaxBackoff.
@@ -48,6 +51,14 @@ type Options struct {
 	// SlowRetry is the delay after a permanent refusal (see
 	// wire.Code.Permanent); 0 means DefaultSlowRetry.
 	SlowRetry time.Duration
+	// Lookup returns the addresses of a gateway's host, IPv4 and IPv6;
+	// nil means the system's resolver (see LookupResolver and DNSServer).
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// ResolveInterval is how often the agent looks the gateways' hosts up
+	// again, to follow addresses that join or leave their DNS; it also
+	// does when a connection to a gateway is lost. 0 means
+	// DefaultResolveInterval.
+	ResolveInterval time.Duration
 }
 
 // withDefaults returns the options with every unset field at its default.
@@ -75,6 +86,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SlowRetry <= 0 {
 		o.SlowRetry = DefaultSlowRetry
+	}
+	if o.Lookup == nil {
+		o.Lookup = LookupResolver(nil)
+	}
+	if o.ResolveInterval <= 0 {
+		o.ResolveInterval = DefaultResolveInterval
 	}
 	return o
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 type testProxy struct {
 	addr    balancebin.HostPort
 	targets chan string
+	// aliases maps a target host:port that only the proxy can resolve to
+	// the address it reaches.
+	aliases sync.Map
 }
 
 // fakeProxy starts a testProxy that wants user:password, or no login when
@@ -59,7 +63,11 @@ func (p *testProxy) serve(c net.Conn, wantAuth string) {
 		return
 	}
 	p.targets <- req.Host
-	up, err := net.Dial("tcp", req.Host)
+	dest := req.Host
+	if alias, ok := p.aliases.Load(dest); ok {
+		dest = alias.(string)
+	}
+	up, err := net.Dial("tcp", dest)
 	if err != nil {
 		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
 		return

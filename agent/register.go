@@ -37,39 +37,56 @@ type control struct {
 	sess *session
 	// opener checks the tags of the gateway's frames, from the WELCOME on.
 	opener *wire.Opener
+	// instance names the gateway process, when it said; the runner holds
+	// it in the entry's gateways while registered.
+	instance string
 }
 
 // register opens a control connection for the runner's entry and runs the
 // handshake of docs/protocol.md section 3. When resume is set it asks for
-// that session back. A refusal comes back as a *wire.Refusal.
+// that session back. A refusal comes back as a *wire.Refusal; a gateway
+// instance on which another runner of the entry holds or makes a
+// registration as a *duplicateError, before any password attempt.
 func (r *runner) register(ctx context.Context, resume *session) (*control, error) {
-	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e)
+	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
 	if err != nil {
 		return nil, err
 	}
 	stop := closeOnDone(ctx, conn)
-	c, err := r.handshake(conn, cs, resume)
+	var claimed string
+	c, err := r.handshake(conn, cs, resume, func(ch wire.Challenge) error {
+		r.instance = ch.Instance
+		if h := r.g.claim(ch.Instance, r.target); h != "" {
+			return &duplicateError{instance: ch.Instance, holder: h}
+		}
+		claimed = ch.Instance
+		return nil
+	})
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
+		r.g.unclaim(claimed, r.target)
 		conn.Close()
 		return nil, err
 	}
+	c.instance = claimed
 	return c, nil
 }
 
 // handshake runs the upgrade, CPace and the key confirmations on conn.
-func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *session) (*control, error) {
+// challenged sees the gateway's challenge before the agent's AUTH.
+func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *session, challenged func(wire.Challenge) error) (*control, error) {
 	if err := conn.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
 		return nil, fmt.Errorf("setting the handshake deadline: %w", err)
 	}
 	g := wire.Registering{
-		Host:     hostHeader(r.e),
-		Name:     r.e.Name,
-		Password: r.e.Password,
-		Agent:    r.opts.Version,
-		Binding:  func(bound bool) ([]byte, error) { return r.binding(cs, bound) },
+		Host:       hostHeader(r.e),
+		Name:       r.e.Name,
+		Password:   r.e.Password,
+		Agent:      r.opts.Version,
+		Binding:    func(bound bool) ([]byte, error) { return r.binding(cs, bound) },
+		Challenged: challenged,
 	}
 	if resume != nil {
 		g.Resume = &wire.Resumption{Session: resume.id, Key: resume.key}

@@ -15,22 +15,31 @@ import (
 	"go.uber.org/zap"
 )
 
-// runner keeps one entry registered with its gateway.
+// runner keeps one entry registered with one address of its gateway.
 type runner struct {
-	e    balancebin.BackEntry
-	opts Options
-	tls  *tls.Config
-	log  *zap.Logger
+	e balancebin.BackEntry
+	// target is the address the runner dials, control and back
+	// connections alike: an address of the gateway, "ip:port", or its
+	// "host:port" when the agent connects by name.
+	target string
+	g      *gateways // the entry's runners
+	opts   Options
+	tls    *tls.Config
+	log    *zap.Logger
 
 	warnUnbound sync.Once
 	localDown   logburst.Burst // logs of the local service refusing
 	tooMany     logburst.Burst // logs of sessions refused for the open-file limit
 	files       *fileBudget    // the agent's, shared by its runners
 	track       *tracker       // what Status reports
+	// instance is the gateway instance of the last challenge, for telling
+	// a name-taken refusal that another runner of the entry causes.
+	instance string
+	// lastDuplicate is the last duplicate instance the runner logged.
+	lastDuplicate duplicateError
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	done   chan struct{}
 	backs  sync.WaitGroup
 }
 
@@ -58,42 +67,33 @@ func stopReason(ctx context.Context) string {
 	return "the agent is stopping"
 }
 
-// newRunner returns a runner for e that stops when parent ends; run
-// serves it.
-func newRunner(parent context.Context, e balancebin.BackEntry, opts Options, tlsConf *tls.Config, files *fileBudget) *runner {
-	ctx, cancel := context.WithCancelCause(parent)
+// newRunner returns a runner of g's entry at target that stops when g
+// does; run serves it.
+func newRunner(g *gateways, target string) *runner {
+	ctx, cancel := context.WithCancelCause(g.ctx)
 	return &runner{
-		e:      e,
-		opts:   opts,
-		tls:    tlsConf,
-		files:  files,
-		log:    opts.Logger.With(zap.String("name", e.Name)),
+		e:      g.e,
+		target: target,
+		g:      g,
+		opts:   g.opts,
+		tls:    g.tls,
+		files:  g.files,
+		log:    g.log.With(zap.String("address", target)),
 		ctx:    ctx,
 		cancel: cancel,
-		done:   make(chan struct{}),
-		track:  newTracker(),
+		track:  newTracker(g.count),
 	}
 }
 
-// stop ends the runner, telling the gateway why, without waiting; done
-// closes when it has.
+// stop ends the runner, telling the gateway why, without waiting.
 func (r *runner) stop(reason string) { r.cancel(stopCause(reason)) }
 
 // run registers, serves, and registers again after each drop or refusal,
-// until the runner stops. When after is not nil, it first waits for after
-// to close: that is the runner that served the entry before it changed.
-func (r *runner) run(after <-chan struct{}) {
+// until the runner stops.
+func (r *runner) run() {
 	ctx := r.ctx
-	defer close(r.done)
 	defer r.backs.Wait()
 	defer r.track.stopped()
-	if after != nil {
-		select {
-		case <-after:
-		case <-ctx.Done():
-			return
-		}
-	}
 	pace := &pacing{bo: newBackoff(r.opts.MinBackoff, r.opts.MaxBackoff)}
 	var (
 		resume *session // the session to ask back after a drop
@@ -109,6 +109,14 @@ func (r *runner) run(after <-chan struct{}) {
 			return
 		}
 		if err != nil {
+			var dup *duplicateError
+			if errors.As(err, &dup) || errors.As(r.sameInstance(err), &dup) {
+				if !r.idle(ctx, dup) {
+					return
+				}
+				delay = 0
+				continue
+			}
 			var permanent bool
 			delay, permanent = r.failed(err, pace)
 			r.track.failed(err, delay)
@@ -118,16 +126,19 @@ func (r *runner) run(after <-chan struct{}) {
 			continue
 		}
 		pace.registered()
-		r.track.registered(resume != nil)
-		r.log.Info("registered", zap.String("gateway", r.e.Gateway.String()),
+		r.lastDuplicate = duplicateError{}
+		r.track.registered(resume != nil, c.instance)
+		r.log.Info("registered", zap.String("gateway", r.e.Gateway.String()), zap.String("instance", c.instance),
 			zap.Bool("tls", r.e.UseTLS()), zap.Bool("resumed", resume != nil))
 		started := time.Now()
 		r.files.hold()
 		err = r.serve(ctx, c)
 		r.files.release()
+		r.g.unclaim(c.instance, r.target)
 		if ctx.Err() != nil {
 			return
 		}
+		r.g.lost()
 		pace.ended(time.Since(started))
 		var ref *wire.Refusal
 		if errors.As(err, &ref) {
@@ -140,6 +151,55 @@ func (r *runner) run(after <-chan struct{}) {
 		delay = pace.afterDrop()
 		r.track.wait("control connection lost: "+err.Error(), nil, delay)
 		r.log.Warn(fmt.Sprintf("control connection lost: %v; resuming the session in %s", err, round(delay)))
+	}
+}
+
+// duplicateError is a registration given up because another runner of the
+// entry holds one on the same gateway instance.
+type duplicateError struct {
+	instance, holder string
+}
+
+// Error implements error.
+func (d *duplicateError) Error() string {
+	return fmt.Sprintf("the gateway instance %s holds the registration through %s", d.instance, d.holder)
+}
+
+// sameInstance returns a *duplicateError for a name-taken refusal while
+// another runner of the entry is registered on the instance this address
+// led to last time: the gateway refuses the name that this agent already
+// holds there. Otherwise it returns err.
+func (r *runner) sameInstance(err error) error {
+	var ref *wire.Refusal
+	if !errors.As(err, &ref) || ref.Code != wire.CodeNameTaken || r.instance == "" {
+		return err
+	}
+	if h := r.g.holder(r.instance, r.target); h != "" {
+		return &duplicateError{instance: r.instance, holder: h}
+	}
+	return err
+}
+
+// idle leaves the address alone until the next lookup of the gateway's
+// host, after dup; it reports whether the runner still runs.
+func (r *runner) idle(ctx context.Context, dup *duplicateError) bool {
+	next := r.g.nextResolution()
+	// Said once while it lasts: the address tries again at every lookup.
+	level := zap.WarnLevel
+	if r.lastDuplicate == *dup {
+		level = zap.DebugLevel
+	}
+	r.lastDuplicate = *dup
+	r.log.Log(level, fmt.Sprintf("both %s and %s reach the gateway instance %s, which holds one registration per name: "+
+		"keeping the one through %s; trying %s again at the next resolution of %s",
+		dup.holder, r.target, dup.instance, dup.holder, r.target, r.e.Gateway.Host),
+		zap.String("instance", dup.instance))
+	r.track.duplicate(dup)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-next:
+		return true
 	}
 }
 

@@ -32,6 +32,11 @@ const (
 	// started or has ended, or the entry cannot be served (see
 	// LastError).
 	StateStopped State = "stopped"
+	// StateDuplicate, of a gateway address only: the address leads to a
+	// gateway instance on which another address of the entry's gateway
+	// holds the registration; the agent tries the address again at the
+	// next lookup of the gateway's host.
+	StateDuplicate State = "duplicate"
 )
 
 // Status is a snapshot of the agent.
@@ -65,6 +70,9 @@ type EntryStatus struct {
 	// goes through it.
 	Proxies []ProxyHop `json:"proxies,omitempty"`
 
+	// State is the best state of the entry's gateway addresses (see
+	// Gateways): registered when the entry is registered with at least
+	// one of them.
 	State State `json:"state"`
 	// Since is when the entry entered State.
 	Since time.Time `json:"since,omitzero"`
@@ -76,9 +84,9 @@ type EntryStatus struct {
 	// ended, or why the entry cannot be served; LastErrorAt is when.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	// RegisteredSince is when the last registration was accepted: the
-	// start of the current one while registered.
-	RegisteredSince time.Time     `json:"registered_since,omitzero"`
+	// RegisteredSince is when the last registration was accepted, at any
+	// of the gateway's addresses.
+	RegisteredSince time.Time     `json:"nRegisteredsince,omitzero"`
 	Registrations   Registrations `json:"registrations"`
 	// Resumed counts the registrations that took the previous session
 	// back after a drop.
@@ -92,6 +100,44 @@ type EntryStatus struct {
 	// to and from the local services, as they flow.
 	BytesToLocal   int64 `json:"bytes_to_local"`
 	BytesFromLocal int64 `json:"bytes_from_local"`
+
+	// Gateways lists the addresses of the entry's gateway, each with a
+	// registration of its own, in the order of their addresses.
+	Gateways []GatewayStatus `json:"gateways,omitempty"`
+	// ByName is set while the agent cannot resolve the gateway's host and
+	// connects by name through the entry's proxies: one connection, to
+	// whichever gateway the proxy reaches.
+	ByName bool `json:"by_name,omitempty"`
+	// ResolveError is why the last lookup of the gateway's host failed,
+	// and ResolveErrorAt when; empty when it succeeded. The agent keeps
+	// its connections meanwhile.
+	ResolveError   string    `json:"resolve_error,omitempty"`
+	ResolveErrorAt time.Time `json:"resolve_error_at,omitzero"`
+}
+
+// GatewayStatus is the registration of an entry at one address of its
+// gateway.
+type GatewayStatus struct {
+	// Address is the address the agent connects to, ip:port, or the
+	// gateway's host:port when it connects by name.
+	Address string `json:"address"`
+	State   State  `json:"state"`
+	// Since is when the address entered State.
+	Since time.Time `json:"since,omitzero"`
+	// RetryAt is when the next attempt starts, while waiting or refused.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	// Refusal is the gateway's refusal, while refused.
+	Refusal *Refusal `json:"refusal,omitempty"`
+	// Instance names the gateway process of the last registration, or,
+	// in state duplicate, the one that another address holds.
+	Instance string `json:"instance,omitempty"`
+	// RegisteredSince is when the last registration at this address was
+	// accepted.
+	RegisteredSince time.Time `json:"nRegisteredsince,omitzero"`
+	// LastError is why the last attempt failed or the last registration
+	// ended; LastErrorAt is when.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // ProxyHop is one proxy of an entry's chain.
@@ -168,7 +214,7 @@ func (a *Agent) snapshot() (Status, []bool) {
 		case !served[i]:
 			s.State, s.LastError = StateStopped, a.checks[i].Error()
 		case r != nil:
-			r.track.fill(&s)
+			r.fill(&s)
 		default:
 			s.State = StateStopped
 		}
@@ -190,19 +236,13 @@ func describeEntry(e balancebin.BackEntry) EntryStatus {
 // the counters.
 const sessionKinds = 2
 
-// tracker is what a runner reports of itself: its state, under mu, and
-// counters that its sessions update as they go, without a lock.
-type tracker struct {
-	mu            sync.Mutex
-	state         State
-	since         time.Time
-	retryAt       time.Time
-	refusal       *Refusal
-	lastErr       string
-	lastErrAt     time.Time
-	registeredAt  time.Time
-	registrations Registrations
-	resumed       int64
+// counters are what the runners of an entry count together, without a
+// lock: they outlive the runner of any one address.
+type counters struct {
+	// nRegistered, nRefused and nFailed count the attempts to register,
+	// by result.
+	nRegistered, nRefused, nFailed atomic.Int64
+	resumed                        atomic.Int64
 
 	backs              atomic.Int64
 	open, total        [sessionKinds]atomic.Int64
@@ -212,9 +252,26 @@ type tracker struct {
 	toLocal, fromLocal atomic.Int64 // bytes to and from the local service
 }
 
-// newTracker returns the tracker of a runner about to connect.
-func newTracker() *tracker {
-	return &tracker{state: StateConnecting, since: time.Now()}
+// tracker is what a runner reports of itself: its state, under mu, and
+// the entry's counters, which its sessions update as they go.
+type tracker struct {
+	*counters
+
+	mu           sync.Mutex
+	state        State
+	since        time.Time
+	retryAt      time.Time
+	refusal      *Refusal
+	lastErr      string
+	lastErrAt    time.Time
+	registeredAt time.Time
+	instance     string
+}
+
+// newTracker returns the tracker of a runner about to connect, counting
+// into c.
+func newTracker(c *counters) *tracker {
+	return &tracker{counters: c, state: StateConnecting, since: time.Now()}
 }
 
 // set enters state. t.mu is held.
@@ -230,32 +287,41 @@ func (t *tracker) connecting() {
 	t.set(StateConnecting, time.Now())
 }
 
-// registered records a registration accepted; resumed says whether it
-// took the previous session back.
-func (t *tracker) registered(resumed bool) {
+// registered records a registration accepted on the gateway instance
+// (empty when the gateway did not say); resumed says whether it took the
+// previous session back.
+func (t *tracker) registered(resumed bool, instance string) {
+	t.nRegistered.Add(1)
+	if resumed {
+		t.resumed.Add(1)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := time.Now()
 	t.set(StateRegistered, now)
-	t.registeredAt = now
-	t.registrations.Registered++
-	if resumed {
-		t.resumed++
-	}
+	t.registeredAt, t.instance = now, instance
+}
+
+// duplicate records an address left alone because another one holds the
+// registration on the same gateway instance.
+func (t *tracker) duplicate(d *duplicateError) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	t.set(StateDuplicate, now)
+	t.instance = d.instance
+	t.lastErr, t.lastErrAt = d.Error(), now
 }
 
 // failed records an attempt to register that failed with err, the next
 // one being in delay.
 func (t *tracker) failed(err error, delay time.Duration) {
 	var ref *wire.Refusal
-	refused := errors.As(err, &ref)
-	t.mu.Lock()
-	if refused {
-		t.registrations.Refused++
+	if errors.As(err, &ref) {
+		t.nRefused.Add(1)
 	} else {
-		t.registrations.Failed++
+		t.nFailed.Add(1)
 	}
-	t.mu.Unlock()
 	t.wait(err.Error(), ref, delay)
 }
 
@@ -284,42 +350,48 @@ func (t *tracker) stopped() {
 }
 
 // refused counts a session refused with code.
-func (t *tracker) refused(code wire.Code) {
+func (c *counters) refused(code wire.Code) {
 	switch code {
 	case wire.CodeTooMany:
-		t.tooMany.Add(1)
+		c.tooMany.Add(1)
 	case wire.CodeLocalUnavailable:
-		t.localDown.Add(1)
+		c.localDown.Add(1)
 	case wire.CodeBadRequest:
-		t.badRequest.Add(1)
+		c.badRequest.Add(1)
 	}
 }
 
 // session counts a session of kind (wire.KindHTTP or wire.KindRDP) that
 // opens, and returns its local connection, which counts its bytes, and
 // the function that counts its end.
-func (t *tracker) session(kind wire.Kind, local net.Conn) (net.Conn, func()) {
-	t.open[kind].Add(1)
-	t.total[kind].Add(1)
-	return &countingConn{Conn: local, written: &t.toLocal, read: &t.fromLocal}, func() { t.open[kind].Add(-1) }
+func (c *counters) session(kind wire.Kind, local net.Conn) (net.Conn, func()) {
+	c.open[kind].Add(1)
+	c.total[kind].Add(1)
+	return &countingConn{Conn: local, written: &c.toLocal, read: &c.fromLocal}, func() { c.open[kind].Add(-1) }
 }
 
-// fill copies the tracker into s.
-func (t *tracker) fill(s *EntryStatus) {
+// status returns the state of the runner at address.
+func (t *tracker) status(address string) GatewayStatus {
 	t.mu.Lock()
-	s.State, s.Since, s.RetryAt = t.state, t.since, t.retryAt
+	defer t.mu.Unlock()
+	g := GatewayStatus{Address: address, State: t.state, Since: t.since, RetryAt: t.retryAt, Instance: t.instance,
+		RegisteredSince: t.registeredAt, LastError: t.lastErr, LastErrorAt: t.lastErrAt}
 	if t.refusal != nil {
 		ref := *t.refusal
-		s.Refusal = &ref
+		g.Refusal = &ref
 	}
-	s.LastError, s.LastErrorAt = t.lastErr, t.lastErrAt
-	s.RegisteredSince, s.Registrations, s.Resumed = t.registeredAt, t.registrations, t.resumed
-	t.mu.Unlock()
-	s.BackConnections = t.backs.Load()
-	s.Sessions.HTTP = SessionCount{Open: t.open[wire.KindHTTP].Load(), Total: t.total[wire.KindHTTP].Load()}
-	s.Sessions.RDP = SessionCount{Open: t.open[wire.KindRDP].Load(), Total: t.total[wire.KindRDP].Load()}
-	s.SessionsRefused = SessionRefusals{TooMany: t.tooMany.Load(), LocalUnavailable: t.localDown.Load(), BadRequest: t.badRequest.Load()}
-	s.BytesToLocal, s.BytesFromLocal = t.toLocal.Load(), t.fromLocal.Load()
+	return g
+}
+
+// fill copies the counters into s.
+func (c *counters) fill(s *EntryStatus) {
+	s.Registrations = Registrations{Registered: c.nRegistered.Load(), Refused: c.nRefused.Load(), Failed: c.nFailed.Load()}
+	s.Resumed = c.resumed.Load()
+	s.BackConnections = c.backs.Load()
+	s.Sessions.HTTP = SessionCount{Open: c.open[wire.KindHTTP].Load(), Total: c.total[wire.KindHTTP].Load()}
+	s.Sessions.RDP = SessionCount{Open: c.open[wire.KindRDP].Load(), Total: c.total[wire.KindRDP].Load()}
+	s.SessionsRefused = SessionRefusals{TooMany: c.tooMany.Load(), LocalUnavailable: c.localDown.Load(), BadRequest: c.badRequest.Load()}
+	s.BytesToLocal, s.BytesFromLocal = c.toLocal.Load(), c.fromLocal.Load()
 }
 
 // countingConn counts the bytes written to and read from a connection.

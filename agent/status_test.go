@@ -194,6 +194,9 @@ tildegate_agent_entries{state="refused"} 0
 tildegate_agent_entries{state="registered"} 1
 tildegate_agent_entries{state="stopped"} 0
 tildegate_agent_entries{state="waiting"} 0
+# HELP tildegate_agent_gateways_registered Addresses of the entry's gateway at which the entry is registered, by entry name.
+# TYPE tildegate_agent_gateways_registered gauge
+tildegate_agent_gateways_registered{name="home"} 1
 # HELP tildegate_agent_sessions_open Sessions open, by entry name and kind (http, rdp).
 # TYPE tildegate_agent_sessions_open gauge
 tildegate_agent_sessions_open{kind="http",name="home"} 0
@@ -209,7 +212,7 @@ tildegate_agent_sessions_total{kind="http",name="home"} 2
 tildegate_agent_sessions_total{kind="rdp",name="home"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tildegate_agent_back_connections_open",
-		"tildegate_agent_bytes_total", "tildegate_agent_entries", "tildegate_agent_sessions_open",
+		"tildegate_agent_bytes_total", "tildegate_agent_entries", "tildegate_agent_gateways_registered", "tildegate_agent_sessions_open",
 		"tildegate_agent_sessions_refused_total", "tildegate_agent_sessions_total"); err != nil {
 		t.Error(err)
 	}

@@ -43,6 +43,10 @@ type Registering struct {
 	// gateway said it binds to the TLS session; an error ends the
 	// handshake.
 	Binding func(bound bool) ([]byte, error)
+	// Challenged, when set, sees the gateway's challenge before the agent
+	// sends AUTH; an error ends the handshake there, before any password
+	// attempt.
+	Challenged func(Challenge) error
 }
 
 // Registration is what a control handshake gives the agent.
@@ -81,6 +85,11 @@ func (g Registering) Run(conn net.Conn) (*Registration, error) {
 	ch, err := ParseChallenge(challengeValue)
 	if err != nil {
 		return nil, fmt.Errorf("the gateway's challenge: %w", err)
+	}
+	if g.Challenged != nil {
+		if err := g.Challenged(ch); err != nil {
+			return nil, err
+		}
 	}
 	binding, err := g.Binding(ch.Bound)
 	if err != nil {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
+	"time"
 
 	"github.com/tildegate/tildegate/agent"
 	"github.com/tildegate/tildegate/agent/proxy"
@@ -23,6 +27,7 @@ func check(cfg config, stdout, stderr io.Writer) int {
 		return 0
 	}
 	refused := 0
+	resolved := make(map[string]resolvedHost)
 	for i, err := range agent.CheckEntries(entries) {
 		e := entries[i]
 		fmt.Fprintf(stdout, "%s: %s\n", e.Pos, balancebin.MaskedBack(e))
@@ -41,6 +46,7 @@ func check(cfg config, stdout, stderr io.Writer) int {
 		for _, line := range lines {
 			fmt.Fprintf(stdout, "    %s\n", line)
 		}
+		fmt.Fprintf(stdout, "    %s\n", addresses(cfg, e, proxied(e), resolved))
 		fmt.Fprintf(stdout, "    and carries its requests to the local service %s%s\n", e.Local, defaulted(e.LocalSet))
 		fmt.Fprintf(stdout, "    and native RDP through the gateway to the RDP service %s%s\n", e.RDP, defaulted(e.RDPSet))
 	}
@@ -51,6 +57,59 @@ func check(cfg config, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%d entries, all can be served\n", len(entries))
 	return 0
 }
+
+// resolvedHost is a lookup of a gateway's host, kept for the other
+// entries with the same host.
+type resolvedHost struct {
+	addrs []netip.Addr
+	err   error
+}
+
+// addresses says which addresses the gateway of e resolves to, and so
+// where the agent registers: at each of them. proxied says whether the
+// agent reaches the gateway through proxies. resolved keeps the lookups
+// by host.
+func addresses(cfg config, e balancebin.BackEntry, proxied bool, resolved map[string]resolvedHost) string {
+	host := strings.ToLower(e.Gateway.Host)
+	r, ok := resolved[host]
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), checkResolveTimeout)
+		r.addrs, r.err = agent.Addresses(ctx, lookup(cfg.dns), e.Gateway.Host)
+		cancel()
+		resolved[host] = r
+	}
+	server := ""
+	if cfg.dns != "" {
+		server = " (DNS server " + cfg.dns + ")"
+	}
+	switch {
+	case r.err != nil && proxied:
+		return fmt.Sprintf("cannot resolve the gateway here%s: %v; connects by name through the proxy: one connection, not one per gateway address", server, r.err)
+	case r.err != nil:
+		return fmt.Sprintf("cannot resolve the gateway%s: %v; retries every %s", server, r.err, cfg.resolveInterval)
+	}
+	list := make([]string, len(r.addrs))
+	for i, a := range r.addrs {
+		list[i] = netip.AddrPortFrom(a, e.Gateway.Port).String()
+	}
+	if _, err := netip.ParseAddr(e.Gateway.Host); err == nil {
+		return "at the address " + list[0]
+	}
+	return fmt.Sprintf("resolves%s to %s: a registration at each address, one per gateway instance", server, strings.Join(list, ", "))
+}
+
+// proxied reports whether the agent reaches the gateway of e through
+// proxies: the entry's, or that of HTTPS_PROXY.
+func proxied(e balancebin.BackEntry) bool {
+	if len(e.Proxies) > 0 {
+		return true
+	}
+	px, err := proxy.FromEnvironment(e.Gateway.String())
+	return err == nil && px != nil
+}
+
+// checkResolveTimeout bounds a lookup of -check.
+const checkResolveTimeout = 10 * time.Second
 
 // transport says how the agent reaches the gateway of e.
 func transport(cfg config, e balancebin.BackEntry) string {

@@ -7,7 +7,8 @@
 //
 //	tildegate-agent [-config FILE] [-check] [-ca FILE] [-insecure]
 //	                [-bind ADDRESS] [-log-format console|json] [-log-level LEVEL]
-//	                [-status-addr HOST:PORT] [-version]
+//	                [-status-addr HOST:PORT] [-dns HOST:PORT] [-resolve-interval DURATION]
+//	                [-version]
 //
 // It reloads backbalance.bin when the file changes and on SIGHUP, and
 // closes its registrations and exits on SIGINT or SIGTERM.
@@ -26,6 +27,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"time"
+
+	"github.com/tildegate/tildegate/agent"
 )
 
 // config is what the command line asks for.
@@ -42,6 +46,12 @@ type config struct {
 	spareGiven bool
 	bind       string
 	statusAddr string
+	// dns is the DNS server (host:port) that resolves the gateways' hosts;
+	// empty means the system's resolver.
+	dns string
+	// resolveInterval is how often the gateways' hosts are looked up
+	// again.
+	resolveInterval time.Duration
 }
 
 func main() {
@@ -101,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(new(int), "spare", 0, "ignored: sessions are multiplexed over the back connections the gateway asks for")
 	fs.StringVar(&cfg.bind, "bind", "", "local IP `address` to connect to the gateways from (default: the system's choice)")
 	fs.StringVar(&cfg.statusAddr, "status-addr", "", "serve /ready, /status and /metrics at `host:port`; keep it on loopback (default: off)")
+	fs.StringVar(&cfg.dns, "dns", "", "resolve the gateways' hosts with the DNS server at `host:port` (default: the system's resolver)")
+	fs.DurationVar(&cfg.resolveInterval, "resolve-interval", agent.DefaultResolveInterval,
+		"look the gateways' hosts up again this often, to follow gateways that join or leave their DNS")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: tildegate-agent [flags]\n\n"+
 			"tildegate-agent registers the entries of backbalance.bin with their tildegate gateways\n"+
@@ -116,6 +129,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, err
 	}
 	if _, err := bindDial(cfg.bind); err != nil {
+		fmt.Fprintln(stderr, "tildegate-agent:", err)
+		return config{}, err
+	}
+	if err := checkDNS(cfg.dns); err != nil {
+		fmt.Fprintln(stderr, "tildegate-agent:", err)
+		return config{}, err
+	}
+	if cfg.resolveInterval <= 0 {
+		err := fmt.Errorf("-resolve-interval %s: want a positive duration", cfg.resolveInterval)
 		fmt.Fprintln(stderr, "tildegate-agent:", err)
 		return config{}, err
 	}

@@ -28,7 +28,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) int {
 		return 2
 	}
 	a := agent.New(agent.Options{CAFile: cfg.caFile, Insecure: cfg.insecure, Logger: log, Dial: dial,
-		Version: "tildegate-agent/" + version()})
+		Version: "tildegate-agent/" + version(), Lookup: lookup(cfg.dns), ResolveInterval: cfg.resolveInterval})
 	a.Apply(entries)
 	stopStatus, err := startStatus(cfg.statusAddr, a, log)
 	if err != nil {

@@ -20,6 +20,13 @@ import (
 // of a PEM file that holds it.
 func Certificate(t testing.TB) (tls.Certificate, string) {
 	t.Helper()
+	return certificate(t, nil, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// certificate returns a self-signed certificate for the given names and
+// addresses and the name of a PEM file that holds it.
+func certificate(t testing.TB, names []string, ips []net.IP) (tls.Certificate, string) {
+	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +36,8 @@ func Certificate(t testing.TB) (tls.Certificate, string) {
 		Subject:               pkix.Name{CommonName: "test gateway"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              names,
+		IPAddresses:           ips,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -47,11 +47,14 @@ type Settings struct {
 	Unbound bool
 	// Alive and Dead go in WELCOME.
 	Alive, Dead time.Duration
+	// Instance, when set, goes in the challenge as the gateway's instance.
+	Instance string
 }
 
 // Gateway is a running test gateway.
 type Gateway struct {
-	// Addr is where it listens, on 127.0.0.1.
+	// Addr is where it listens, on 127.0.0.1 (or, in a Cluster, another
+	// loopback address).
 	Addr balancebin.HostPort
 	// TLS is set when it speaks TLS.
 	TLS bool
@@ -140,8 +143,80 @@ const streamTimeout = 10 * time.Second
 // at the end of the test.
 func New(t testing.TB, tlsOn bool, passwords map[string]string) *Gateway {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cert *tls.Certificate
+	caFile := ""
+	if tlsOn {
+		c, f := Certificate(t)
+		cert, caFile = &c, f
+	}
+	return start(t, ln, cert, caFile, passwords)
+}
+
+// ClusterHost is the name of a Cluster's gateways in their certificate.
+const ClusterHost = "gateway.test"
+
+// Cluster starts n gateways (at most 250) that listen on one port at
+// 127.0.0.2, 127.0.0.3 and so on, as the gateways behind one name of
+// round-robin DNS do, each with the instance "gw-1", "gw-2"... With tlsOn
+// they share a certificate for ClusterHost and those addresses, in the
+// CAFile of each. They stop at the end of the test.
+func Cluster(t testing.TB, n int, tlsOn bool, passwords map[string]string) []*Gateway {
+	t.Helper()
+	var ips []net.IP
+	for i := range n {
+		ips = append(ips, net.IPv4(127, 0, 0, byte(2+i)))
+	}
+	var cert *tls.Certificate
+	caFile := ""
+	if tlsOn {
+		c, f := certificate(t, []string{ClusterHost}, ips)
+		cert, caFile = &c, f
+	}
+	for attempt := 0; ; attempt++ {
+		lns, err := listenAll(ips)
+		if err != nil {
+			if attempt < 10 {
+				continue // the port was free at the first address only
+			}
+			t.Fatal(err)
+		}
+		gs := make([]*Gateway, n)
+		for i, ln := range lns {
+			gs[i] = start(t, ln, cert, caFile, passwords)
+			gs[i].Set(func(s *Settings) { s.Instance = fmt.Sprintf("gw-%d", i+1) })
+		}
+		return gs
+	}
+}
+
+// listenAll listens on one port, which the first listener picks, at
+// every address of ips.
+func listenAll(ips []net.IP) ([]net.Listener, error) {
+	var lns []net.Listener
+	port := 0
+	for _, ip := range ips {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: port})
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// start runs a gateway on ln, with TLS when cert is set.
+func start(t testing.TB, ln net.Listener, cert *tls.Certificate, caFile string, passwords map[string]string) *Gateway {
 	g := &Gateway{
-		TLS:       tlsOn,
+		TLS:       cert != nil,
+		CAFile:    caFile,
 		Attempts:  make(chan Attempt, 100),
 		Controls:  make(chan *Control, 100),
 		Backs:     make(chan *Back, 100),
@@ -155,15 +230,10 @@ func New(t testing.TB, tlsOn bool, passwords map[string]string) *Gateway {
 	for name, pw := range passwords {
 		g.passwords[strings.ToLower(name)] = pw
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Addr = balancebin.HostPort{Host: "127.0.0.1", Port: uint16(ln.Addr().(*net.TCPAddr).Port)}
-	if tlsOn {
-		cert, caFile := Certificate(t)
-		g.CAFile = caFile
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	g.Addr = balancebin.HostPort{Host: addr.Addr().String(), Port: addr.Port()}
+	if cert != nil {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
 	}
 	g.ln = ln
 	t.Cleanup(g.close)
@@ -301,7 +371,8 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 	}
 	gatewayNonce := random(wire.NonceSize)
 	ex := wire.NewGatewayExchange(password, wire.SessionID(name, hello.Nonce, gatewayNonce, binding))
-	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: binding != nil, Share: ex.Share()}.String()
+	challenge := wire.Challenge{Version: wire.Version, Nonce: gatewayNonce, Bound: binding != nil, Share: ex.Share(),
+		Instance: s.Instance}.String()
 	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n%s: %s\r\n\r\n",
 		wire.UpgradeToken, wire.HeaderChallenge, challenge)
 	auth, err := wire.ReadFrame(br)
