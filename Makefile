@@ -53,7 +53,7 @@ agent-check:
 		echo "$$deps" | grep caddyserver; exit 1; \
 	fi
 	GOOS=windows $(GO) build -o /dev/null ./cmd/tildegate-agent
-	GOOS=windows $(GO) vet ./cmd/tildegate-agent/... ./agent/... ./internal/...
+	GOOS=windows $(GO) vet $$(GOOS=windows $(GO) list -deps ./cmd/tildegate-agent | grep '^github.com/tildegate/')
 
 # bench runs the Go benchmarks, then scripts/bench.sh: wrk against the built
 # gateway, plain reverse_proxy versus tildegate's direct and agent paths
