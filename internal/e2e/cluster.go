@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -200,26 +199,6 @@ func (c *Cluster) tlsConfig() *tls.Config {
 		pool.AppendCertsFromPEM(pem)
 	}
 	return &tls.Config{RootCAs: pool, ServerName: c.Host}
-}
-
-// Pause stops the gateway with SIGSTOP: it keeps its connections open but
-// answers nothing, as a hung host does. Resume lets it go on; the test's
-// end does too.
-func (g *ClusterGateway) Pause() {
-	g.c.t.Helper()
-	if err := g.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		g.c.t.Fatal(err)
-	}
-	p := g.Process
-	g.c.t.Cleanup(func() { _ = p.Cmd.Process.Signal(syscall.SIGCONT) })
-}
-
-// Resume continues the gateway after Pause, with SIGCONT.
-func (g *ClusterGateway) Resume() {
-	g.c.t.Helper()
-	if err := g.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		g.c.t.Fatal(err)
-	}
 }
 
 // RegisteredAgent is what a gateway's admin API says of a back entry's
