@@ -118,8 +118,8 @@ func TestDNSChanges(t *testing.T) {
 	closed := closedLogged(removed, "home")
 	start := time.Now()
 	d.Set(host, ips[:2]...)
-	// One interval, and a second for the agent to act on the answer.
-	removed.WaitConnected("home", false, resolveInterval+time.Second)
+	// One interval, and a moment for the agent to act on the answer.
+	removed.WaitConnected("home", false, resolveInterval+1500*time.Millisecond)
 	removed.Log.WaitFor(time.Second, closed, `"msg":"agent registration closed"`, `"name":"home"`)
 	t.Logf("left the removed gateway after %s", time.Since(start).Round(time.Millisecond))
 	for _, g := range c.Gateways[:2] {
