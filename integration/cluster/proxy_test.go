@@ -118,7 +118,7 @@ func squidBinary(t testing.TB) string {
 			return p
 		}
 	}
-	t.Fatal("squid not found: install squid (apt-get install squid) to run the proxy tests")
+	t.Fatal("squid not found: run make deps (or apt-get install squid) to run the cluster tests through a proxy")
 	return ""
 }
 
