@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,38 +137,81 @@ func TestDNSChanges(t *testing.T) {
 	serves(t, removed, "home")
 }
 
-// TestOneRegistrationPerGateway: a gateway reached at two addresses (DNS
-// lists both, the gateway listens on both) holds one registration of the
-// agent's name: its challenges name the same instance at both.
+// TestOneRegistrationPerGateway: a gateway that an agent reaches at two
+// addresses holds one registration of each of the agent's names: its
+// challenges name the same instance at both. The agent reaches it by one
+// name that DNS answers with both addresses (the gateway listens on
+// both), and by two names, each entry by one of them, one name at both
+// addresses and the other at one of them.
 func TestOneRegistrationPerGateway(t *testing.T) {
-	c, d := startCluster(t, ips[:2])
-	g := c.Gateways[0]
-	local := e2e.LocalService(t, "home").Listener.Addr().String()
-	a := startAgent(t, c, d, entry(c, "home", local, ""))
-	g.WaitConnected("home", true, 15*time.Second)
-	a.waitReady(t, 5*time.Second)
-	// Three more answers to the agent: by then it has been at both
-	// addresses more than once.
-	queries := d.Queries(host)
-	waitUntil(t, 5*resolveInterval, "three more DNS queries", func() bool { return d.Queries(host) >= queries+3 })
-	if n := registeredLogged(g, "home"); n != 1 {
-		t.Errorf("the gateway logged %d registrations of home, want 1:\n%s", n, strings.Join(g.Log.Lines(`"msg":"agent registered"`), "\n"))
+	const alias = "alias.tildegate.test"
+	for _, tc := range []struct {
+		test    string
+		aliases []string
+		// dns gives each name's addresses.
+		dns map[string][]string
+		// hosts gives each entry's gateway host.
+		hosts map[string]string
+	}{
+		{"two addresses", nil, map[string][]string{host: ips[:2]}, map[string]string{"home": host}},
+		{"two names", []string{alias}, map[string][]string{host: ips[:2], alias: ips[1:2]},
+			map[string]string{"home": host, "office": alias}},
+	} {
+		t.Run(tc.test, func(t *testing.T) {
+			var names []string
+			for name := range tc.hosts {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			d := e2e.StartDNS(t)
+			c := e2e.StartCluster(t, env, e2e.ClusterSpec{Host: host, Aliases: tc.aliases,
+				Balance: backBalance(names...), Binds: [][]string{ips[:2]}})
+			for name, addrs := range tc.dns {
+				d.Set(name, addrs...)
+			}
+			g := c.Gateways[0]
+			local := e2e.LocalService(t, "home").Listener.Addr().String()
+			var backbalance strings.Builder
+			for _, name := range names {
+				backbalance.WriteString(entryAt(net.JoinHostPort(tc.hosts[name], strconv.Itoa(c.Port)), name, local, ""))
+			}
+			a := startAgent(t, c, d, backbalance.String())
+			for _, name := range names {
+				g.WaitConnected(name, true, 15*time.Second)
+			}
+			a.waitReady(t, 5*time.Second)
+			// Three more answers for each name: by then the agent has
+			// been at every address more than once.
+			queries := make(map[string]int64)
+			for dnsName := range tc.dns {
+				queries[dnsName] = d.Queries(dnsName)
+			}
+			for dnsName, n := range queries {
+				waitUntil(t, 5*resolveInterval, "three more DNS queries for "+dnsName, func() bool { return d.Queries(dnsName) >= n+3 })
+			}
+			for _, name := range names {
+				if n := registeredLogged(g, name); n != 1 {
+					t.Errorf("the gateway logged %d registrations of %s, want 1:\n%s", n, name, strings.Join(g.Log.Lines(`"msg":"agent registered"`), "\n"))
+				}
+				if n := closedLogged(g, name); n != 0 {
+					t.Errorf("the gateway closed %d registrations of %s, want none:\n%s", n, name, strings.Join(g.Log.Lines(`"msg":"agent registration closed"`), "\n"))
+				}
+				serves(t, g, name)
+			}
+			// The agent learns the instance from the challenge, so the
+			// gateway sees it stop there (or, in a race, be refused
+			// name-taken) at the second address; those are no
+			// registrations.
+			t.Logf("the gateway turned away %d connections at the second address", len(g.Log.Lines(`"msg":"agent connection refused"`)))
+			status := string(a.status(t))
+			for _, ip := range ips[:2] {
+				if addr := net.JoinHostPort(ip, strconv.Itoa(c.Port)); !strings.Contains(status, addr) {
+					t.Errorf("the agent's /status does not list %s:\n%s", addr, status)
+				}
+			}
+			if !strings.Contains(status, g.Instance) {
+				t.Errorf("the agent's /status does not name the instance %s:\n%s", g.Instance, status)
+			}
+		})
 	}
-	if n := closedLogged(g, "home"); n != 0 {
-		t.Errorf("the gateway closed %d registrations of home, want none:\n%s", n, strings.Join(g.Log.Lines(`"msg":"agent registration closed"`), "\n"))
-	}
-	// The agent learns the instance from the challenge, so the gateway
-	// sees it stop there (or, in a race, be refused name-taken) at the
-	// second address; those are no registrations.
-	t.Logf("the gateway turned away %d connections at the second address", len(g.Log.Lines(`"msg":"agent connection refused"`)))
-	status := string(a.status(t))
-	for _, ip := range ips[:2] {
-		if addr := net.JoinHostPort(ip, strconv.Itoa(c.Port)); !strings.Contains(status, addr) {
-			t.Errorf("the agent's /status does not list %s:\n%s", addr, status)
-		}
-	}
-	if !strings.Contains(status, g.Instance) {
-		t.Errorf("the agent's /status does not name the instance %s:\n%s", g.Instance, status)
-	}
-	serves(t, g, "home")
 }

@@ -69,6 +69,11 @@ type agent struct {
 // HTTP service) and rdp (an RDP service, or "" for none), through the
 // proxies given as host:port.
 func entry(c *e2e.Cluster, name, local, rdp string, proxies ...string) string {
+	return entryAt(c.Gateway(), name, local, rdp, proxies...)
+}
+
+// entryAt is entry with the gateway given as host:port.
+func entryAt(gateway, name, local, rdp string, proxies ...string) string {
 	var via, rdpPort string
 	for _, p := range proxies {
 		via += " -> " + p
@@ -76,7 +81,7 @@ func entry(c *e2e.Cluster, name, local, rdp string, proxies ...string) string {
 	if rdp != "" {
 		rdpPort = " RDPPORT " + rdp
 	}
-	return fmt.Sprintf("SSL /~~%s=%s#%s%s => %s%s;\n", name, password, c.Gateway(), via, local, rdpPort)
+	return fmt.Sprintf("SSL /~~%s=%s#%s%s => %s%s;\n", name, password, gateway, via, local, rdpPort)
 }
 
 // startAgent starts an agent with backbalance, trusting the cluster's CA

@@ -25,6 +25,9 @@ type ClusterSpec struct {
 	// "gw.tildegate.test"; the agent finds the gateways by asking DNS for
 	// it.
 	Host string
+	// Aliases are more host names of the site, such as a second name
+	// for the same gateways; the CA signs them too.
+	Aliases []string
 	// Balance is the gateways' balance.bin.
 	Balance string
 	// Binds are the gateways' addresses: one gateway per element, bound
@@ -123,7 +126,7 @@ func (g *ClusterGateway) Config() string {
 		}
 	}
 }
-https://%s:%d {
+%s {
 	tls internal
 	tildegate {
 		balance_file %s
@@ -133,7 +136,17 @@ https://%s:%d {
 	respond "gateway %s"
 }
 `, g.Admin, FreePort(g.c.t), g.c.Port, strings.Join(g.IPs, " "), g.c.Storage,
-		g.c.Host, g.c.Port, g.BalancePath, g.Instance, TunnelBlock, g.Instance)
+		g.c.siteAddresses(), g.BalancePath, g.Instance, TunnelBlock, g.Instance)
+}
+
+// siteAddresses are the site's addresses in a Caddyfile: the host name
+// and the aliases, on the cluster's port.
+func (c *Cluster) siteAddresses() string {
+	addrs := make([]string, 0, 1+len(c.Aliases))
+	for _, h := range append([]string{c.Host}, c.Aliases...) {
+		addrs = append(addrs, "https://"+net.JoinHostPort(h, strconv.Itoa(c.Port)))
+	}
+	return strings.Join(addrs, ", ")
 }
 
 // Start starts the gateway (again) and waits until it serves its site
