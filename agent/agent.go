@@ -25,7 +25,8 @@ type Agent struct {
 	opts  Options
 	log   *zap.Logger
 	files *fileBudget
-	res   *resolver // shared by the entries, one lookup per host
+	res   *resolver      // shared by the entries, one lookup per host
+	gate  *handshakeGate // paces the entries' handshakes per gateway address
 
 	mu       sync.Mutex
 	listed   []balancebin.BackEntry // entries of the last Apply, for Status
@@ -42,7 +43,7 @@ type Agent struct {
 // called.
 func New(opts Options) *Agent {
 	opts = opts.withDefaults()
-	return &Agent{opts: opts, log: opts.Logger, files: newFileBudget(opts.OpenFiles),
+	return &Agent{opts: opts, log: opts.Logger, files: newFileBudget(opts.OpenFiles), gate: newHandshakeGate(),
 		res: newResolver(opts.Lookup, opts.ResolveInterval, opts.Logger), runners: make(map[string]*gateways)}
 }
 
@@ -127,7 +128,7 @@ func (a *Agent) sync() {
 // start starts serving e once after, if not nil, is closed. a.mu is
 // held.
 func (a *Agent) start(e balancebin.BackEntry, after <-chan struct{}) *gateways {
-	g := newGateways(a.ctx, e, a.opts, a.tls, a.files, a.res)
+	g := newGateways(a.ctx, e, a.opts, a.tls, a.files, a.res, a.gate)
 	a.wg.Go(func() { g.run(after) })
 	return g
 }

@@ -32,6 +32,7 @@ type gateways struct {
 	tls   *tls.Config
 	files *fileBudget
 	res   *resolver
+	gate  *handshakeGate
 	log   *zap.Logger
 	count *counters
 	// proxied is set when the entry reaches its gateway through HTTP
@@ -60,11 +61,11 @@ type gateways struct {
 // newGateways returns the gateways of e, which stop when parent ends; run
 // serves them.
 func newGateways(parent context.Context, e balancebin.BackEntry, opts Options, tlsConf *tls.Config,
-	files *fileBudget, res *resolver) *gateways {
+	files *fileBudget, res *resolver, gate *handshakeGate) *gateways {
 	ctx, cancel := context.WithCancelCause(parent)
 	chain, err := proxyChain(e)
 	return &gateways{
-		e: e, opts: opts, tls: tlsConf, files: files, res: res,
+		e: e, opts: opts, tls: tlsConf, files: files, res: res, gate: gate,
 		log:      opts.Logger.With(zap.String("name", e.Name)),
 		count:    &counters{},
 		proxied:  err == nil && len(chain) > 0,

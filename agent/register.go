@@ -48,6 +48,11 @@ type control struct {
 // instance on which another runner of the entry holds or makes a
 // registration as a *duplicateError, before any password attempt.
 func (r *runner) register(ctx context.Context, resume *session) (*control, error) {
+	leave, err := r.g.gate.enter(ctx, r.target)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
 	if err != nil {
 		return nil, err

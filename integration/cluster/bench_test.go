@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,4 +96,54 @@ func (a *agent) heapInUse(tb testing.TB) int64 {
 	}
 	tb.Fatal("no go_memstats_heap_inuse_bytes in the agent's /metrics")
 	return 0
+}
+
+// BenchmarkAgentThousandEntries: an agent with 1000 entries registers on
+// three gateways at once: 3000 registrations, each with a control and two
+// multiplexed connections. It reports how long until every entry is
+// registered on every gateway, the agent's open files (its /proc fd
+// count, which must stay well within the 20,000 a process may have here),
+// and its resident memory.
+func BenchmarkAgentThousandEntries(b *testing.B) {
+	const entries = 1000
+	names := make([]string, entries)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%d", i)
+	}
+	for range b.N {
+		d := e2e.StartDNS(b)
+		c := e2e.StartCluster(b, env, e2e.ClusterSpec{Host: host, Balance: backBalance(names...),
+			Binds: [][]string{ips[:1], ips[1:2], ips[2:]}})
+		d.Set(host, ips...)
+		local := e2e.LocalService(b, "bench").Listener.Addr().String()
+		var backbalance strings.Builder
+		for _, n := range names {
+			backbalance.WriteString(entry(c, n, local, ""))
+		}
+		start := time.Now()
+		a := startAgent(b, c, d, backbalance.String(), "-log-level", "error")
+		for _, g := range c.Gateways {
+			waitUntil(b, 5*time.Minute, fmt.Sprintf("%d entries registered on %s", entries, g.Instance), func() bool {
+				agents, err := g.Agents()
+				connected := 0
+				for _, a := range agents {
+					if a.Connected {
+						connected++
+					}
+				}
+				return err == nil && connected == entries
+			})
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s-to-register")
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", a.Cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(fds)), "open-files")
+		rss, err := a.RSS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(rss)/1024, "MiB-RSS")
+	}
 }
