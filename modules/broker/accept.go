@@ -284,9 +284,11 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		sealer:     wire.NewSealer(keys.Session, false),
 		muxAdded:   make(chan struct{}),
 		muxChanged: make(chan struct{}, 1),
+		wanted:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
 	reg.lastHeard.Store(reg.since.UnixNano())
+	reg.lastUse.Store(reg.since.UnixNano())
 	// No frame may reach the agent before the WELCOME, though requests
 	// may find the registration as soon as it is published.
 	reg.wmu.Lock()

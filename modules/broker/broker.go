@@ -24,6 +24,9 @@ const (
 	DefaultDead      = 60 * time.Second
 	DefaultBackWait  = 10 * time.Second
 	DefaultTicketTTL = 10 * time.Second
+	// DefaultIdleTimeout is how long a name with no session keeps its
+	// multiplexed back connections.
+	DefaultIdleTimeout = 5 * time.Minute
 	// DefaultMaxSessions is sized for a big farm server: a few hundred
 	// users, each with a websocket and a few requests in flight.
 	DefaultMaxSessions = 4096
@@ -56,6 +59,9 @@ type Settings struct {
 	// MaxSessions limits the web sessions (connections of the reverse
 	// proxy to the agent) open at once per name.
 	MaxSessions int
+	// IdleTimeout is how long a name with no session open keeps its
+	// multiplexed back connections after its last session was asked for.
+	IdleTimeout time.Duration
 }
 
 // WithDefaults returns s with every zero field set to its default.
@@ -69,6 +75,7 @@ func (s Settings) WithDefaults() Settings {
 	def(&s.Dead, DefaultDead)
 	def(&s.BackWait, DefaultBackWait)
 	def(&s.TicketTTL, DefaultTicketTTL)
+	def(&s.IdleTimeout, DefaultIdleTimeout)
 	if s.MaxSessions <= 0 {
 		s.MaxSessions = DefaultMaxSessions
 	}

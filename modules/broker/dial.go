@@ -123,8 +123,12 @@ func (b *Broker) openStream(ctx context.Context, reg *registration, kind wire.Ki
 	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
+	reg.lastUse.Store(time.Now().UnixNano())
 	for {
 		m, added := reg.pickMux()
+		if m == nil {
+			reg.want()
+		}
 		if m != nil {
 			conn, err := reg.openOn(ctx, m, kind, deadline)
 			if err == nil || !m.session.IsClosed() {

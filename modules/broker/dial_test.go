@@ -32,7 +32,7 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 	control, _ := net.Pipe()
 	reg := &registration{b: b, name: "home", key: "home", conn: control, settings: settings.WithDefaults(),
 		sessionKey: key, sealer: wire.NewSealer(key, false),
-		muxAdded: make(chan struct{}), muxChanged: make(chan struct{}, 1), done: make(chan struct{})}
+		muxAdded: make(chan struct{}), muxChanged: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
 	reg.stats = b.stats("home", "home")
 	b.regs["home"] = reg
 	t.Cleanup(func() { reg.close(0, "test over") })
@@ -189,7 +189,7 @@ func TestBusyConnectionIsRetired(t *testing.T) {
 	b, reg, a := registered(t, Settings{BackWait: 300 * time.Millisecond}, accept)
 	open := dialWeb(t, b, 3)
 	select {
-	case <-reg.muxChanged:
+	case <-reg.wanted:
 	default:
 		t.Error("no replacement was asked for")
 	}

@@ -21,52 +21,101 @@ type muxConn struct {
 	// opening serializes the streams' openings, so that the agent sees
 	// their ids grow, as it requires.
 	opening sync.Mutex
+	// closedIdle is set when the gateway closed it for want of use: no
+	// replacement is due.
+	closedIdle atomic.Bool
 }
 
 // muxRefill is the least time between two rounds of asking for
-// multiplexed back connections, so that one that drops as soon as it is
-// made costs little.
+// multiplexed back connections after one dropped, so that one that drops
+// as soon as it is made costs little.
 const muxRefill = time.Second
 
-// keepMuxes asks the agent for multiplexed back connections until the
-// registration has muxConns of them, again whenever one drops or a ticket
-// expires unanswered, until the registration closes.
+// keepMuxes keeps the registration's multiplexed back connections while
+// the name is in use: muxConns of them, asked for again when one drops or
+// a ticket expires unanswered. A name with no session open and none
+// opened for the idle timeout keeps none, so that an idle agent costs its
+// control connection alone; its next session asks for them again.
 func (r *registration) keepMuxes() {
-	expiry := time.NewTimer(time.Hour)
-	expiry.Stop()
-	defer expiry.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		now := time.Now()
+		lastUse := time.Unix(0, r.lastUse.Load())
+		active := r.sessionsOpen() > 0 || now.Sub(lastUse) < r.settings.IdleTimeout
+		want := 0
+		if active {
+			want = muxConns
+		}
 		r.b.mu.Lock()
-		r.b.sweepTickets(time.Now(), r.settings.TicketTTL)
-		missing := muxConns - len(r.muxes) - r.pending
+		r.b.sweepTickets(now, r.settings.TicketTTL)
+		missing := want - len(r.muxes) - r.pending
+		var idle []*muxConn
+		if !active {
+			idle, r.muxes = r.muxes, nil
+		}
+		pending := r.pending + max(missing, 0)
 		r.b.mu.Unlock()
+		for _, m := range idle {
+			m.closedIdle.Store(true)
+			m.session.Close()
+		}
+		if len(idle) > 0 {
+			r.b.logger.Debug("closed the idle multiplexed back connections", zap.String("name", r.name))
+		}
 		for range missing {
 			if r.b.openMux(r) != nil {
 				return
 			}
 		}
-		if missing > 0 {
-			// Wake up once the tickets could have expired, to ask again.
-			expiry.Reset(r.settings.TicketTTL + sweepInterval)
+		// Wake up when tickets could have expired, to ask again, and when
+		// the name turns idle.
+		wake := time.Hour
+		if pending > 0 {
+			wake = r.settings.TicketTTL + sweepInterval
 		}
+		if active {
+			wake = min(wake, lastUse.Add(r.settings.IdleTimeout).Sub(now)+time.Millisecond)
+		}
+		timer.Reset(wake)
 		select {
 		case <-r.done:
 			return
+		case <-r.wanted:
+		case <-timer.C:
 		case <-r.muxChanged:
-		case <-expiry.C:
-		}
-		select {
-		case <-r.done:
-			return
-		case <-time.After(muxRefill):
+			// One dropped: pace the next round.
+			select {
+			case <-r.done:
+				return
+			case <-time.After(muxRefill):
+			}
 		}
 	}
 }
 
-// wakeMuxes tells keepMuxes that the multiplexed back connections changed.
+// sessionsOpen counts the registration's open sessions.
+func (r *registration) sessionsOpen() int64 {
+	var n int64
+	for k := range kinds {
+		n += r.sessions[k].Load()
+	}
+	return n
+}
+
+// wakeMuxes tells keepMuxes that a multiplexed back connection dropped.
 func (r *registration) wakeMuxes() {
 	select {
 	case r.muxChanged <- struct{}{}:
+	default:
+	}
+}
+
+// want tells keepMuxes that a session needs a multiplexed back connection
+// and found none.
+func (r *registration) want() {
+	select {
+	case r.wanted <- struct{}{}:
 	default:
 	}
 }
@@ -103,7 +152,9 @@ func (r *registration) addMux(conn net.Conn, ticket []byte) {
 		r.muxes = slices.DeleteFunc(r.muxes, func(x *muxConn) bool { return x == m })
 		r.b.mu.Unlock()
 		r.b.logger.Debug("multiplexed back connection closed", zap.String("name", r.name))
-		r.wakeMuxes()
+		if !m.closedIdle.Load() {
+			r.wakeMuxes()
+		}
 	}()
 }
 
@@ -129,7 +180,8 @@ func (r *registration) retire(m *muxConn) {
 		return
 	}
 	r.b.logger.Debug("retiring a multiplexed back connection that used up half its stream ids", zap.String("name", r.name))
-	r.wakeMuxes()
+	m.closedIdle.Store(true) // replaced now, not when it closes
+	r.want()
 	poll := retirePoll
 	go func() {
 		for m.session.NumStreams() > 0 {

@@ -49,6 +49,11 @@ type registration struct {
 	pending    int
 	muxAdded   chan struct{}
 	muxChanged chan struct{}
+	// wanted wakes keepMuxes when a session finds no multiplexed back
+	// connection; lastUse is when a session was last asked for, in Unix
+	// nanoseconds.
+	wanted  chan struct{}
+	lastUse atomic.Int64
 	// sessions counts the open sessions of each kind: the web and RDP
 	// have budgets of their own.
 	sessions [kinds]atomic.Int64

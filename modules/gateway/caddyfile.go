@@ -46,6 +46,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        back_wait <duration>
 //	        ticket_ttl <duration>
 //	        max_sessions <n>
+//	        back_idle_timeout <duration>
 //	    }
 //	    ca_file <path>
 //	    poll_interval <duration>
@@ -290,10 +291,11 @@ func quoteOption(option string) string {
 
 func unmarshalTunnel(d *caddyfile.Dispenser, c *TunnelConfig) error {
 	durations := map[string]*caddy.Duration{
-		"alive_interval": &c.AliveInterval,
-		"dead_after":     &c.DeadAfter,
-		"back_wait":      &c.BackWait,
-		"ticket_ttl":     &c.TicketTTL,
+		"alive_interval":    &c.AliveInterval,
+		"dead_after":        &c.DeadAfter,
+		"back_wait":         &c.BackWait,
+		"ticket_ttl":        &c.TicketTTL,
+		"back_idle_timeout": &c.BackIdleTimeout,
 	}
 	counts := map[string]*int{
 		"max_sessions":        &c.MaxSessions,

@@ -127,6 +127,11 @@ type TunnelConfig struct {
 	BackWait caddy.Duration `json:"back_wait,omitempty"`
 	// TicketTTL is how long a ticket stays valid. Default: 10s.
 	TicketTTL caddy.Duration `json:"ticket_ttl,omitempty"`
+	// BackIdleTimeout is how long a name with no session open keeps its
+	// multiplexed back connections after its last session: an idle agent
+	// then costs its control connection alone, and the name's next session
+	// pays for one back connection's set-up. Default: 5m.
+	BackIdleTimeout caddy.Duration `json:"back_idle_timeout,omitempty"`
 	// MaxSessions limits the web sessions (the reverse proxy's connections
 	// through the agent: a websocket, or a keep-alive connection that
 	// carries requests) open at once per name; a request beyond it is
@@ -168,6 +173,7 @@ func (h *Handler) tunnelSettings() broker.Settings {
 		BackWait:    time.Duration(c.BackWait),
 		TicketTTL:   time.Duration(c.TicketTTL),
 		MaxSessions: cmp.Or(c.MaxSessions, c.MaxBackConns),
+		IdleTimeout: time.Duration(c.BackIdleTimeout),
 	}.WithDefaults()
 }
 
