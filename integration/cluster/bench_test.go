@@ -43,16 +43,7 @@ func BenchmarkAgentPerGateway(b *testing.B) {
 		b.Run(fmt.Sprintf("gateways=%d", k), func(b *testing.B) {
 			d.Set(host, ips[:k]...)
 			for _, g := range c.Gateways[:k] {
-				waitUntil(b, 30*time.Second, fmt.Sprintf("%d entries registered on %s", entries, g.Instance), func() bool {
-					agents, err := g.Agents()
-					connected := 0
-					for _, a := range agents {
-						if a.Connected {
-							connected++
-						}
-					}
-					return err == nil && connected == entries
-				})
+				waitRegistered(b, g, entries, 30*time.Second)
 			}
 			for range b.N {
 				cpu, err := a.CPU()
@@ -123,16 +114,7 @@ func BenchmarkAgentThousandEntries(b *testing.B) {
 		start := time.Now()
 		a := startAgent(b, c, d, backbalance.String(), "-log-level", "error")
 		for _, g := range c.Gateways {
-			waitUntil(b, 5*time.Minute, fmt.Sprintf("%d entries registered on %s", entries, g.Instance), func() bool {
-				agents, err := g.Agents()
-				connected := 0
-				for _, a := range agents {
-					if a.Connected {
-						connected++
-					}
-				}
-				return err == nil && connected == entries
-			})
+			waitRegistered(b, g, entries, 5*time.Minute)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "s-to-register")
 		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", a.Cmd.Process.Pid))
@@ -146,4 +128,20 @@ func BenchmarkAgentThousandEntries(b *testing.B) {
 		}
 		b.ReportMetric(float64(rss)/1024, "MiB-RSS")
 	}
+}
+
+// waitRegistered waits until g lists n back entries with an agent
+// connected.
+func waitRegistered(tb testing.TB, g *e2e.ClusterGateway, n int, within time.Duration) {
+	tb.Helper()
+	waitUntil(tb, within, fmt.Sprintf("%d entries registered on %s", n, g.Instance), func() bool {
+		agents, err := g.Agents()
+		connected := 0
+		for _, a := range agents {
+			if a.Connected {
+				connected++
+			}
+		}
+		return err == nil && connected == n
+	})
 }

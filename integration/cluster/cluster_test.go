@@ -34,7 +34,7 @@ func TestRegistersOnEveryGateway(t *testing.T) {
 	}
 	for _, g := range c.Gateways {
 		serves(t, g, "home")
-		rdpSession(t, g, "home", 20000)
+		e2e.RDPEcho(t, g.Address(), "home", 20000)
 	}
 }
 

@@ -1,11 +1,9 @@
 package cluster
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -314,34 +312,5 @@ func serves(t testing.TB, g *e2e.ClusterGateway, name string) {
 	status, body, err := e2e.Get(g.Client(), g.URL("/~~"+name+"/hello"))
 	if err != nil || status != http.StatusOK || !strings.HasPrefix(body, "hello from") {
 		t.Fatalf("%s: /~~%s/hello: %d %q %v", g.Instance, name, status, body, err)
-	}
-}
-
-// rdpSession runs one native RDP session to name through g: its
-// Connection Request, then n bytes echoed by the RDP service behind the
-// agent.
-func rdpSession(t testing.TB, g *e2e.ClusterGateway, name string, n int) {
-	t.Helper()
-	c, err := net.Dial("tcp", g.Address())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	cookie := "Cookie: mstshash=/~~" + name + "\r\n"
-	cr := e2e.RDPConnectionRequest(cookie)
-	if _, err := c.Write(cr); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, len(cr)-len(cookie))); err != nil {
-		t.Fatalf("%s: the RDP service's echo of the request: %v", g.Instance, err)
-	}
-	payload := bytes.Repeat([]byte("r"), n)
-	if _, err := c.Write(payload); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, n)
-	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, payload) {
-		t.Fatalf("%s: the RDP service's echo: %v", g.Instance, err)
 	}
 }

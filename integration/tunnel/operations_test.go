@@ -1,11 +1,9 @@
 package tunnel
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -142,7 +140,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 			t.Fatalf("through the agent: %d, %d bytes, %v", status, len(body), err)
 		}
 	}
-	rdpBytes := rdpSession(t, g, "home", 20000)
+	rdpBytes := e2e.RDPEcho(t, g.Address(), "home", 20000)
 
 	families := scrape(t, g)
 	want := func(family string, min float64, labels ...string) {
@@ -273,34 +271,4 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 	}
 	waitServed(t, g.URL("/~~home/hello"), 5*time.Second)
 	t.Logf("the agent said: %s", agent.Log.First("registration refused: held"))
-}
-
-// rdpSession runs one native RDP session to name through the gateway's TLS
-// port: its Connection Request, then n bytes echoed by the RDP service. It
-// returns the bytes the client sent.
-func rdpSession(t *testing.T, g *e2e.Gateway, name string, n int) int {
-	t.Helper()
-	c, err := net.Dial("tcp", g.Address())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	cookie := "Cookie: mstshash=/~~" + name + "\r\n"
-	cr := e2e.RDPConnectionRequest(cookie)
-	if _, err := c.Write(cr); err != nil {
-		t.Fatal(err)
-	}
-	forwarded := len(cr) - len(cookie)
-	if _, err := io.ReadFull(c, make([]byte, forwarded)); err != nil {
-		t.Fatalf("the RDP service's echo of the request: %v", err)
-	}
-	payload := bytes.Repeat([]byte("r"), n)
-	if _, err := c.Write(payload); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
-		t.Fatalf("the RDP service's echo: %v", err)
-	}
-	return forwarded + n
 }

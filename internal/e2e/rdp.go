@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -333,4 +334,36 @@ func StartXfreerdp(t testing.TB, display string, args ...string) *Process {
 	bin := mustFindTool(t, "xfreerdp", "freerdp2-x11")
 	args = append([]string{"DISPLAY=" + display, "stdbuf", "-oL", bin, "/cert:ignore", "/log-level:DEBUG"}, args...)
 	return StartProcess(t, "xfreerdp", "env", args...)
+}
+
+// RDPEcho runs one native RDP session to name through the gateway at addr,
+// whose RDP service for name echoes: the Connection Request (which the
+// gateway passes on without its routing cookie), then n bytes. It returns
+// the bytes the client sent.
+func RDPEcho(t testing.TB, addr, name string, n int) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	cookie := "Cookie: mstshash=/~~" + name + "\r\n"
+	cr := RDPConnectionRequest(cookie)
+	if _, err := c.Write(cr); err != nil {
+		t.Fatal(err)
+	}
+	forwarded := len(cr) - len(cookie)
+	if _, err := io.ReadFull(c, make([]byte, forwarded)); err != nil {
+		t.Fatalf("%s: the RDP service's echo of the request: %v", addr, err)
+	}
+	payload := bytes.Repeat([]byte("r"), n)
+	if _, err := c.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, n)
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("%s: the RDP service's echo: %v", addr, err)
+	}
+	return forwarded + n
 }
