@@ -3,8 +3,6 @@ package cluster
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,7 +47,7 @@ type squid struct {
 // the test ends.
 func startSquid(t testing.TB) *squid {
 	t.Helper()
-	bin := squidBinary(t)
+	bin := e2e.SquidBinary(t)
 	dir, err := os.MkdirTemp("", "tildegate-squid-")
 	if err != nil {
 		t.Fatal(err)
@@ -57,33 +55,12 @@ func startSquid(t testing.TB) *squid {
 	name := fmt.Sprintf("tgcluster%d", os.Getpid())
 	s := &squid{addr: "127.0.0.1:" + strconv.Itoa(e2e.FreePort(t)), dir: dir}
 	conf := filepath.Join(dir, "squid.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`http_port %[2]s
-visible_hostname %[3]s
-pid_filename %[1]s/squid.pid
-cache_log %[1]s/cache.log
-access_log stdio:%[1]s/access.log
-cache_store_log none
-coredump_dir %[1]s
-cache deny all
-cache_mem 8 MB
-pinger_enable off
-dns_nameservers 127.0.0.1
-udp_incoming_address 127.0.0.1
-udp_outgoing_address 127.0.0.1
-shutdown_lifetime 0 seconds
-acl lo_src src 127.0.0.1/32
-acl lo_dst dst 127.0.0.0/8
-http_access deny !lo_src
-http_access deny !lo_dst
-http_access allow all
-`, dir, s.addr, name)), 0o644)
+	err = os.WriteFile(conf, []byte(e2e.SquidConfig(dir, s.addr, name, "127.0.0.0/8")+"http_access allow all\n"), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// squid, started as root, runs as its own user: it must write its logs.
-	if os.Geteuid() == 0 {
-		chownAll(t, dir, squidUser(t))
-	}
+	e2e.ChownForSquid(t, dir)
 	p := e2e.StartProcess(t, "squid", bin, "-N", "-n", name, "-f", conf)
 	t.Cleanup(func() {
 		p.Stop()
@@ -105,47 +82,4 @@ http_access allow all
 func (s *squid) accessLog() string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "access.log"))
 	return string(b)
-}
-
-// squidBinary finds squid, or fails the test.
-func squidBinary(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("squid"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/squid", "/usr/local/sbin/squid"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("squid not found: run make deps (or apt-get install squid) to run the cluster tests through a proxy")
-	return ""
-}
-
-// squidUser is the account squid switches to when started as root.
-func squidUser(t testing.TB) *user.User {
-	t.Helper()
-	for _, name := range []string{"proxy", "squid", "nobody"} {
-		if u, err := user.Lookup(name); err == nil {
-			return u
-		}
-	}
-	t.Fatal("no user proxy, squid or nobody for squid to run as")
-	return nil
-}
-
-// chownAll gives dir and what it holds to u.
-func chownAll(t testing.TB, dir string, u *user.User) {
-	t.Helper()
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	err := filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(path, uid, gid)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

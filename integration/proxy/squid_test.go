@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,28 +32,13 @@ type squid struct {
 
 var squidCount atomic.Int64
 
-// squidBinary finds squid, or fails the test.
-func squidBinary(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("squid"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/squid", "/usr/local/sbin/squid"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("squid not found: install squid (apt-get install squid) to run the proxy tests")
-	return ""
-}
-
 // startSquid starts a squid on a free loopback port that asks for auth
 // (noLogin, basicAuth or ntlmAuth) and accepts users, each "name:password"
 // or for NTLM `DOMAIN\name:password` (DOMAIN may be empty). It allows
 // CONNECT to any port of 127.0.0.1 and is stopped when the test ends.
 func startSquid(t testing.TB, auth string, users ...string) *squid {
 	t.Helper()
-	bin := squidBinary(t)
+	bin := e2e.SquidBinary(t)
 	dir, err := os.MkdirTemp("", "tildegate-squid-")
 	if err != nil {
 		t.Fatal(err)
@@ -81,9 +65,7 @@ func startSquid(t testing.TB, auth string, users ...string) *squid {
 	}
 	// squid, started as root, runs as its own user: it must write its logs
 	// and read the password files.
-	if os.Geteuid() == 0 {
-		chownAll(t, dir, squidUser(t))
-	}
+	e2e.ChownForSquid(t, dir)
 	s.start(bin)
 	return s
 }
@@ -130,51 +112,7 @@ http_access allow authed
 	default:
 		t.Fatalf("unknown squid auth %q", auth)
 	}
-	return fmt.Sprintf(`http_port 127.0.0.1:%[2]s
-visible_hostname %[3]s
-pid_filename %[1]s/squid.pid
-cache_log %[1]s/cache.log
-access_log stdio:%[1]s/access.log
-cache_store_log none
-coredump_dir %[1]s
-cache deny all
-cache_mem 8 MB
-pinger_enable off
-dns_nameservers 127.0.0.1
-udp_incoming_address 127.0.0.1
-udp_outgoing_address 127.0.0.1
-shutdown_lifetime 0 seconds
-acl lo_src src 127.0.0.1/32
-acl lo_dst dst 127.0.0.1/32
-http_access deny !lo_src
-http_access deny !lo_dst
-%[4]shttp_access deny all
-`, s.dir, s.port, s.name, authConf)
-}
-
-// squidUser is the account squid switches to when started as root.
-func squidUser(t testing.TB) *user.User {
-	for _, name := range []string{"proxy", "squid", "nobody"} {
-		if u, err := user.Lookup(name); err == nil {
-			return u
-		}
-	}
-	t.Fatal("no user proxy, squid or nobody for squid to run as")
-	return nil
-}
-
-func chownAll(t testing.TB, dir string, u *user.User) {
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	err := filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(path, uid, gid)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return e2e.SquidConfig(s.dir, s.addr(), s.name, "127.0.0.1/32") + authConf + "http_access deny all\n"
 }
 
 // addr is the proxy's address.
@@ -204,7 +142,7 @@ func (s *squid) stop() {
 func (s *squid) restart() {
 	s.t.Helper()
 	s.stop()
-	s.start(squidBinary(s.t))
+	s.start(e2e.SquidBinary(s.t))
 }
 
 // accessLog is squid's access.log so far: squid writes a CONNECT's line
