@@ -27,32 +27,48 @@ func backEntries(n int) string {
 
 // BenchmarkStartup10000: the time from starting the gateway with 10,000
 // back entries to its first answer for the last of them (502: no agent
-// yet). Reported as s/startup.
+// yet), reported as s/startup, and the gateway's resident memory per
+// configured name then, against a gateway with one name, as KiB/name.
 func BenchmarkStartup10000(b *testing.B) {
 	const names = 10000
 	client := env.Client()
+	empty := e2e.StartGateway(b, env, backEntries(1))
+	waitServed502(b, client, empty, 0)
+	baseline := processRSS(b, empty.Cmd.Process.Pid)
+	empty.Stop()
 	var total time.Duration
+	var perName float64
 	for range b.N {
 		started := time.Now()
 		g := e2e.StartGateway(b, env, backEntries(names))
-		for {
-			res, err := client.Get(g.URL(fmt.Sprintf("/~~b%d/", names-1)))
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusBadGateway {
-					break
-				}
-				b.Fatalf("the last entry answers %s, want 502 before an agent connects", res.Status)
-			}
-			if time.Since(started) > time.Minute {
-				b.Fatalf("the gateway did not answer within a minute: %v", err)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitServed502(b, client, g, names-1)
 		total += time.Since(started)
+		perName += float64(processRSS(b, g.Cmd.Process.Pid)-baseline) / names
 		g.Stop()
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/startup")
+	b.ReportMetric(perName/float64(b.N), "KiB/name")
+}
+
+// waitServed502 waits until g answers 502 (no agent) for back entry
+// number i.
+func waitServed502(b *testing.B, client *http.Client, g *e2e.Gateway, i int) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := client.Get(g.URL(fmt.Sprintf("/~~b%d/", i)))
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusBadGateway {
+				return
+			}
+			b.Fatalf("the entry answers %s, want 502 before an agent connects", res.Status)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the gateway did not answer within a minute: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // BenchmarkHandshakes: control handshakes per second that the gateway
