@@ -342,6 +342,14 @@ func (h *Handler) fileSpecs(bf BalanceFile, entries []balancebin.Entry) (map[str
 			}
 			spec.proxy = rp
 			spec.origin = e.Pos.String()
+			// Names of one file and TLS mode differ by their servers
+			// and name alone, which the file's parser has checked: one
+			// provisioned proves the others' options. Active health
+			// checks must run from the start, so such names provision
+			// at once.
+			if rp.HealthChecks == nil || rp.HealthChecks.Active == nil {
+				spec.lazyGroup = fmt.Sprintf("web entries of %s (%s)", bf.Path, tlsName(e.TLS))
+			}
 		}
 		spec.proxy.Upstreams = append(spec.proxy.Upstreams, &reverseproxy.Upstream{Dial: e.Target.String()})
 	}

@@ -44,12 +44,13 @@ func loadWithBalance(t *testing.T, content, proxy string) (*Handler, error) {
 	return liveHandlers.list[len(liveHandlers.list)-1], nil
 }
 
-// TestBackEntriesProvisionOnFirstUse: of a balance file's back entries,
-// one reverse proxy is provisioned when the file loads, which proves their
-// options sound; the others on their first use. A name costs little until
-// it is used.
-func TestBackEntriesProvisionOnFirstUse(t *testing.T) {
-	h, err := loadWithBalance(t, "/~~a=pw#:*;\n/~~b=pw#:*;\n/~~c=pw#:*;\n/~~web=10.0.0.1:80;\n", "")
+// TestEntriesProvisionOnFirstUse: of a balance file's back entries, and
+// of its web entries of one TLS mode, one reverse proxy is provisioned when
+// the file loads, which proves their options sound; the others on their
+// first use. A name costs little until it is used.
+func TestEntriesProvisionOnFirstUse(t *testing.T) {
+	h, err := loadWithBalance(t, "/~~a=pw#:*;\n/~~b=pw#:*;\n/~~c=pw#:*;\n/~~web=10.0.0.1:80;\n/~~web2=10.0.0.2:80;\n"+
+		"/~~web3=10.0.0.3:80;\n/~~web3=10.0.0.4:80;\nSSL /~~secure=10.0.0.5:443;\n", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +61,8 @@ func TestBackEntriesProvisionOnFirstUse(t *testing.T) {
 			provisioned++
 		}
 	}
-	if provisioned != 2 { // one back entry, and the direct entry
-		t.Errorf("%d of %d routes provisioned at load, want 2", provisioned, len(routes))
+	if provisioned != 3 { // one back entry, one plain web entry, one SSL web entry
+		t.Errorf("%d of %d routes provisioned at load, want 3", provisioned, len(routes))
 	}
 	for name, rt := range routes {
 		if p, err := rt.handler(); err != nil || p == nil {
@@ -77,5 +78,21 @@ func TestBadProxyOptionsRefusedAtLoad(t *testing.T) {
 	_, err := loadWithBalance(t, "/~~a=pw#:*;\n/~~b=pw#:*;\n", bad)
 	if err == nil || !strings.Contains(err.Error(), "balance.bin:1:1") {
 		t.Errorf("bad proxy options: %v, want the load refused, naming the entry", err)
+	}
+}
+
+// TestActiveHealthChecksProvisionAtLoad: web entries whose options check
+// their servers' health actively provision at once, so that the checks run
+// before the first request.
+func TestActiveHealthChecksProvisionAtLoad(t *testing.T) {
+	h, err := loadWithBalance(t, "/~~web=10.0.0.1:80;\n/~~web2=10.0.0.2:80;\n",
+		`{"health_checks": {"active": {"uri": "/health", "interval": "1h"}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, rt := range h.tables.current.Load().routes {
+		if rt.ready.Load() == nil {
+			t.Errorf("%s: not provisioned at load, so its servers are not checked", name)
+		}
 	}
 }
