@@ -117,8 +117,16 @@ func TestServeGateways(t *testing.T) {
 	c0 := testgateway.Receive(t, gs[0].Controls, "the registration at the first gateway")
 	testgateway.Receive(t, gs[1].Controls, "the registration at the second gateway")
 	waitJSON(t, addr, "/ready", http.StatusOK, "ready", func(r readyAnswer) bool { return r.Ready })
-	st := waitJSON(t, addr, "/status", http.StatusOK, "two addresses", func(s statusAnswer) bool {
-		return len(s.Entries) == 1 && len(s.Entries[0].Gateways) == 2
+	st := waitJSON(t, addr, "/status", http.StatusOK, "two addresses registered", func(s statusAnswer) bool {
+		if len(s.Entries) != 1 || len(s.Entries[0].Gateways) != 2 {
+			return false
+		}
+		for _, g := range s.Entries[0].Gateways {
+			if g.State != agent.StateRegistered {
+				return false
+			}
+		}
+		return true
 	})
 	for i, g := range st.Entries[0].Gateways {
 		if g.Address != gs[i].Addr.String() || g.State != agent.StateRegistered || g.Instance != []string{"gw-1", "gw-2"}[i] ||
