@@ -70,6 +70,7 @@ type supervisor struct {
 	log     *zap.Logger
 	ticker  *time.Ticker // nil without a watchdog
 	unwatch func() bool  // stops waiting for the end of serve's context
+	ctx     context.Context
 
 	mu       sync.Mutex
 	stopping bool
@@ -87,7 +88,7 @@ func supervise(ctx context.Context, log *zap.Logger) (*supervisor, *zap.Logger) 
 			log.Warn("the service manager will not hear from the agent: " + err.Error())
 		}
 	}
-	s := &supervisor{m: m, log: log}
+	s := &supervisor{m: m, log: log, ctx: ctx}
 	if m == nil {
 		return s, log
 	}
@@ -138,5 +139,10 @@ func (s *supervisor) close() {
 	}
 	if s.unwatch != nil {
 		s.unwatch()
+	}
+	// The watch runs in a goroutine of its own, which the process's exit
+	// may beat: say it here too (tell says it once).
+	if s.ctx != nil && s.ctx.Err() != nil {
+		s.tell(phaseStopping)
 	}
 }
