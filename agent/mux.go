@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
@@ -50,7 +49,7 @@ func (r *runner) serveMux(ctx context.Context, sess *session, ticket []byte) {
 		}
 		return
 	}
-	session, err := mux.Agent(&bufferedConn{Conn: conn, r: br}, r.log, sess.alive)
+	session, err := mux.Agent(pipe.ReaderConn(conn, br), r.log, sess.alive)
 	if err != nil {
 		r.log.Warn("back connection failed", zap.Error(err))
 		return
@@ -160,12 +159,3 @@ func upgradeBack(conn net.Conn, cs *tls.ConnectionState, name, host string, sess
 	}
 	return br, nil
 }
-
-// bufferedConn reads what the upgrade's reader holds before the rest of
-// the connection.
-type bufferedConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

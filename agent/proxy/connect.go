@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"syscall"
+
+	"github.com/tildegate/tildegate/internal/pipe"
 )
 
 // maxDrain bounds the body of a 407 read to keep its connection for the
@@ -98,21 +100,11 @@ func refused(status int, target string) error {
 	return fmt.Errorf("the proxy did not open a tunnel to %s", target)
 }
 
-// bufferedConn is a tunnel whose first bytes were read into r along with
-// the proxy's answer.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-// Read reads the buffered bytes first, then the connection.
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
 // withBuffered returns conn, wrapped so that the bytes br holds past the
 // proxy's answer come first.
 func withBuffered(conn net.Conn, br *bufio.Reader) net.Conn {
 	if br.Buffered() == 0 {
 		return conn
 	}
-	return &bufferedConn{Conn: conn, r: br}
+	return pipe.ReaderConn(conn, br)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/internal/e2e"
+	"github.com/tildegate/tildegate/internal/pipe"
 	"github.com/tildegate/tildegate/wire"
 )
 
@@ -73,7 +74,7 @@ func TestHelloNotInAccessLog(t *testing.T) {
 	if br == nil {
 		t.Fatalf("the back connection was refused: %s", a)
 	}
-	m, err := p.Mux(e2e.ReaderConn(bc, br), open.Ticket)
+	m, err := p.Mux(pipe.ReaderConn(bc, br), open.Ticket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 	"github.com/tildegate/tildegate/internal/mux"
+	"github.com/tildegate/tildegate/internal/pipe"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
@@ -61,7 +61,7 @@ func Handshake(conn net.Conn, cs *tls.ConnectionState, host, name, password stri
 	}
 	return &Peer{
 		Name: name, Session: reg.Session, Key: reg.Key, Bound: reg.Bound, Alive: reg.Alive,
-		conn:   &readerConn{Conn: conn, r: reg.Reader},
+		conn:   pipe.ReaderConn(conn, reg.Reader),
 		sealer: wire.NewSealer(reg.Key, true),
 		opener: reg.Opener,
 	}, nil
@@ -133,21 +133,8 @@ func (p *Peer) Present(conn net.Conn, cs *tls.ConnectionState, host, name string
 	if err != nil {
 		return nil, err
 	}
-	return &readerConn{Conn: conn, r: br}, nil
+	return pipe.ReaderConn(conn, br), nil
 }
-
-// ReaderConn returns conn reading through r, which holds what was read
-// past the 101.
-func ReaderConn(conn net.Conn, r *bufio.Reader) net.Conn { return &readerConn{Conn: conn, r: r} }
-
-// readerConn reads through the reader that holds what was read past the
-// 101.
-type readerConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // PeerMux is the agent's side of a multiplexed back connection driven by
 // hand: it accepts the gateway's streams and checks their openings.

@@ -101,6 +101,17 @@ func copyAdaptive(dst io.Writer, src io.Reader) (written int64, err error) {
 	}
 }
 
+// ReaderConn returns conn reading through r, which holds bytes already
+// read from conn (past an HTTP answer, say) before the rest of it.
+func ReaderConn(conn net.Conn, r io.Reader) net.Conn { return &readerConn{Conn: conn, r: r} }
+
+type readerConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
 // CloseWrite closes the writing side of conn, or fails when conn cannot
 // close it alone.
 func CloseWrite(conn net.Conn) error {

@@ -1,4 +1,4 @@
-package pipe
+package pipe_test
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/internal/e2e"
+	"github.com/tildegate/tildegate/internal/pipe"
 )
 
 // result is what Join returned.
@@ -61,7 +62,7 @@ func TestJoinEcho(t *testing.T) {
 	if _, err := br.Peek(1); err != nil {
 		t.Fatal(err)
 	}
-	done := start(Join, back, br, local)
+	done := start(pipe.Join, back, br, local)
 
 	// Bulk, then small messages: the copy moves from large buffers back
 	// to small ones without losing a byte.
@@ -96,7 +97,7 @@ func TestJoinFailureClosesBoth(t *testing.T) {
 	gateway, back := e2e.TCPPair(t)
 	localClient, localServer := e2e.TCPPair(t)
 	gateway.SetDeadline(time.Now().Add(10 * time.Second))
-	done := start(Join, back, back, localClient)
+	done := start(pipe.Join, back, back, localClient)
 	// A reset from the local service ends the pipe, and the gateway
 	// sees its end of it close.
 	localServer.SetLinger(0)
@@ -112,7 +113,7 @@ func TestJoinEndsBothWhenOneSideEnds(t *testing.T) {
 	serverSide, server := e2e.TCPPair(t)
 	client.SetDeadline(time.Now().Add(10 * time.Second))
 	server.SetDeadline(time.Now().Add(10 * time.Second))
-	done := start(Join, gatewaySide, gatewaySide, serverSide)
+	done := start(pipe.Join, gatewaySide, gatewaySide, serverSide)
 	client.Write([]byte("hello"))
 	got := make([]byte, 5)
 	if _, err := io.ReadFull(server, got); err != nil || string(got) != "hello" {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 	"github.com/tildegate/tildegate/internal/clientip"
+	"github.com/tildegate/tildegate/internal/pipe"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
 )
@@ -217,16 +217,8 @@ func hijack(w http.ResponseWriter, extraHeader string) (net.Conn, error) {
 	if brw.Reader.Buffered() == 0 {
 		return conn, nil
 	}
-	return &bufferedConn{Conn: conn, r: brw.Reader}, nil
+	return pipe.ReaderConn(conn, brw.Reader), nil
 }
-
-// bufferedConn reads what the HTTP server had already read before the rest.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
