@@ -80,7 +80,7 @@ func (a *attempt) log(code wire.Code, reason string) {
 	if a.role != wire.RoleBack {
 		registrations.WithLabelValues(code.String()).Inc()
 		if a.known {
-			a.b.refusedControl(a.key, a.name, code, reason, a.ip)
+			a.b.refusedControl(a.key, code, reason, a.ip)
 		}
 	}
 	logged := ""
@@ -269,7 +269,7 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		bound:      binding != nil,
 		agent:      hello.Agent,
 		since:      time.Now(),
-		stats:      b.stats(a.key, a.name),
+		stats:      b.stats(a.key),
 		session:    randomBytes(wire.SessionSize),
 		sessionKey: keys.Session,
 		conn:       conn,

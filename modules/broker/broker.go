@@ -126,8 +126,9 @@ type Broker struct {
 	throttle *throttle
 	logs     *logLimiter
 
-	statsMu sync.Mutex
-	named   map[string]*nameStats // by lower-case name, from its first traffic
+	// named holds a *nameStats by lower-case name, from the name's first
+	// traffic on; read without a lock by every request to a back entry.
+	named sync.Map
 }
 
 // endedSession is a session that dropped and that its agent may resume.
@@ -162,7 +163,6 @@ func newBroker(logger *zap.Logger) *Broker {
 		tickets:  make(map[[wire.TicketSize]byte]*ticket),
 		used:     make(map[[wire.TicketSize]byte]time.Time),
 		holds:    make(map[string]time.Time),
-		named:    make(map[string]*nameStats),
 		throttle: newThrottle(),
 		logs:     newLogLimiter(),
 	}

@@ -33,7 +33,7 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 	reg := &registration{b: b, name: "home", key: "home", conn: control, settings: settings.WithDefaults(),
 		sessionKey: key, sealer: wire.NewSealer(key, false),
 		muxAdded: make(chan struct{}), muxChanged: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
-	reg.stats = b.stats("home", "home")
+	reg.stats = b.stats("home")
 	b.regs["home"] = reg
 	t.Cleanup(func() { reg.close(0, "test over") })
 

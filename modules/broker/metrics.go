@@ -2,7 +2,6 @@ package broker
 
 import (
 	"errors"
-	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,49 +66,48 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 	if b == nil {
 		return
 	}
-	b.statsMu.Lock()
-	named := make(map[string]*nameStats, len(b.named))
-	for k, s := range b.named {
-		named[k] = s
+	b.named.Range(func(k, v any) bool {
+		b.collectName(ch, k.(string), v.(*nameStats))
+		return true
+	})
+}
+
+// collectName reports the series of one name, by its lower-case key.
+func (b *Broker) collectName(ch chan<- prometheus.Metric, name string, s *nameStats) {
+	b.mu.Lock()
+	r := b.regs[name]
+	muxes := 0
+	if r != nil {
+		muxes = len(r.muxes)
 	}
-	b.statsMu.Unlock()
-	for key, s := range named {
-		b.mu.Lock()
-		r := b.regs[key]
-		muxes := 0
-		if r != nil {
-			muxes = len(r.muxes)
-		}
-		b.mu.Unlock()
-		name := strings.ToLower(s.name)
-		connected := 0.0
-		if r != nil {
-			connected = 1
-		}
-		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-		}
-		counter := func(d *prometheus.Desc, v int64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-		}
-		gauge(descConnected, connected, name)
-		gauge(descBackConns, float64(muxes), name)
-		for k := range kinds {
-			kind := wire.Kind(k).String()
-			open := int64(0)
-			if r != nil {
-				open = r.sessions[k].Load()
-			}
-			gauge(descSessions, float64(open), name, kind)
-			counter(descSessionsTotal, s.sessions[k].Load(), name, kind)
-		}
-		counter(descRequests, s.requests.Load(), name)
-		counter(descBytes, s.bytesToAgent.Load(), name, "to_agent")
-		counter(descBytes, s.bytesFromAgent.Load(), name, "from_agent")
-		counter(descUnserved, s.unserved.noAgent.Load(), name, "502")
-		counter(descUnserved, s.unserved.limit.Load(), name, "503")
-		counter(descUnserved, s.unserved.timeout.Load(), name, "504")
+	b.mu.Unlock()
+	connected := 0.0
+	if r != nil {
+		connected = 1
 	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descConnected, connected, name)
+	gauge(descBackConns, float64(muxes), name)
+	for k := range kinds {
+		kind := wire.Kind(k).String()
+		open := int64(0)
+		if r != nil {
+			open = r.sessions[k].Load()
+		}
+		gauge(descSessions, float64(open), name, kind)
+		counter(descSessionsTotal, s.sessions[k].Load(), name, kind)
+	}
+	counter(descRequests, s.requests.Load(), name)
+	counter(descBytes, s.bytesToAgent.Load(), name, "to_agent")
+	counter(descBytes, s.bytesFromAgent.Load(), name, "from_agent")
+	counter(descUnserved, s.unserved.noAgent.Load(), name, "502")
+	counter(descUnserved, s.unserved.limit.Load(), name, "503")
+	counter(descUnserved, s.unserved.timeout.Load(), name, "504")
 }
 
 // RegisterMetrics adds the broker's metrics to reg, a config's registry:

@@ -15,8 +15,6 @@ import (
 // It is made with the name's first traffic, so that names that never see
 // any cost nothing, and outlives registrations and config reloads.
 type nameStats struct {
-	name string // as first seen
-
 	requests       atomic.Int64 // requests to the name (web)
 	sessions       [kinds]atomic.Int64
 	bytesToAgent   atomic.Int64
@@ -39,21 +37,18 @@ type Refusal struct {
 
 // stats returns the counters of the name with lower-case key, making them
 // on first use.
-func (b *Broker) stats(key, name string) *nameStats {
-	b.statsMu.Lock()
-	defer b.statsMu.Unlock()
-	s := b.named[key]
-	if s == nil {
-		s = &nameStats{name: name}
-		b.named[key] = s
+func (b *Broker) stats(key string) *nameStats {
+	if s, ok := b.named.Load(key); ok {
+		return s.(*nameStats)
 	}
-	return s
+	s, _ := b.named.LoadOrStore(key, new(nameStats))
+	return s.(*nameStats)
 }
 
 // refusedControl records a refused control connection for a configured
 // name.
-func (b *Broker) refusedControl(key, name string, code wire.Code, reason string, ip netip.Addr) {
-	s := b.stats(key, name)
+func (b *Broker) refusedControl(key string, code wire.Code, reason string, ip netip.Addr) {
+	s := b.stats(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastRefusal = &Refusal{At: time.Now(), Code: code.String(), Reason: reason, Source: ip.String()}
@@ -61,7 +56,7 @@ func (b *Broker) refusedControl(key, name string, code wire.Code, reason string,
 
 // CountRequest counts a request to the back entry called name.
 func (b *Broker) CountRequest(name string) {
-	b.stats(strings.ToLower(name), name).requests.Add(1)
+	b.stats(strings.ToLower(name)).requests.Add(1)
 }
 
 // Unserved is why a request to a back entry got no session.
@@ -77,7 +72,7 @@ const (
 // CountUnserved counts a request to the back entry called name that got no
 // session, and why.
 func (b *Broker) CountUnserved(name string, why Unserved) {
-	s := b.stats(strings.ToLower(name), name)
+	s := b.stats(strings.ToLower(name))
 	switch why {
 	case UnservedNoAgent:
 		s.unserved.noAgent.Add(1)
@@ -152,10 +147,8 @@ func (b *Broker) Agents() []AgentStatus {
 				st.Sessions[wire.Kind(k).String()] = r.sessions[k].Load()
 			}
 		}
-		b.statsMu.Lock()
-		s := b.named[e.key]
-		b.statsMu.Unlock()
-		if s != nil {
+		if v, ok := b.named.Load(e.key); ok {
+			s := v.(*nameStats)
 			for k := range kinds {
 				st.SessionsTotal[wire.Kind(k).String()] = s.sessions[k].Load()
 			}
