@@ -225,6 +225,34 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
+// TestBusyHonoured: a gateway too busy to take the handshake says when to
+// come back; the agent comes back then, even beyond its longest backoff,
+// a little later so as not to come with all those told the same, and a
+// dropped session stays worth resuming.
+func TestBusyHonoured(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	opts := optionsFor(g)
+	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
+	a := startAgent(t, opts, g.Entry("home", "pw", ""))
+	testgateway.Receive(t, g.Attempts, "the first attempt")
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+	g.Set(func(s *testgateway.Settings) { s.Refuse, s.RetryAfter = wire.CodeBusy, 2*time.Second })
+	c.Conn.Close()
+	first := testgateway.Receive(t, g.Attempts, "an attempt after the drop")
+	e := a.waitLog(t, "registration deferred: busy")
+	if !strings.Contains(e.Message, "as the gateway asked") {
+		t.Errorf("log %q does not say it follows Retry-After", e.Message)
+	}
+	g.Set(func(s *testgateway.Settings) { s.Refuse, s.RetryAfter = 0, 0 })
+	second := testgateway.Receive(t, g.Attempts, "an attempt after Retry-After")
+	if d := second.At.Sub(first.At); d < 1900*time.Millisecond || d > 3500*time.Millisecond {
+		t.Errorf("came back after %s, want the 2s the gateway asked for and at most a second more", d)
+	}
+	if second.Hello.Resume == nil {
+		t.Error("the session dropped before the busy refusal was not resumed")
+	}
+}
+
 func TestTransientRefusalRetriesSoon(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "pw"})
 	g.Set(func(s *testgateway.Settings) { s.Refuse = wire.CodeNameTaken })

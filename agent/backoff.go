@@ -67,11 +67,17 @@ func (p *pacing) ended(up time.Duration) {
 	}
 }
 
-// afterDrop returns the delay before asking a dropped session back: none
-// unless registrations keep ending early.
+// dropSpread is the most a dropped session waits before it is asked back,
+// so that the agents of a gateway that dropped them all do not come back
+// in the same instant.
+const dropSpread = 250 * time.Millisecond
+
+// afterDrop returns the delay before asking a dropped session back: a
+// random part of dropSpread, or the backoff if registrations keep ending
+// early.
 func (p *pacing) afterDrop() time.Duration {
 	if p.short <= 1 {
-		return 0
+		return time.Duration(p.bo.random() * float64(dropSpread))
 	}
 	return p.bo.Next()
 }

@@ -67,7 +67,8 @@ func TestOptionsDefaults(t *testing.T) {
 
 func TestPacing(t *testing.T) {
 	p := &pacing{bo: newBackoff(time.Second, time.Minute)}
-	p.bo.random = func() float64 { return 1 }
+	random := 1.0
+	p.bo.random = func() float64 { return random }
 	// A long outage grows the delays...
 	for range 6 {
 		p.next()
@@ -75,13 +76,15 @@ func TestPacing(t *testing.T) {
 	// ...and a registration starts them again.
 	p.registered()
 	p.ended(time.Minute)
-	if d := p.afterDrop(); d != 0 {
-		t.Errorf("after a stable registration dropped: %s, want at once", d)
+	random = 0.5
+	if d := p.afterDrop(); d != dropSpread/2 {
+		t.Errorf("after a stable registration dropped: %s, want a random part of %s", d, dropSpread)
 	}
+	random = 1
 	p.registered()
 	p.ended(time.Second)
-	if d := p.afterDrop(); d != 0 {
-		t.Errorf("after the first short registration dropped: %s, want at once", d)
+	if d := p.afterDrop(); d > dropSpread {
+		t.Errorf("after the first short registration dropped: %s, want at most %s", d, dropSpread)
 	}
 	if d := p.next(); d != time.Second {
 		t.Errorf("first delay after a registration: %s, want the minimum", d)
@@ -92,7 +95,7 @@ func TestPacing(t *testing.T) {
 		p.registered()
 		p.ended(time.Second)
 		d := p.afterDrop()
-		if d == 0 || d < last {
+		if d < time.Second || d < last {
 			t.Fatalf("short registration %d: delay %s after %s, want growing delays", i+2, d, last)
 		}
 		last = d
@@ -100,8 +103,8 @@ func TestPacing(t *testing.T) {
 	// A stable one ends that.
 	p.registered()
 	p.ended(stableAfter)
-	if d := p.afterDrop(); d != 0 {
-		t.Errorf("after a stable registration: %s, want at once", d)
+	if d := p.afterDrop(); d > dropSpread {
+		t.Errorf("after a stable registration: %s, want at most %s", d, dropSpread)
 	}
 	p.registered()
 	if d := p.next(); d != time.Second {

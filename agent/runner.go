@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -224,6 +225,15 @@ func (r *runner) failed(err error, pace *pacing) (time.Duration, bool) {
 			d = max(d, ref.RetryAfter)
 		}
 		r.log.Error(fmt.Sprintf("registration failed at the gateway %s: %v; retrying in %s", r.e.Gateway, err, round(d)))
+		return d, false
+	case errors.As(err, &ref) && ref.Code == wire.CodeBusy:
+		// The gateway spreads the agents it turns away over the time it
+		// needs to take them all: come back when it says, however long,
+		// a little later so as not to arrive with those told the same
+		// second. The backoff does not grow: the gateway is not failing.
+		d := max(ref.RetryAfter, r.opts.MinBackoff) + time.Duration(rand.Float64()*float64(time.Second))
+		r.log.Info(fmt.Sprintf("registration deferred: %s; retrying in %s, as the gateway asked", describe(ref), round(d)),
+			zap.Stringer("code", ref.Code))
 		return d, false
 	case errors.As(err, &ref) && ref.RetryAfter > 0:
 		// The gateway said when: even beyond the usual backoff.

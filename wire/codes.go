@@ -27,6 +27,7 @@ const (
 	CodeTooMany           Code = 14
 	CodeLocalUnavailable  Code = 15
 	CodeHeld              Code = 16
+	CodeBusy              Code = 17
 )
 
 var codeNames = map[Code]string{
@@ -46,6 +47,7 @@ var codeNames = map[Code]string{
 	CodeTooMany:           "too-many",
 	CodeLocalUnavailable:  "local-unavailable",
 	CodeHeld:              "held",
+	CodeBusy:              "busy",
 }
 
 // String returns the code's name, e.g. "wrong-password".

@@ -44,6 +44,7 @@ var refusalStatus = map[wire.Code]int{
 	wire.CodeVersion:           http.StatusBadRequest,
 	wire.CodeTooMany:           http.StatusServiceUnavailable,
 	wire.CodeHeld:              http.StatusServiceUnavailable,
+	wire.CodeBusy:              http.StatusServiceUnavailable,
 }
 
 // maxLoggedName bounds how much of a name that no entry has is logged.
@@ -83,11 +84,15 @@ func (a *attempt) log(code wire.Code, reason string) {
 			a.b.refusedControl(a.key, code, reason, a.ip)
 		}
 	}
-	logged := ""
+	source, logged := a.ip, ""
 	if a.known {
 		logged = a.key
 	}
-	ok, held := a.b.logs.allow(code, a.ip, logged)
+	if code == wire.CodeBusy {
+		// Thousands of agents coming back at once: one line for them all.
+		source, logged = netip.Addr{}, ""
+	}
+	ok, held := a.b.logs.allow(code, source, logged)
 	if !ok {
 		return
 	}
@@ -157,6 +162,12 @@ func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name strin
 		a.refuse(w, wire.CodeNameTaken, fmt.Sprintf("%q is held by another live agent connection", name), 0)
 		return
 	}
+	leave, busy := b.intake.enter()
+	if busy != nil {
+		a.refuse(w, wire.CodeBusy, busy.reason, busy.retryAfter)
+		return
+	}
+	defer leave()
 	adm, th := b.throttle.admit(a.ip, a.key, resumable)
 	if th != nil {
 		throttledHandshakes.WithLabelValues(th.budget).Inc()

@@ -123,6 +123,7 @@ type Broker struct {
 	// when; guarded by mu.
 	holds map[string]time.Time
 
+	intake   *intake
 	throttle *throttle
 	logs     *logLimiter
 
@@ -163,6 +164,7 @@ func newBroker(logger *zap.Logger) *Broker {
 		tickets:  make(map[[wire.TicketSize]byte]*ticket),
 		used:     make(map[[wire.TicketSize]byte]time.Time),
 		holds:    make(map[string]time.Time),
+		intake:   newIntake(),
 		throttle: newThrottle(),
 		logs:     newLogLimiter(),
 	}

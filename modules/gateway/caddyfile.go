@@ -47,6 +47,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        ticket_ttl <duration>
 //	        max_sessions <n>
 //	        back_idle_timeout <duration>
+//	        handshake_rate <n>
 //	    }
 //	    ca_file <path>
 //	    poll_interval <duration>
@@ -67,7 +68,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // defined by server or agent, or alone. tunnel tunes the back connections
 // and sessions of all back entries: back_wait bounds opening a session
 // through the agent (then 504), max_sessions limits the web sessions open
-// at once per name (default 4096; beyond it a request is answered 503).
+// at once per name (default 4096; beyond it a request is answered 503),
+// handshake_rate bounds the agents' handshakes the gateway starts a second
+// (default 250 per core; beyond it an agent is told to come back later).
 // The former max_back_conns is still read as max_sessions, and
 // max_pending_tickets is accepted and ignored, both with a warning.
 // ca_file is a PEM file of CA certificates that balance.bin SSL_STRICT
@@ -301,6 +304,7 @@ func unmarshalTunnel(d *caddyfile.Dispenser, c *TunnelConfig) error {
 		"max_sessions":        &c.MaxSessions,
 		"max_back_conns":      &c.MaxBackConns,
 		"max_pending_tickets": &c.MaxPendingTickets,
+		"handshake_rate":      &c.HandshakeRate,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		option := d.Val()

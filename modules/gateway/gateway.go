@@ -144,6 +144,22 @@ type TunnelConfig struct {
 	// MaxPendingTickets is accepted and ignored, with a warning: tickets
 	// now only open the few multiplexed back connections of a name.
 	MaxPendingTickets int `json:"max_pending_tickets,omitempty"`
+	// HandshakeRate is how many agents' control handshakes a second the
+	// gateway process starts, whatever handler they reach: beyond it an
+	// agent is refused busy (503) with a Retry-After that spreads those
+	// turned away over the time needed to take them all, and comes back
+	// then. It keeps a restart with thousands of agents from spending the
+	// gateway's CPU and memory on handshakes at once. Default: 250 per
+	// core.
+	HandshakeRate int `json:"handshake_rate,omitempty"`
+}
+
+// handshakeRate is the configured handshake rate, 0 for the default.
+func (c *TunnelConfig) handshakeRate() int {
+	if c == nil {
+		return 0
+	}
+	return c.HandshakeRate
 }
 
 // warnDeprecated logs the tunnel options that are no longer what they
@@ -215,6 +231,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.Tunnel.warnDeprecated(h.logger)
+	if h.Tunnel != nil && h.Tunnel.HandshakeRate < 0 {
+		return fmt.Errorf("tunnel: handshake_rate must be positive, not %d", h.Tunnel.HandshakeRate)
+	}
+	h.broker.SetHandshakeRate(h.Tunnel.handshakeRate())
 	if err := broker.SetInstance(h.InstanceID); err != nil {
 		return fmt.Errorf("instance_id: %w", err)
 	}
