@@ -86,7 +86,7 @@ type EntryStatus struct {
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// RegisteredSince is when the last registration was accepted, at any
 	// of the gateway's addresses.
-	RegisteredSince time.Time     `json:"nRegisteredsince,omitzero"`
+	RegisteredSince time.Time     `json:"registered_since,omitzero"`
 	Registrations   Registrations `json:"registrations"`
 	// Resumed counts the registrations that took the previous session
 	// back after a drop.
@@ -133,7 +133,7 @@ type GatewayStatus struct {
 	Instance string `json:"instance,omitempty"`
 	// RegisteredSince is when the last registration at this address was
 	// accepted.
-	RegisteredSince time.Time `json:"nRegisteredsince,omitzero"`
+	RegisteredSince time.Time `json:"registered_since,omitzero"`
 	// LastError is why the last attempt failed or the last registration
 	// ended; LastErrorAt is when.
 	LastError   string    `json:"last_error,omitempty"`

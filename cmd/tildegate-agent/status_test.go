@@ -134,6 +134,9 @@ func TestStatusServer(t *testing.T) {
 	if r.Entries != 2 || len(r.NotRegistered) != 0 {
 		t.Errorf("/ready once registered: %+v", r)
 	}
+	if _, body := get(t, addr, "/status"); strings.Count(body, `"registered_since":`) != 4 {
+		t.Errorf("/status does not give registered_since for both entries and their addresses, as the README says: %s", body)
+	}
 
 	c := testgateway.Receive(t, home.Controls, "the control connection of home")
 	c.Open(wire.KindMux)
