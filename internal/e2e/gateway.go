@@ -35,21 +35,38 @@ type Gateway struct {
 	// RDPOptions go in the tildegate_rdp listener wrapper's block; set
 	// them before Config.
 	RDPOptions string
+	// Tunnel is the tildegate directive's tunnel block: TunnelBlock
+	// unless set before Config.
+	Tunnel string
 }
 
 // StartGateway writes balance as the gateway's balance.bin and starts it.
 func StartGateway(t testing.TB, env *Env, balance string) *Gateway {
 	t.Helper()
+	g := NewGateway(t, env, balance)
+	g.WriteConfig()
+	g.Start()
+	return g
+}
+
+// NewGateway writes balance as the balance.bin of a gateway that is not
+// started yet: set its fields, then WriteConfig and Start.
+func NewGateway(t testing.TB, env *Env, balance string) *Gateway {
+	t.Helper()
 	dir := t.TempDir()
-	g := &Gateway{t: t, env: env, HTTPSPort: FreePort(t), HTTPPort: FreePort(t), Admin: FreePort(t)}
+	g := &Gateway{t: t, env: env, HTTPSPort: FreePort(t), HTTPPort: FreePort(t), Admin: FreePort(t), Tunnel: TunnelBlock}
 	g.BalancePath = filepath.Join(dir, "balance.bin")
 	g.WriteBalance(balance)
 	g.Caddyfile = filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(g.Caddyfile, []byte(g.Config()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g.Start()
 	return g
+}
+
+// WriteConfig writes Config to the gateway's Caddyfile.
+func (g *Gateway) WriteConfig() {
+	g.t.Helper()
+	if err := os.WriteFile(g.Caddyfile, []byte(g.Config()), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
 }
 
 // Config is the gateway's Caddyfile.
@@ -57,7 +74,7 @@ func (g *Gateway) Config() string {
 	site := fmt.Sprintf(`tildegate {
 		balance_file %s
 		%s
-	}`, g.BalancePath, TunnelBlock)
+	}`, g.BalancePath, g.Tunnel)
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	http_port %d

@@ -1,0 +1,130 @@
+// Package scale tests and measures a gateway with thousands of back
+// entries and agents, with real processes: the Caddy binary with
+// tildegate as the gateway, and loadagents (integration/loadagents), which
+// runs many agents of the real agent library from source addresses of
+// their own.
+package scale
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tildegate/tildegate/internal/e2e"
+)
+
+// env has the binaries under test, built once for the package; loadAgents
+// is the load tool's.
+var (
+	env        *e2e.Env
+	loadAgents string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(e2e.Main(m, "../..", &env, func(e *e2e.Env) error {
+		var err error
+		loadAgents, err = e.Build("loadagents", "../loadagents")
+		return err
+	}))
+}
+
+// backEntries returns a balance.bin of n back entries b0 ... b(n-1), each
+// with its own password, as loadagents serves them.
+func backEntries(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "/~~b%d=pw-%d#:*;\n", i, i)
+	}
+	return b.String()
+}
+
+// report is a line of loadagents' output.
+type report struct {
+	Agents     int   `json:"agents"`
+	Registered int   `json:"registered"`
+	Deferred   int64 `json:"deferred"`
+	Refused    int64 `json:"refused"`
+	Failed     int64 `json:"failed"`
+}
+
+// load is a running loadagents.
+type load struct {
+	*e2e.Process
+	t testing.TB
+}
+
+// startLoad runs n agents of the names b0 ... b(n-1) against g, from
+// source addresses 127.1.0.1 on.
+func startLoad(t testing.TB, g *e2e.Gateway, n int) *load {
+	t.Helper()
+	p := e2e.StartProcess(t, "loadagents", loadAgents, "-gateway", g.Address(), "-ca", env.CAFile,
+		"-count", strconv.Itoa(n), "-report", "200ms")
+	return &load{Process: p, t: t}
+}
+
+// last returns the last report, or a zero one before the first.
+func (l *load) last() report {
+	var r report
+	lines := l.Log.Lines(`"registered":`)
+	if len(lines) > 0 {
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+			l.t.Fatalf("loadagents' report %q: %v", lines[len(lines)-1], err)
+		}
+	}
+	return r
+}
+
+// waitRegistered waits until all n agents are registered, and returns how
+// long it took and the report then.
+func (l *load) waitRegistered(n int, within time.Duration) (time.Duration, report) {
+	l.t.Helper()
+	start := time.Now()
+	for {
+		r := l.last()
+		if r.Agents == n && r.Registered == n {
+			return time.Since(start), r
+		}
+		if l.Exited() {
+			l.t.Fatal("loadagents exited")
+		}
+		if time.Since(start) > within {
+			l.t.Fatalf("%d of %d agents registered after %s: %+v", r.Registered, n, within, r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metricLine matches a sample of the Prometheus text format.
+var metricLine = regexp.MustCompile(`^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$`)
+
+// metrics returns the gateway's samples whose name and labels start with
+// prefix, by their name and labels.
+func metrics(t testing.TB, g *e2e.Gateway, prefix string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := make(map[string]float64)
+	for _, line := range strings.Split(string(body), "\n") {
+		m := metricLine.FindStringSubmatch(line)
+		if m == nil || !strings.HasPrefix(m[1]+m[2], prefix) {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[3], 64)
+		samples[m[1]+m[2]] = v
+	}
+	return samples
+}
