@@ -81,8 +81,8 @@ func forged(typ wire.FrameType, payload []byte) []byte {
 // agent, an OPEN with a made-up tag; toward the gateway, a CLOSE with a
 // made-up tag. Must hold: the agent drops the connection (logging that a
 // frame failed its tag check) and resumes its session, and opens no back
-// connection for the forged OPEN (only the two multiplexed ones each
-// registration asks for); the gateway closes the registration that
+// connection for the forged OPEN (only the two multiplexed ones a request
+// asks for); the gateway closes the registration that
 // got the forged CLOSE, logging a tag failure, rather than obeying it, and
 // the agent notices.
 func TestInjectionOnPlainPath(t *testing.T) {
@@ -104,6 +104,16 @@ func TestInjectionOnPlainPath(t *testing.T) {
 		}
 	}
 	const perRegistration = 2
+	if n := r.count("back"); n != 0 {
+		t.Errorf("%d back connections before any request, want none", n)
+	}
+	request := func() {
+		t.Helper()
+		if status, body, err := e2e.Get(env.Client(), g.URL("/~~inj/hello")); err != nil || status != 200 {
+			t.Fatalf("a request through the agent: %d %q %v", status, body, err)
+		}
+	}
+	request()
 	waitBacks(perRegistration)
 
 	// A forged OPEN toward the agent.
@@ -115,6 +125,7 @@ func TestInjectionOnPlainPath(t *testing.T) {
 	agent.Log.WaitFor(10*time.Second, 0, "failed its tag check")
 	agent.Log.WaitFor(10*time.Second, 0, "registered", `"resumed": true`)
 	g.Log.WaitFor(5*time.Second, 0, "agent registered", `"name":"inj"`, `"resumed":true`)
+	request()
 	waitBacks(2 * perRegistration)
 	time.Sleep(500 * time.Millisecond)
 	if n := r.count("back"); n != 2*perRegistration {

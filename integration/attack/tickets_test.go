@@ -57,6 +57,12 @@ func TestTicketKindAndBadTickets(t *testing.T) {
 	defer close(stop)
 	p.KeepAlive(stop)
 
+	// A native RDP client's session asks for the multiplexed back
+	// connections, which a registration has none of before its first.
+	client := dialFrom(t, "127.0.0.1", g.Address()) // native RDP, before TLS
+	if _, err := client.Write(rdpRequest("tk")); err != nil {
+		t.Fatal(err)
+	}
 	open, err := p.NextOpen(10 * time.Second)
 	if err != nil || open.Kind != wire.KindMux {
 		t.Fatalf("waiting for an OPEN of a multiplexed back connection: kind %s, %v", open.Kind, err)
@@ -80,10 +86,6 @@ func TestTicketKindAndBadTickets(t *testing.T) {
 	}
 	defer m.Close()
 
-	client := dialFrom(t, "127.0.0.1", g.Address()) // native RDP, before TLS
-	if _, err := client.Write(rdpRequest("tk")); err != nil {
-		t.Fatal(err)
-	}
 	stream, kind, err := m.Accept(10 * time.Second)
 	if err != nil || kind != wire.KindRDP {
 		t.Fatalf("waiting for the RDP client's stream: kind %s, %v", kind, err)

@@ -143,7 +143,12 @@ func TestTickets(t *testing.T) {
 		return got
 	}
 
-	// The registration asks for two multiplexed back connections.
+	// A registration asks for no back connection until its name's first
+	// request, which asks for two multiplexed ones.
+	if f, err := alpha.NextOpen(500 * time.Millisecond); err == nil {
+		t.Fatalf("an OPEN before any request: %+v", f)
+	}
+	got := request("alpha")
 	first, second := alpha.nextTicket(), alpha.nextTicket()
 
 	// A good ticket, then the same one again.
@@ -151,7 +156,6 @@ func TestTickets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a fresh ticket was refused: %v", err)
 	}
-	got := request("alpha")
 	answer(t, m, "through the tunnel")
 	if r := <-got; r != "200 through the tunnel" {
 		t.Errorf("request through the hand-made back connection: %q", r)

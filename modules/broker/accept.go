@@ -291,7 +291,6 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		done:       make(chan struct{}),
 	}
 	reg.lastHeard.Store(reg.since.UnixNano())
-	reg.lastUse.Store(reg.since.UnixNano())
 	// No frame may reach the agent before the WELCOME, though requests
 	// may find the registration as soon as it is published.
 	reg.wmu.Lock()
@@ -311,6 +310,7 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		return false
 	}
 	_ = conn.SetDeadline(time.Time{})
+	b.keepAliveEvery(settings.Alive)
 	registrations.WithLabelValues("accepted").Inc()
 	b.logger.Info("agent registered", zap.String("name", a.name), zap.String("remote_ip", a.addr),
 		zap.Bool("tls", reg.tls), zap.Bool("resumed", resumed))

@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -130,6 +131,13 @@ type Broker struct {
 	// named holds a *nameStats by lower-case name, from the name's first
 	// traffic on; read without a lock by every request to a back entry.
 	named sync.Map
+
+	// aliveTick is the round of the ALIVE sweep, in nanoseconds: short
+	// enough for the shortest alive interval registered.
+	aliveTick atomic.Int64
+	// stopped is closed when the broker stops.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // endedSession is a session that dropped and that its agent may resume.
@@ -167,14 +175,18 @@ func newBroker(logger *zap.Logger) *Broker {
 		intake:   newIntake(),
 		throttle: newThrottle(),
 		logs:     newLogLimiter(),
+		stopped:  make(chan struct{}),
 	}
+	b.aliveTick.Store(int64(maxAliveTick))
 	metricsBroker.Store(b)
+	go b.sendAlives()
 	return b
 }
 
 // Destruct closes every registration: the gateway is stopping.
 func (b *Broker) Destruct() error {
 	metricsBroker.CompareAndSwap(b, nil)
+	b.stopOnce.Do(func() { close(b.stopped) })
 	b.mu.Lock()
 	regs := make([]*registration, 0, len(b.regs))
 	for _, r := range b.regs {

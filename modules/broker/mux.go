@@ -32,10 +32,11 @@ type muxConn struct {
 const muxRefill = time.Second
 
 // keepMuxes keeps the registration's multiplexed back connections while
-// the name is in use: muxConns of them, asked for again when one drops or
+// the name is in use, and runs only then (see want): muxConns of them, asked for again when one drops or
 // a ticket expires unanswered. A name with no session open and none
-// opened for the idle timeout keeps none, so that an idle agent costs its
-// control connection alone; its next session asks for them again.
+// opened for the idle timeout keeps none, nor does a registration before
+// its first session, so that an idle agent costs its control connection
+// alone; its next session asks for them again.
 func (r *registration) keepMuxes() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -65,6 +66,22 @@ func (r *registration) keepMuxes() {
 		}
 		for range missing {
 			if r.b.openMux(r) != nil {
+				return
+			}
+		}
+		if !active && pending == 0 {
+			// Idle with nothing pending: no goroutine waits for the next
+			// session, whose want starts one again.
+			r.keeping.Store(false)
+			select {
+			case <-r.wanted:
+				// Asked for since this round looked, before the flag
+				// fell: go on, unless that want started another.
+				if !r.keeping.CompareAndSwap(false, true) {
+					return
+				}
+				continue
+			default:
 				return
 			}
 		}
@@ -112,11 +129,14 @@ func (r *registration) wakeMuxes() {
 }
 
 // want tells keepMuxes that a session needs a multiplexed back connection
-// and found none.
+// and found none, starting it when it does not run.
 func (r *registration) want() {
 	select {
 	case r.wanted <- struct{}{}:
 	default:
+	}
+	if r.keeping.CompareAndSwap(false, true) {
+		go r.keepMuxes()
 	}
 }
 

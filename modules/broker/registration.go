@@ -33,7 +33,11 @@ type registration struct {
 	// lastHeard is when the agent's last frame arrived, in Unix
 	// nanoseconds.
 	lastHeard atomic.Int64
-	stats     *nameStats
+	// lastSent is when the gateway last wrote a frame, in Unix
+	// nanoseconds: the broker's sweep sends an ALIVE when it is older
+	// than the alive interval.
+	lastSent atomic.Int64
+	stats    *nameStats
 
 	session    []byte
 	sessionKey wire.SessionKey
@@ -51,9 +55,13 @@ type registration struct {
 	muxChanged chan struct{}
 	// wanted wakes keepMuxes when a session finds no multiplexed back
 	// connection; lastUse is when a session was last asked for, in Unix
-	// nanoseconds.
+	// nanoseconds: none yet at first, so that a new registration costs
+	// its control connection alone until its name is used.
 	wanted  chan struct{}
 	lastUse atomic.Int64
+	// keeping is set while keepMuxes runs: from the first session until
+	// the name is idle again.
+	keeping atomic.Bool
 	// sessions counts the open sessions of each kind: the web and RDP
 	// have budgets of their own.
 	sessions [kinds]atomic.Int64
@@ -78,17 +86,16 @@ func (r *registration) writeLocked(f wire.Frame) error {
 	if err != nil {
 		return err
 	}
-	_ = r.conn.SetWriteDeadline(time.Now().Add(frameWriteTimeout))
+	now := time.Now()
+	_ = r.conn.SetWriteDeadline(now.Add(frameWriteTimeout))
 	_, err = r.conn.Write(b)
+	r.lastSent.Store(now.UnixNano())
 	return err
 }
 
-// run reads the agent's frames, sends ALIVE frames, keeps the
-// multiplexed back connections open, and closes the registration when the
+// run reads the agent's frames and closes the registration when the
 // connection ends or stays silent for the dead time.
 func (r *registration) run() {
-	go r.keepAlive()
-	go r.keepMuxes()
 	opener := wire.NewOpener(r.sessionKey, true)
 	for {
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.settings.Dead))
@@ -113,22 +120,6 @@ func (r *registration) run() {
 		case f.Type == wire.FrameClose:
 			r.close(0, "the agent closed: "+f.Code.String()+": "+f.Reason)
 			return
-		}
-	}
-}
-
-func (r *registration) keepAlive() {
-	ticker := time.NewTicker(r.settings.Alive)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-r.done:
-			return
-		case <-ticker.C:
-			if err := r.send(wire.Frame{Type: wire.FrameAlive}); err != nil {
-				r.close(0, "control connection lost: "+err.Error())
-				return
-			}
 		}
 	}
 }

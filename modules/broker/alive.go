@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/tildegate/tildegate/wire"
+)
+
+// maxAliveTick is the longest time between two rounds of the broker's
+// ALIVE sweep; a registration's ALIVE goes out at most one round after it
+// is due.
+const maxAliveTick = time.Second
+
+// aliveTickFor is the sweep's round for an alive interval: a fraction of
+// it, at most maxAliveTick.
+func aliveTickFor(alive time.Duration) time.Duration {
+	return min(max(alive/4, 10*time.Millisecond), maxAliveTick)
+}
+
+// sendAlives sends ALIVE on the control connections that have sent
+// nothing for their alive interval, until the broker stops. One goroutine
+// and one timer serve every registration, so that thousands of idle
+// agents cost one wake-up per round, not one each.
+func (b *Broker) sendAlives() {
+	timer := time.NewTimer(time.Duration(b.aliveTick.Load()))
+	defer timer.Stop()
+	var due []*registration
+	for {
+		select {
+		case <-b.stopped:
+			return
+		case <-timer.C:
+		}
+		now := time.Now().UnixNano()
+		b.mu.Lock()
+		for _, r := range b.regs {
+			if now-r.lastSent.Load() >= int64(r.settings.Alive) {
+				due = append(due, r)
+			}
+		}
+		b.mu.Unlock()
+		for i, r := range due {
+			// Each on its own: one connection whose peer stopped reading
+			// must not hold up the others' ALIVEs.
+			go r.sendAlive()
+			due[i] = nil
+		}
+		due = due[:0]
+		timer.Reset(time.Duration(b.aliveTick.Load()))
+	}
+}
+
+// sendAlive sends an ALIVE, and closes the registration if it cannot.
+func (r *registration) sendAlive() {
+	if err := r.send(wire.Frame{Type: wire.FrameAlive}); err != nil {
+		r.close(0, "control connection lost: "+err.Error())
+	}
+}
+
+// keepAliveEvery makes the sweep's rounds short enough for alive.
+func (b *Broker) keepAliveEvery(alive time.Duration) {
+	tick := int64(aliveTickFor(alive))
+	for {
+		cur := b.aliveTick.Load()
+		if cur <= tick || b.aliveTick.CompareAndSwap(cur, tick) {
+			return
+		}
+	}
+}
