@@ -5,7 +5,7 @@ GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-.PHONY: all build run test deps fmt-check vet staticcheck agent-check bench clean
+.PHONY: all build run test deps fmt-check vet staticcheck agent-check bench bench-scale clean
 
 all: build
 
@@ -64,8 +64,14 @@ agent-check:
 bench:
 	goenv=$$($(GO) env GOENV) && xdg=$$(mktemp -d "$${TMPDIR:-/tmp}/tildegate-bench-xdg.XXXXXX") && \
 		trap 'rm -rf "$$xdg"' EXIT && \
-		GOENV=$$goenv XDG_DATA_HOME=$$xdg/data XDG_CONFIG_HOME=$$xdg/config $(GO) test -run='^$$' -bench=. -benchmem ./...
+		GOENV=$$goenv XDG_DATA_HOME=$$xdg/data XDG_CONFIG_HOME=$$xdg/config $(GO) test -run='^$$' -bench=. -skip='^BenchmarkScale$$' -benchmem ./...
 	scripts/bench.sh
+
+# bench-scale runs scripts/bench-scale.sh: a gateway with 10,000 back entries
+# and as many agents (SCALE_NAMES), its start-up, memory per name and per
+# agent, idle CPU, reloads and a restart storm (about 5 minutes).
+bench-scale:
+	scripts/bench-scale.sh
 
 clean:
 	rm -rf bin

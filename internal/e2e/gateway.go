@@ -38,6 +38,8 @@ type Gateway struct {
 	// Tunnel is the tildegate directive's tunnel block: TunnelBlock
 	// unless set before Config.
 	Tunnel string
+	// LogLevel is the least level logged: DEBUG unless set before Config.
+	LogLevel string
 }
 
 // StartGateway writes balance as the gateway's balance.bin and starts it.
@@ -54,7 +56,7 @@ func StartGateway(t testing.TB, env *Env, balance string) *Gateway {
 func NewGateway(t testing.TB, env *Env, balance string) *Gateway {
 	t.Helper()
 	dir := t.TempDir()
-	g := &Gateway{t: t, env: env, HTTPSPort: FreePort(t), HTTPPort: FreePort(t), Admin: FreePort(t), Tunnel: TunnelBlock}
+	g := &Gateway{t: t, env: env, HTTPSPort: FreePort(t), HTTPPort: FreePort(t), Admin: FreePort(t), Tunnel: TunnelBlock, LogLevel: "DEBUG"}
 	g.BalancePath = filepath.Join(dir, "balance.bin")
 	g.WriteBalance(balance)
 	g.Caddyfile = filepath.Join(dir, "Caddyfile")
@@ -84,7 +86,7 @@ func (g *Gateway) Config() string {
 	grace_period 2s
 	log {
 		format json
-		level DEBUG
+		level %s
 	}
 	servers {
 		listener_wrappers {
@@ -104,7 +106,7 @@ http://127.0.0.1:%d {
 	%s
 	respond "gateway"
 }
-`, g.Admin, g.HTTPPort, g.HTTPSPort, g.RDPOptions, g.HTTPSPort, g.env.CertFile, g.env.KeyFile, site, g.HTTPPort, site)
+`, g.Admin, g.HTTPPort, g.HTTPSPort, g.LogLevel, g.RDPOptions, g.HTTPSPort, g.env.CertFile, g.env.KeyFile, site, g.HTTPPort, site)
 }
 
 // Start starts the gateway (again) and waits for its ports.

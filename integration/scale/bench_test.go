@@ -1,0 +1,212 @@
+package scale
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tildegate/tildegate/internal/e2e"
+)
+
+// BenchmarkScale measures a gateway with SCALE_NAMES back entries (default
+// 10,000) served by as many agents of loadagents, with the default tunnel
+// settings, and prints:
+//   - startup: from starting the gateway to its answer for the last name;
+//   - KiB/name: its resident memory per configured name, against a gateway
+//     with one, before any agent;
+//   - register: from starting the agents until all are registered;
+//   - KiB/agent, heap-KiB/agent and stack-KiB/agent: resident memory, Go
+//     heap in use and goroutine stacks per connected agent, against before
+//     they came;
+//   - idle-cpu: the gateway's CPU with all agents connected and idle, in
+//     percent of a core, over SCALE_IDLE (default 1m);
+//   - reload: a POST /load of a changed configuration, and an edit of
+//     balance.bin until its new name answers; a registration lost in
+//     either fails the benchmark;
+//   - first-request and next-request: the latency of a name's first
+//     request, which opens its multiplexed back connection, and its next;
+//   - storm: the gateway restarted, until all agents are registered again,
+//     with its peak resident memory meanwhile against the steady state.
+func BenchmarkScale(b *testing.B) {
+	names := envInt(b, "SCALE_NAMES", 10000)
+	idle := envDuration(b, "SCALE_IDLE", time.Minute)
+	client := env.Client()
+	for range b.N {
+		one := startQuiet(b, 1)
+		waitAnswers(b, client, one, 0)
+		time.Sleep(2 * time.Second)
+		baseline := rss(b, one.Process)
+		one.Stop()
+
+		started := time.Now()
+		g := startQuiet(b, names)
+		waitAnswers(b, client, g, names-1)
+		startup := time.Since(started)
+		time.Sleep(2 * time.Second)
+		configured := rss(b, g.Process)
+		configuredHeap, configuredStacks := heapInUse(b, g), stacksInUse(b, g)
+
+		l := startLoad(b, g, names)
+		register, _ := l.waitRegistered(names, 10*time.Minute)
+		time.Sleep(5 * time.Second)
+		connected := rss(b, g.Process)
+		connectedHeap, connectedStacks := heapInUse(b, g), stacksInUse(b, g)
+
+		cpu0 := cpu(b, g.Process)
+		time.Sleep(idle)
+		idleCPU := float64(cpu(b, g.Process)-cpu0) / float64(idle) * 100
+
+		closedBefore := g.Log.Count("agent registration closed")
+		started = time.Now()
+		config := strings.Replace(g.Config(), "grace_period 2s", "grace_period 3s", 1)
+		if err := g.Reload(config); err != nil {
+			b.Fatal(err)
+		}
+		reload := time.Since(started)
+		started = time.Now()
+		g.WriteBalance(backEntries(names) + fmt.Sprintf("/~~b%d=pw-new#:*;\n", names))
+		waitAnswers(b, client, g, names)
+		edit := time.Since(started)
+		if lost := g.Log.Count("agent registration closed") - closedBefore; lost > 0 {
+			b.Fatalf("%d registrations closed by the reloads", lost)
+		}
+		if r := l.last(); r.Registered != names {
+			b.Fatalf("%d of %d agents registered after the reloads", r.Registered, names)
+		}
+
+		started = time.Now()
+		if status, _, err := e2e.Get(client, g.URL("/~~b7/first")); err != nil || status != http.StatusOK {
+			b.Fatalf("first request: %d %v", status, err)
+		}
+		first := time.Since(started)
+		started = time.Now()
+		if status, _, err := e2e.Get(client, g.URL("/~~b7/next")); err != nil || status != http.StatusOK {
+			b.Fatalf("next request: %d %v", status, err)
+		}
+		next := time.Since(started)
+
+		steady := rss(b, g.Process)
+		g.Stop()
+		for l.last().Registered > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		started = time.Now()
+		g.Start()
+		var peak int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for l.last().Registered < names && time.Since(started) < 10*time.Minute {
+				if v, err := g.RSS(); err == nil {
+					peak = max(peak, v)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		storm, _ := l.waitRegistered(names, 10*time.Minute)
+		<-done
+
+		b.ReportMetric(startup.Seconds(), "s/startup")
+		b.ReportMetric(float64(configured-baseline)/float64(names), "KiB/name")
+		b.ReportMetric(register.Seconds(), "s/register")
+		b.ReportMetric(float64(connected-configured)/float64(names), "KiB/agent")
+		b.ReportMetric(float64(connectedHeap-configuredHeap)/1024/float64(names), "heap-KiB/agent")
+		b.ReportMetric(float64(connectedStacks-configuredStacks)/1024/float64(names), "stack-KiB/agent")
+		b.ReportMetric(idleCPU, "%core-idle")
+		b.ReportMetric(reload.Seconds(), "s/reload")
+		b.ReportMetric(edit.Seconds(), "s/edit")
+		b.ReportMetric(float64(first.Microseconds())/1000, "ms/first-request")
+		b.ReportMetric(float64(next.Microseconds())/1000, "ms/next-request")
+		b.ReportMetric(storm.Seconds(), "s/storm")
+		b.ReportMetric(float64(peak)/float64(steady), "peak/steady-RSS")
+		b.Logf("%d names: baseline %d KiB, configured %d KiB, connected %d KiB, steady %d KiB, storm peak %d KiB",
+			names, baseline, configured, connected, steady, peak)
+		l.Stop()
+		g.Stop()
+	}
+}
+
+// startQuiet starts a gateway with n back entries, the default tunnel
+// settings and an info-level log.
+func startQuiet(b *testing.B, n int) *e2e.Gateway {
+	g := e2e.NewGateway(b, env, backEntries(n))
+	g.Tunnel, g.LogLevel = "", "INFO"
+	g.WriteConfig()
+	g.Start()
+	return g
+}
+
+// waitAnswers waits until g answers for back entry number i, which no
+// agent serves yet or one does.
+func waitAnswers(b *testing.B, client *http.Client, g *e2e.Gateway, i int) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		status, _, err := e2e.Get(client, g.URL(fmt.Sprintf("/~~b%d/", i)))
+		if err == nil && (status == http.StatusBadGateway || status == http.StatusOK) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("b%d not answered within a minute: %d %v", i, status, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func rss(b *testing.B, p *e2e.Process) int64 {
+	b.Helper()
+	v, err := p.RSS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+func cpu(b *testing.B, p *e2e.Process) time.Duration {
+	b.Helper()
+	v, err := p.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// heapInUse is the gateway's Go heap in use, in bytes.
+func heapInUse(b *testing.B, g *e2e.Gateway) float64 {
+	b.Helper()
+	return metrics(b, g, "go_memstats_heap_inuse_bytes")["go_memstats_heap_inuse_bytes"]
+}
+
+// stacksInUse is the memory of the gateway's goroutine stacks, in bytes.
+func stacksInUse(b *testing.B, g *e2e.Gateway) float64 {
+	b.Helper()
+	return metrics(b, g, "go_memstats_stack_inuse_bytes")["go_memstats_stack_inuse_bytes"]
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s=%q: want a positive duration", name, v)
+	}
+	return d
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Measures a gateway with many back entries and agents: BenchmarkScale in
+# integration/scale starts the Caddy binary with tildegate and SCALE_NAMES
+# back entries (default 10,000), then loadagents (integration/loadagents)
+# with as many agents of the real agent library, each from its own
+# loopback address and split across processes under the open-file limit,
+# and prints:
+#
+#   startup            s     gateway start to its answer for the last name
+#   per name           KiB   resident memory per configured name, no agent yet
+#   register           s     agents started to all registered
+#   per agent          KiB   resident memory per connected agent (and its Go
+#                            heap and goroutine stacks)
+#   idle CPU           %     of a core, all agents connected and idle, over SCALE_IDLE
+#   reload             s     POST /load of a changed configuration
+#   balance.bin edit   s     a name added to balance.bin until it answers
+#   first request      ms    a name's first request, which opens its back connection
+#   next request       ms    the same name's next one
+#   restart storm      s     gateway restarted until all agents are registered again
+#   storm peak RSS     x     the restarted gateway's peak RSS / the steady state
+#
+# Environment:
+#   SCALE_NAMES=10000   back entries and agents
+#   SCALE_IDLE=1m       how long idle CPU is measured
+#   ROUNDS=1            runs of the whole benchmark
+#
+# The figures are also written to bin/bench-scale-results.txt. It takes
+# about 5 minutes with the defaults on 2 cores.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export SCALE_NAMES=${SCALE_NAMES:-10000}
+export SCALE_IDLE=${SCALE_IDLE:-1m}
+ROUNDS=${ROUNDS:-1}
+
+[[ $SCALE_NAMES =~ ^[1-9][0-9]*$ ]] || { echo "bench-scale: SCALE_NAMES must be a positive integer" >&2; exit 1; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench-scale: ROUNDS must be a positive integer" >&2; exit 1; }
+
+xdg=$(mktemp -d "${TMPDIR:-/tmp}/tildegate-bench-scale.XXXXXX")
+trap 'rm -rf "$xdg"' EXIT
+mkdir -p bin
+out=bin/bench-scale-raw.txt
+echo "bench-scale: $SCALE_NAMES names and agents, idle CPU over $SCALE_IDLE, $ROUNDS round(s)"
+GOENV=$(go env GOENV) XDG_DATA_HOME=$xdg/data XDG_CONFIG_HOME=$xdg/config \
+	go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -count "$ROUNDS" -timeout 60m ./integration/scale | tee "$out"
+
+# value UNIT prints the values of the metric UNIT, one a round.
+value() {
+	awk -v u="$1" '/^BenchmarkScale/ { for (i = 2; i < NF; i++) if ($(i + 1) == u) print $i }' "$out"
+}
+{
+	echo
+	echo "tildegate scale benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) CPUs"
+	echo "$SCALE_NAMES back entries and agents; one value per round"
+	row() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value "$3" | paste -sd' ')"; }
+	row startup s s/startup
+	row "per name" KiB KiB/name
+	row register s s/register
+	row "per agent" KiB KiB/agent
+	row "  Go heap" KiB heap-KiB/agent
+	row "  stacks" KiB stack-KiB/agent
+	row "idle CPU" "%" %core-idle
+	row reload s s/reload
+	row "balance.bin edit" s s/edit
+	row "first request" ms ms/first-request
+	row "next request" ms ms/next-request
+	row "restart storm" s s/storm
+	row "storm peak RSS" x peak/steady-RSS
+} | tee bin/bench-scale-results.txt
