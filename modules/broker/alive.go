@@ -34,14 +34,15 @@ func (b *Broker) sendAlives() {
 		now := time.Now().UnixNano()
 		b.mu.Lock()
 		for _, r := range b.regs {
-			if now-r.lastSent.Load() >= int64(r.settings.Alive) {
+			if now-r.lastSent.Load() >= int64(r.settings.Alive) && r.aliveSending.CompareAndSwap(false, true) {
 				due = append(due, r)
 			}
 		}
 		b.mu.Unlock()
 		for i, r := range due {
 			// Each on its own: one connection whose peer stopped reading
-			// must not hold up the others' ALIVEs.
+			// must not hold up the others' ALIVEs, and has one at most in
+			// flight until its write times out.
 			go r.sendAlive()
 			due[i] = nil
 		}
@@ -52,6 +53,7 @@ func (b *Broker) sendAlives() {
 
 // sendAlive sends an ALIVE, and closes the registration if it cannot.
 func (r *registration) sendAlive() {
+	defer r.aliveSending.Store(false)
 	if err := r.send(wire.Frame{Type: wire.FrameAlive}); err != nil {
 		r.close(0, "control connection lost: "+err.Error())
 	}

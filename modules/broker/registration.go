@@ -37,7 +37,9 @@ type registration struct {
 	// nanoseconds: the broker's sweep sends an ALIVE when it is older
 	// than the alive interval.
 	lastSent atomic.Int64
-	stats    *nameStats
+	// aliveSending is set while the sweep's ALIVE is being written.
+	aliveSending atomic.Bool
+	stats        *nameStats
 
 	session    []byte
 	sessionKey wire.SessionKey

@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tildegate/tildegate/wire"
+	"go.uber.org/zap"
+)
+
+// aliveRegistration adds a registration called name with the given alive
+// interval to b, and returns the agent's end of its control connection.
+func aliveRegistration(t *testing.T, b *Broker, name string, alive time.Duration) (net.Conn, wire.SessionKey) {
+	t.Helper()
+	key := wire.SessionKey(make([]byte, wire.SessionKeySize))
+	gw, agent := net.Pipe()
+	t.Cleanup(func() { gw.Close(); agent.Close() })
+	reg := &registration{b: b, name: name, key: name, conn: gw, settings: Settings{Alive: alive}.WithDefaults(),
+		sessionKey: key, sealer: wire.NewSealer(key, false), done: make(chan struct{})}
+	reg.lastSent.Store(time.Now().UnixNano())
+	b.mu.Lock()
+	b.regs[name] = reg
+	b.mu.Unlock()
+	b.keepAliveEvery(alive)
+	return agent, key
+}
+
+// countAlives reads ALIVEs from an agent's end for d.
+func countAlives(conn net.Conn, key wire.SessionKey, d time.Duration) int {
+	opener := wire.NewOpener(key, false)
+	_ = conn.SetReadDeadline(time.Now().Add(d))
+	n := 0
+	for {
+		f, err := opener.ReadFrame(conn)
+		if err != nil {
+			return n
+		}
+		if f.Type == wire.FrameAlive {
+			n++
+		}
+	}
+}
+
+// TestAliveSweep: one sweep sends every registration its ALIVE once its
+// alive interval passed without a frame, not more often, and a
+// connection whose peer stopped reading holds up no other's.
+func TestAliveSweep(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	t.Cleanup(func() { b.Destruct() })                     // after the connections' cleanups: nothing blocks it
+	aliveRegistration(t, b, "stuck", 100*time.Millisecond) // nobody reads it
+	fast, fastKey := aliveRegistration(t, b, "fast", 100*time.Millisecond)
+	slow, slowKey := aliveRegistration(t, b, "slow", 400*time.Millisecond)
+	if got, want := time.Duration(b.aliveTick.Load()), aliveTickFor(100*time.Millisecond); got != want {
+		t.Errorf("the sweep's round is %s, want %s for the shortest alive interval", got, want)
+	}
+	var fastN, slowN atomic.Int64
+	done := make(chan struct{})
+	go func() { fastN.Store(int64(countAlives(fast, fastKey, 2*time.Second))); done <- struct{}{} }()
+	go func() { slowN.Store(int64(countAlives(slow, slowKey, 2*time.Second))); done <- struct{}{} }()
+	<-done
+	<-done
+	b.mu.Lock()
+	stuck := b.regs["stuck"]
+	b.mu.Unlock()
+	if stuck == nil || !stuck.aliveSending.Load() {
+		t.Error("the stuck connection's ALIVE is not in flight")
+	}
+	// One every interval and round: about 16, and never more than 20;
+	// fewer on a loaded machine.
+	if n := fastN.Load(); n < 8 || n > 20 {
+		t.Errorf("%d ALIVEs in 2s at a 100ms interval, want about 16", n)
+	}
+	if n := slowN.Load(); n < 2 || n > 5 {
+		t.Errorf("%d ALIVEs in 2s at a 400ms interval, want about 4", n)
+	}
+}
+
+// TestAliveTick: the sweep's round is a quarter of the alive interval,
+// within bounds.
+func TestAliveTick(t *testing.T) {
+	for alive, want := range map[time.Duration]time.Duration{
+		20 * time.Second:       maxAliveTick,
+		2 * time.Second:        500 * time.Millisecond,
+		500 * time.Millisecond: 125 * time.Millisecond,
+		time.Millisecond:       10 * time.Millisecond,
+	} {
+		if got := aliveTickFor(alive); got != want {
+			t.Errorf("alive %s: round %s, want %s", alive, got, want)
+		}
+	}
+}
