@@ -72,6 +72,18 @@ func (a *scaleAgent) get(t testing.TB, path string, v any) int {
 	return res.StatusCode
 }
 
+// waitReady waits until the agent's /ready says that every entry is
+// registered.
+func (a *scaleAgent) waitReady(t testing.TB, within time.Duration) {
+	t.Helper()
+	waitUntil(t, within, "the agent is ready", func() bool {
+		var r struct {
+			Ready bool `json:"ready"`
+		}
+		return a.get(t, "/ready", &r) == http.StatusOK && r.Ready
+	})
+}
+
 // status returns the agent's entries by name.
 func (a *scaleAgent) status(t testing.TB) map[string]agent.EntryStatus {
 	t.Helper()
@@ -224,12 +236,7 @@ func TestTwoThousandNames(t *testing.T) {
 	started := time.Now()
 	g := startScaleGateway(t, backEntries(n))
 	a := startScaleAgent(t, agentEntries(upTo(n), g.Address(), local, nil))
-	waitUntil(t, 3*time.Minute, "the agent is ready", func() bool {
-		var r struct {
-			Ready bool `json:"ready"`
-		}
-		return a.get(t, "/ready", &r) == http.StatusOK && r.Ready
-	})
+	a.waitReady(t, 3*time.Minute)
 	gatewayCPU, _ := g.CPU()
 	agentCPU, _ := a.CPU()
 	t.Logf("%d entries registered %s after the gateway's start (CPU: gateway %s, agent %s)",
@@ -348,7 +355,7 @@ func (a *scaleAgent) reloadTime(t testing.TB) time.Duration {
 
 // checkKept fails the test for each back entry b<i>, i in names, whose
 // registration on g is not the one in before.
-func checkKept(t *testing.T, g *e2e.Gateway, before map[string]broker.AgentStatus, names []int, when string) {
+func checkKept(t testing.TB, g *e2e.Gateway, before map[string]broker.AgentStatus, names []int, when string) {
 	t.Helper()
 	after := gatewayAgents(t, g)
 	lost := 0
