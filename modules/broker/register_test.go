@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -121,5 +122,35 @@ func TestResumePastBudgetNeedsItsKey(t *testing.T) {
 	}
 	if _, err := e2e.Handshake(dial(), nil, addr, "home", "pw", first); err != nil {
 		t.Errorf("the agent's own resume past the spent budget: %v", err)
+	}
+}
+
+// TestNewRegistrationIsIdle: a registration asks for no multiplexed back
+// connection until a session is asked for, and then asks for them at
+// once.
+func TestNewRegistrationIsIdle(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	b.Claim([]Entry{{Name: "home", Password: "pw"}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.ServeUpgrade(w, r, "home") }))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	p, err := e2e.Handshake(c, nil, addr, "home", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := p.NextOpen(time.Second); err == nil {
+		t.Fatalf("a registration without a session got an OPEN: %+v", f)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _, _ = b.Dial(ctx, "home", wire.KindHTTP) }()
+	if f, err := p.NextOpen(5 * time.Second); err != nil || f.Kind != wire.KindMux {
+		t.Fatalf("no OPEN for a session: %+v, %v", f, err)
 	}
 }
