@@ -19,13 +19,20 @@
 #   restart storm      s     gateway restarted until all agents are registered again
 #   storm peak RSS     x     the restarted gateway's peak RSS / the steady state
 #
+# Then BenchmarkAgent10000 (integration/tunnel) runs one tildegate-agent
+# process with 10,000 entries against a gateway with as many, and prints the
+# time until all are registered, the agent's and the gateway's RSS per
+# entry, a /status, and an edit of the agent's file that changes one entry,
+# a gateway config reload and a balance.bin edit, none of which may register
+# any other entry again.
+#
 # Environment:
 #   SCALE_NAMES=10000   back entries and agents
 #   SCALE_IDLE=1m       how long idle CPU is measured
 #   ROUNDS=1            runs of the whole benchmark
 #
 # The figures are also written to bin/bench-scale-results.txt. It takes
-# about 5 minutes with the defaults on 2 cores.
+# about 8 minutes with the defaults on 2 cores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -43,16 +50,19 @@ out=bin/bench-scale-raw.txt
 echo "bench-scale: $SCALE_NAMES names and agents, idle CPU over $SCALE_IDLE, $ROUNDS round(s)"
 GOENV=$(go env GOENV) XDG_DATA_HOME=$xdg/data XDG_CONFIG_HOME=$xdg/config \
 	go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -count "$ROUNDS" -timeout 60m ./integration/scale | tee "$out"
+GOENV=$(go env GOENV) XDG_DATA_HOME=$xdg/data XDG_CONFIG_HOME=$xdg/config \
+	go test -run '^$' -bench '^BenchmarkAgent10000$' -benchtime 1x -count "$ROUNDS" -timeout 60m ./integration/tunnel | tee -a "$out"
 
-# value UNIT prints the values of the metric UNIT, one a round.
+# value BENCHMARK UNIT prints the values of the metric UNIT of BENCHMARK,
+# one a round.
 value() {
-	awk -v u="$1" '/^BenchmarkScale/ { for (i = 2; i < NF; i++) if ($(i + 1) == u) print $i }' "$out"
+	awk -v b="$1" -v u="$2" 'index($1, b) == 1 { for (i = 2; i < NF; i++) if ($(i + 1) == u) print $i }' "$out"
 }
 {
 	echo
 	echo "tildegate scale benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) CPUs"
 	echo "$SCALE_NAMES back entries and agents; one value per round"
-	row() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value "$3" | paste -sd' ')"; }
+	row() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value BenchmarkScale "$3" | paste -sd' ')"; }
 	row startup s s/startup
 	row "per name" KiB KiB/name
 	row register s s/register
@@ -66,4 +76,14 @@ value() {
 	row "next request" ms ms/next-request
 	row "restart storm" s s/storm
 	row "storm peak RSS" x peak/steady-RSS
+	echo "one agent process with 10,000 entries"
+	arow() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value BenchmarkAgent10000 "$3" | paste -sd' ')"; }
+	arow registered s s/registered
+	arow "agent per entry" KiB agent-KiB/entry
+	arow "gateway per entry" KiB gateway-KiB/entry
+	arow "/status" s s/status
+	arow "file edit" s s/edit
+	arow "  applied in" s s/apply
+	arow "gateway reload" s s/gateway-reload
+	arow "balance.bin edit" s s/balance-edit
 } | tee bin/bench-scale-results.txt
