@@ -64,8 +64,13 @@ type load struct {
 // source addresses 127.1.0.1 on.
 func startLoad(t testing.TB, g *e2e.Gateway, n int) *load {
 	t.Helper()
+	// Each report asks every agent for its status: not too often with many.
+	report := "200ms"
+	if n > 1000 {
+		report = "1s"
+	}
 	p := e2e.StartProcess(t, "loadagents", loadAgents, "-gateway", g.Address(), "-ca", env.CAFile,
-		"-count", strconv.Itoa(n), "-report", "200ms")
+		"-count", strconv.Itoa(n), "-report", report)
 	return &load{Process: p, t: t}
 }
 
