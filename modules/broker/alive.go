@@ -17,11 +17,11 @@ func aliveTickFor(alive time.Duration) time.Duration {
 	return min(max(alive/4, 10*time.Millisecond), maxAliveTick)
 }
 
-// sweepAlives sends ALIVE on the control connections that have sent
+// sendAlives sends ALIVE on the control connections that have sent
 // nothing for their alive interval, until the broker stops. One goroutine
 // and one timer serve every registration, so that thousands of idle
 // agents cost one wake-up per round, not one each.
-func (b *Broker) sweepAlives() {
+func (b *Broker) sendAlives() {
 	timer := time.NewTimer(time.Duration(b.aliveTick.Load()))
 	defer timer.Stop()
 	var due []*registration
@@ -39,27 +39,23 @@ func (b *Broker) sweepAlives() {
 			}
 		}
 		b.mu.Unlock()
-		if len(due) > 0 {
-			// Written together, so that the process wakes once for them
-			// all, and apart from the sweep: a connection whose peer
-			// stopped reading delays its round's others by at most its
-			// write timeout, and is skipped until that write ends.
-			go sendAlives(due)
-			due = nil
+		for i, r := range due {
+			// Each on its own: one connection whose peer stopped reading
+			// must not hold up the others' ALIVEs, and has one at most in
+			// flight until its write times out.
+			go r.sendAlive()
+			due[i] = nil
 		}
+		due = due[:0]
 		timer.Reset(time.Duration(b.aliveTick.Load()))
 	}
 }
 
-// sendAlives sends an ALIVE on each registration, and closes those it
-// cannot.
-func sendAlives(regs []*registration) {
-	for _, r := range regs {
-		err := r.send(wire.Frame{Type: wire.FrameAlive})
-		r.aliveSending.Store(false)
-		if err != nil {
-			go r.close(0, "control connection lost: "+err.Error())
-		}
+// sendAlive sends an ALIVE, and closes the registration if it cannot.
+func (r *registration) sendAlive() {
+	defer r.aliveSending.Store(false)
+	if err := r.send(wire.Frame{Type: wire.FrameAlive}); err != nil {
+		r.close(0, "control connection lost: "+err.Error())
 	}
 }
 

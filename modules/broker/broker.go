@@ -179,7 +179,7 @@ func newBroker(logger *zap.Logger) *Broker {
 	}
 	b.aliveTick.Store(int64(maxAliveTick))
 	metricsBroker.Store(b)
-	go b.sweepAlives()
+	go b.sendAlives()
 	return b
 }
 
