@@ -29,6 +29,7 @@
 # Environment:
 #   SCALE_NAMES=10000   back entries and agents
 #   SCALE_IDLE=1m       how long idle CPU is measured
+#   SCALE_ALIVE=20s     the tunnel's alive_interval (dead_after three of them)
 #   ROUNDS=1            runs of the whole benchmark
 #
 # The figures are also written to bin/bench-scale-results.txt. It takes

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/internal/e2e"
+	"github.com/tildegate/tildegate/modules/broker"
 )
 
 // BenchmarkScale measures a gateway with SCALE_NAMES back entries (default
@@ -23,7 +24,8 @@ import (
 //     heap in use and goroutine stacks per connected agent, against before
 //     they came;
 //   - idle-cpu: the gateway's CPU with all agents connected and idle, in
-//     percent of a core, over SCALE_IDLE (default 1m);
+//     percent of a core, over SCALE_IDLE (default 1m), at the alive
+//     interval SCALE_ALIVE (default 20s, dead after three);
 //   - reload: a POST /load of a changed configuration, and an edit of
 //     balance.bin until its new name answers; a registration lost in
 //     either fails the benchmark;
@@ -34,16 +36,17 @@ import (
 func BenchmarkScale(b *testing.B) {
 	names := envInt(b, "SCALE_NAMES", 10000)
 	idle := envDuration(b, "SCALE_IDLE", time.Minute)
+	alive := envDuration(b, "SCALE_ALIVE", broker.DefaultAlive)
 	client := env.Client()
 	for range b.N {
-		one := startQuiet(b, 1)
+		one := startQuiet(b, 1, alive)
 		waitAnswers(b, client, one, 0)
 		time.Sleep(2 * time.Second)
 		baseline := rss(b, one.Process)
 		one.Stop()
 
 		started := time.Now()
-		g := startQuiet(b, names)
+		g := startQuiet(b, names, alive)
 		waitAnswers(b, client, g, names-1)
 		startup := time.Since(started)
 		time.Sleep(2 * time.Second)
@@ -131,10 +134,11 @@ func BenchmarkScale(b *testing.B) {
 }
 
 // startQuiet starts a gateway with n back entries, the default tunnel
-// settings and an info-level log.
-func startQuiet(b *testing.B, n int) *e2e.Gateway {
+// settings but the alive interval (dead after three of them) and an
+// info-level log.
+func startQuiet(b *testing.B, n int, alive time.Duration) *e2e.Gateway {
 	g := e2e.NewGateway(b, env, backEntries(n))
-	g.Tunnel, g.LogLevel = "", "INFO"
+	g.Tunnel, g.LogLevel = fmt.Sprintf("tunnel {\n\t\t\talive_interval %s\n\t\t\tdead_after %s\n\t\t}", alive, 3*alive), "INFO"
 	g.WriteConfig()
 	g.Start()
 	return g
