@@ -58,7 +58,7 @@ func config(log *zap.Logger, keepAlive time.Duration) *yamux.Config {
 // leaves the keep-alive to the agent, which pings, so that thousands of
 // idle names cost the gateway no timers.
 func Gateway(conn net.Conn, log *zap.Logger) (*yamux.Session, error) {
-	s, err := yamux.Client(newBatchConn(conn), config(log, 0))
+	s, err := yamux.Client(newBatchConn(conn, nil), config(log, 0))
 	if err != nil {
 		return nil, fmt.Errorf("starting the multiplexer: %w", err)
 	}
@@ -66,9 +66,10 @@ func Gateway(conn net.Conn, log *zap.Logger) (*yamux.Session, error) {
 }
 
 // Agent starts the agent's side on conn: it accepts the streams and pings
-// the gateway every keepAlive.
-func Agent(conn io.ReadWriteCloser, log *zap.Logger, keepAlive time.Duration) (*yamux.Session, error) {
-	s, err := yamux.Server(newBatchConn(conn), config(log, keepAlive))
+// the gateway every keepAlive. under, when not nil, is the connection
+// under conn's TLS, whose records it sends together.
+func Agent(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, keepAlive time.Duration) (*yamux.Session, error) {
+	s, err := yamux.Server(newBatchConn(conn, under), config(log, keepAlive))
 	if err != nil {
 		return nil, fmt.Errorf("starting the multiplexer: %w", err)
 	}
@@ -114,10 +115,13 @@ type batchConn struct {
 	// none, so that an idle connection holds no buffer.
 	pending *[]byte
 	err     error // set when a write failed or the connection closed
+	// under, when not nil, is the connection under conn's TLS, whose
+	// records of one write go out together.
+	under *HoldConn
 }
 
-func newBatchConn(conn io.ReadWriteCloser) *batchConn {
-	c := &batchConn{ReadWriteCloser: conn}
+func newBatchConn(conn io.ReadWriteCloser, under *HoldConn) *batchConn {
+	c := &batchConn{ReadWriteCloser: conn, under: under}
 	c.cond.L = &c.mu
 	go c.flush()
 	return c
@@ -159,7 +163,15 @@ func (c *batchConn) flush() {
 		c.cond.Broadcast()
 		c.mu.Unlock()
 
+		if c.under != nil {
+			c.under.hold()
+		}
 		_, err := c.ReadWriteCloser.Write(*out)
+		if c.under != nil {
+			if uerr := c.under.release(); err == nil {
+				err = uerr
+			}
+		}
 		if cap(*out) <= batchKeep {
 			*out = (*out)[:0]
 			batchBuffers.Put(out)

@@ -35,7 +35,7 @@ func TestDataFramesAreWrittenWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gw.Close()
-	agent, err := Agent(agentConn, zap.NewNop(), time.Minute)
+	agent, err := Agent(agentConn, nil, zap.NewNop(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func (c *blockingConn) Close() error {
 // connection does not take them, then wait; closing the connection ends
 // the wait with an error, and so fails every write after it.
 func TestBatchConnFullWaitsAndCloses(t *testing.T) {
-	c := newBatchConn(&blockingConn{closed: make(chan struct{})})
+	c := newBatchConn(&blockingConn{closed: make(chan struct{})}, nil)
 	chunk := make([]byte, 16<<10)
 	// The flusher takes the first chunk and blocks writing it; the others
 	// queue up to the limit.
@@ -172,7 +172,7 @@ func (failingConn) Close() error              { return nil }
 // TestBatchConnWriteFailure: once a write fails, every write after it
 // fails with that error.
 func TestBatchConnWriteFailure(t *testing.T) {
-	c := newBatchConn(failingConn{})
+	c := newBatchConn(failingConn{}, nil)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -185,4 +185,42 @@ func TestBatchConnWriteFailure(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatal("writes kept succeeding after the connection failed")
+}
+
+// recordingConn records the writes that reach it.
+type recordingConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// TestHoldConn: writes pass straight through, except between hold and
+// release, which send what was written meanwhile in one write.
+func TestHoldConn(t *testing.T) {
+	rec := &recordingConn{}
+	c := NewHoldConn(rec)
+	_, _ = c.Write([]byte("a"))
+	c.hold()
+	_, _ = c.Write([]byte("b"))
+	_, _ = c.Write([]byte("c"))
+	if len(rec.writes) != 1 {
+		t.Fatalf("%d writes reached the connection during the hold, want the one before it", len(rec.writes))
+	}
+	if err := c.release(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("d"))
+	want := []string{"a", "bc", "d"}
+	if len(rec.writes) != len(want) {
+		t.Fatalf("writes %q, want %q", rec.writes, want)
+	}
+	for i, w := range want {
+		if string(rec.writes[i]) != w {
+			t.Fatalf("writes %q, want %q", rec.writes, want)
+		}
+	}
 }
