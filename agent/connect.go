@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -93,6 +94,17 @@ type gatewayConn struct {
 	under *mux.HoldConn
 }
 
+// closer returns what closes the connection at once: under TLS the
+// connection beneath, as TLS's own close would first send its
+// close_notify alert, behind a batch of frames that the gateway may not
+// be reading.
+func (c gatewayConn) closer() io.Closer {
+	if c.under != nil {
+		return c.under
+	}
+	return c.Conn
+}
+
 // connect opens a connection to target, an address of e's gateway,
 // through dial, with TLS when e.UseTLS() verified against the gateway's
 // host.
@@ -144,6 +156,6 @@ func hostHeader(e balancebin.BackEntry) string {
 // closeOnDone closes conn when ctx ends, which unblocks any read or write
 // on it. The returned function stops that and reports whether it had not
 // happened yet.
-func closeOnDone(ctx context.Context, conn net.Conn) (stop func() bool) {
+func closeOnDone(ctx context.Context, conn io.Closer) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { conn.Close() })
 }

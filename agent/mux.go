@@ -40,8 +40,8 @@ func (r *runner) serveMux(ctx context.Context, sess *session, ticket []byte) {
 	conn := gc.Conn
 	r.files.hold()
 	defer r.files.release()
-	defer conn.Close()
-	defer closeOnDone(ctx, conn)()
+	defer gc.closer().Close()
+	defer closeOnDone(ctx, gc.closer())()
 
 	br, err := upgradeBack(conn, gc.tls, r.e.Name, hostHeader(r.e), sess, ticket)
 	if err != nil {

@@ -200,8 +200,13 @@ func (c *batchConn) fail(err error) bool {
 	return true
 }
 
-// Close stops the flusher and closes the connection.
+// Close stops the flusher and closes the connection. Under TLS it closes
+// the connection beneath first, so that a batch in flight fails at once
+// rather than hold up TLS's close_notify alert.
 func (c *batchConn) Close() error {
 	c.fail(net.ErrClosed)
+	if c.under != nil {
+		c.under.Close()
+	}
 	return c.ReadWriteCloser.Close()
 }

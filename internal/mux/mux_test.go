@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,6 +107,7 @@ func TestDataFramesAreWrittenWhole(t *testing.T) {
 type blockingConn struct {
 	net.Conn
 	closed chan struct{}
+	once   sync.Once
 }
 
 func (c *blockingConn) Write([]byte) (int, error) {
@@ -114,7 +116,7 @@ func (c *blockingConn) Write([]byte) (int, error) {
 }
 
 func (c *blockingConn) Close() error {
-	close(c.closed)
+	c.once.Do(func() { close(c.closed) })
 	return nil
 }
 
@@ -222,5 +224,46 @@ func TestHoldConn(t *testing.T) {
 		if string(rec.writes[i]) != w {
 			t.Fatalf("writes %q, want %q", rec.writes, want)
 		}
+	}
+}
+
+// alertingConn stands for a TLS connection over under: its writes go to
+// under, and its close first writes an alert, as TLS's close_notify.
+type alertingConn struct {
+	net.Conn
+	under *HoldConn
+}
+
+func (c alertingConn) Write(p []byte) (int, error) { return c.under.Write(p) }
+
+func (c alertingConn) Close() error {
+	_, _ = c.under.Write([]byte("alert"))
+	return c.under.Close()
+}
+
+// TestBatchConnCloseUnderTLS: closing a connection whose batch is stuck
+// in a write beneath TLS returns at once, rather than behind that batch.
+func TestBatchConnCloseUnderTLS(t *testing.T) {
+	raw := &blockingConn{closed: make(chan struct{})}
+	under := NewHoldConn(raw)
+	c := newBatchConn(alertingConn{under: under}, under)
+	if _, err := c.Write([]byte("frames")); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the flusher to take the batch: it then blocks writing it.
+	for taken := false; !taken; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		taken = c.pending == nil
+		c.mu.Unlock()
+	}
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the close waited behind the stuck batch")
 	}
 }
