@@ -94,9 +94,13 @@ const (
 	batchLimit = 64 << 10
 	// batchKeep bounds the capacity of a buffer kept for reuse.
 	batchKeep = 2 * batchLimit
+	// batchStart is the capacity of a new buffer, which grows with the
+	// batches it carries: a few small frames, when the pool was emptied
+	// by a garbage collection, cost no large allocation.
+	batchStart = 16 << 10
 )
 
-var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchKeep); return &b }}
+var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchStart); return &b }}
 
 // batchConn gathers the multiplexer's writes and writes them out from a
 // goroutine of its own. The multiplexer writes each frame header apart
