@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tildegate/tildegate/agent/proxy"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
+	"github.com/tildegate/tildegate/internal/mux"
 )
 
 // Network time limits.
@@ -83,29 +85,50 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// gatewayConn is a connection to the gateway.
+type gatewayConn struct {
+	net.Conn
+	// tls is its TLS state, nil without TLS.
+	tls *tls.ConnectionState
+	// under is the connection under its TLS, nil without TLS.
+	under *mux.HoldConn
+}
+
+// closer returns what closes the connection at once: under TLS the
+// connection beneath, as TLS's own close would first send its
+// close_notify alert, behind a batch of frames that the gateway may not
+// be reading.
+func (c gatewayConn) closer() io.Closer {
+	if c.under != nil {
+		return c.under
+	}
+	return c.Conn
+}
+
 // connect opens a connection to target, an address of e's gateway,
 // through dial, with TLS when e.UseTLS() verified against the gateway's
-// host, and returns it with its TLS state (nil without TLS).
+// host.
 func connect(ctx context.Context, dial func(context.Context, balancebin.BackEntry, string) (net.Conn, error),
-	base *tls.Config, e balancebin.BackEntry, target string) (net.Conn, *tls.ConnectionState, error) {
+	base *tls.Config, e balancebin.BackEntry, target string) (gatewayConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	conn, err := dial(ctx, e, target)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to the gateway %s%s: %w", e.Gateway, via(e, target), err)
+		return gatewayConn{}, fmt.Errorf("connecting to the gateway %s%s: %w", e.Gateway, via(e, target), err)
 	}
 	if !e.UseTLS() {
-		return conn, nil, nil
+		return gatewayConn{Conn: conn}, nil
 	}
 	cfg := base.Clone()
 	cfg.ServerName = e.Gateway.Host
-	tc := tls.Client(conn, cfg)
+	under := mux.NewHoldConn(conn)
+	tc := tls.Client(under, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("TLS with the gateway %s%s: %w", e.Gateway, via(e, target), err)
+		return gatewayConn{}, fmt.Errorf("TLS with the gateway %s%s: %w", e.Gateway, via(e, target), err)
 	}
 	cs := tc.ConnectionState()
-	return tc, &cs, nil
+	return gatewayConn{Conn: tc, tls: &cs, under: under}, nil
 }
 
 // via names target in an error about e's gateway, when it is an address
@@ -133,6 +156,6 @@ func hostHeader(e balancebin.BackEntry) string {
 // closeOnDone closes conn when ctx ends, which unblocks any read or write
 // on it. The returned function stops that and reports whether it had not
 // happened yet.
-func closeOnDone(ctx context.Context, conn net.Conn) (stop func() bool) {
+func closeOnDone(ctx context.Context, conn io.Closer) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { conn.Close() })
 }

@@ -30,26 +30,27 @@ func (r *runner) open(ctx context.Context, sess *session, ticket []byte, kind wi
 // then serves the streams the gateway opens on it, each one session to
 // the local service, until the connection ends.
 func (r *runner) serveMux(ctx context.Context, sess *session, ticket []byte) {
-	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
+	gc, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("back connection failed", zap.Error(err))
 		}
 		return
 	}
+	conn := gc.Conn
 	r.files.hold()
 	defer r.files.release()
-	defer conn.Close()
-	defer closeOnDone(ctx, conn)()
+	defer gc.closer().Close()
+	defer closeOnDone(ctx, gc.closer())()
 
-	br, err := upgradeBack(conn, cs, r.e.Name, hostHeader(r.e), sess, ticket)
+	br, err := upgradeBack(conn, gc.tls, r.e.Name, hostHeader(r.e), sess, ticket)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("back connection refused", zap.Error(err))
 		}
 		return
 	}
-	session, err := mux.Agent(pipe.ReaderConn(conn, br), r.log, sess.alive)
+	session, err := mux.Agent(pipe.ReaderConn(conn, br), gc.under, r.log, sess.alive)
 	if err != nil {
 		r.log.Warn("back connection failed", zap.Error(err))
 		return

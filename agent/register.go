@@ -53,10 +53,11 @@ func (r *runner) register(ctx context.Context, resume *session) (*control, error
 		return nil, err
 	}
 	defer leave()
-	conn, cs, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
+	gc, err := connect(ctx, r.opts.Dial, r.tls, r.e, r.target)
 	if err != nil {
 		return nil, err
 	}
+	conn, cs := gc.Conn, gc.tls
 	stop := closeOnDone(ctx, conn)
 	var claimed string
 	c, err := r.handshake(conn, cs, resume, func(ch wire.Challenge) error {

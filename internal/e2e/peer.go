@@ -147,7 +147,7 @@ type PeerMux struct {
 // Mux starts the agent's side of the multiplexer on conn, a back
 // connection that presented ticket (see Present).
 func (p *Peer) Mux(conn net.Conn, ticket []byte) (*PeerMux, error) {
-	s, err := mux.Agent(conn, zap.NewNop(), p.Alive)
+	s, err := mux.Agent(conn, nil, zap.NewNop(), p.Alive)
 	if err != nil {
 		return nil, err
 	}

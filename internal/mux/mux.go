@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -57,7 +58,7 @@ func config(log *zap.Logger, keepAlive time.Duration) *yamux.Config {
 // leaves the keep-alive to the agent, which pings, so that thousands of
 // idle names cost the gateway no timers.
 func Gateway(conn net.Conn, log *zap.Logger) (*yamux.Session, error) {
-	s, err := yamux.Client(&coalescingConn{ReadWriteCloser: conn}, config(log, 0))
+	s, err := yamux.Client(newBatchConn(conn, nil), config(log, 0))
 	if err != nil {
 		return nil, fmt.Errorf("starting the multiplexer: %w", err)
 	}
@@ -65,9 +66,10 @@ func Gateway(conn net.Conn, log *zap.Logger) (*yamux.Session, error) {
 }
 
 // Agent starts the agent's side on conn: it accepts the streams and pings
-// the gateway every keepAlive.
-func Agent(conn io.ReadWriteCloser, log *zap.Logger, keepAlive time.Duration) (*yamux.Session, error) {
-	s, err := yamux.Server(&coalescingConn{ReadWriteCloser: conn}, config(log, keepAlive))
+// the gateway every keepAlive. under, when not nil, is the connection
+// under conn's TLS, whose records it sends together.
+func Agent(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, keepAlive time.Duration) (*yamux.Session, error) {
+	s, err := yamux.Server(newBatchConn(conn, under), config(log, keepAlive))
 	if err != nil {
 		return nil, fmt.Errorf("starting the multiplexer: %w", err)
 	}
@@ -85,43 +87,130 @@ func (l logger) Printf(format string, v ...any) {
 }
 func (l logger) Println(v ...any) { l.log.Debug(strings.TrimSpace(fmt.Sprintln(v...))) }
 
-// frameHeaderSize is the size of a multiplexer frame's header.
-const frameHeaderSize = 12
+// Sizes of a batchConn's buffer.
+const (
+	// batchLimit is how much a connection holds for the flusher before a
+	// write waits for it: enough for several full TLS records per write.
+	batchLimit = 64 << 10
+	// batchKeep bounds the capacity of a buffer kept for reuse.
+	batchKeep = 2 * batchLimit
+	// batchStart is the capacity of a new buffer, which grows with the
+	// batches it carries: a few small frames, when the pool was emptied
+	// by a garbage collection, cost no large allocation.
+	batchStart = 16 << 10
+)
 
-// coalescingConn writes a data frame's header together with its body.
-// The multiplexer writes them with two calls, which over TLS costs a
-// record and a system call more per frame: the header of a data frame
-// that has a body is held back and written in front of the next write,
-// the body's.
-type coalescingConn struct {
+var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchStart); return &b }}
+
+// batchConn gathers the multiplexer's writes and writes them out from a
+// goroutine of its own. The multiplexer writes each frame header apart
+// from its body and each frame apart from the next, and over TLS every
+// write costs at least a record and a system call: here the frames queued
+// while a write is in progress go out together in the next one, in full
+// records, and a frame's header always goes with its body. A write that
+// fails closes the connection and fails every write after it; bytes not
+// yet written when the connection closes are dropped, as by a close of
+// the connection itself.
+type batchConn struct {
 	io.ReadWriteCloser
-	header []byte // a data frame header held back; written with the body
-	buf    []byte
+	mu   sync.Mutex
+	cond sync.Cond // signalled when pending is set or taken, or err is set
+	// pending holds the bytes for the next write; nil while there are
+	// none, so that an idle connection holds no buffer.
+	pending *[]byte
+	err     error // set when a write failed or the connection closed
+	// under, when not nil, is the connection under conn's TLS, whose
+	// records of one write go out together.
+	under *HoldConn
 }
 
-func (c *coalescingConn) Write(p []byte) (int, error) {
-	if len(c.header) == 0 {
-		if isDataHeader(p) {
-			c.header = append(c.header[:0], p...)
-			return len(p), nil
+func newBatchConn(conn io.ReadWriteCloser, under *HoldConn) *batchConn {
+	c := &batchConn{ReadWriteCloser: conn, under: under}
+	c.cond.L = &c.mu
+	go c.flush()
+	return c
+}
+
+// Write queues p for the flusher. It waits while batchLimit bytes are
+// queued already.
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.err == nil && c.pending != nil && len(*c.pending) >= batchLimit {
+		c.cond.Wait()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.pending == nil {
+		c.pending = batchBuffers.Get().(*[]byte)
+		c.cond.Broadcast()
+	}
+	*c.pending = append(*c.pending, p...)
+	return len(p), nil
+}
+
+// flush writes what is queued, all of it at once, until the connection
+// fails or closes.
+func (c *batchConn) flush() {
+	for {
+		c.mu.Lock()
+		for c.err == nil && c.pending == nil {
+			c.cond.Wait()
 		}
-		return c.ReadWriteCloser.Write(p)
+		if c.err != nil {
+			c.mu.Unlock()
+			return
+		}
+		out := c.pending
+		c.pending = nil
+		c.cond.Broadcast()
+		c.mu.Unlock()
+
+		if c.under != nil {
+			c.under.hold()
+		}
+		_, err := c.ReadWriteCloser.Write(*out)
+		if c.under != nil {
+			if uerr := c.under.release(); err == nil {
+				err = uerr
+			}
+		}
+		if cap(*out) <= batchKeep {
+			*out = (*out)[:0]
+			batchBuffers.Put(out)
+		}
+		if err != nil {
+			// As when the multiplexer's own write fails, the connection
+			// ends, which its reader notices.
+			if c.fail(err) {
+				c.ReadWriteCloser.Close()
+			}
+			return
+		}
 	}
-	c.buf = append(append(c.buf[:0], c.header...), p...)
-	c.header = c.header[:0]
-	n, err := c.ReadWriteCloser.Write(c.buf)
-	if cap(c.buf) > coalesceKeep {
-		c.buf = nil
-	}
-	return max(0, n-frameHeaderSize), err
 }
 
-// coalesceKeep bounds the buffer a connection keeps between writes.
-const coalesceKeep = 64 << 10
+// fail sets the error that every later write returns, unless one is set
+// already, and wakes whoever waits. It reports whether it set err.
+func (c *batchConn) fail(err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false
+	}
+	c.err = err
+	c.cond.Broadcast()
+	return true
+}
 
-// isDataHeader reports whether p is exactly the header of a data frame
-// with a body, which the multiplexer writes next.
-func isDataHeader(p []byte) bool {
-	const typeData = 0
-	return len(p) == frameHeaderSize && p[1] == typeData && (p[8]|p[9]|p[10]|p[11]) != 0
+// Close stops the flusher and closes the connection. Under TLS it closes
+// the connection beneath first, so that a batch in flight fails at once
+// rather than hold up TLS's close_notify alert.
+func (c *batchConn) Close() error {
+	c.fail(net.ErrClosed)
+	if c.under != nil {
+		c.under.Close()
+	}
+	return c.ReadWriteCloser.Close()
 }

@@ -3,8 +3,10 @@ package mux
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,8 +26,8 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // TestDataFramesAreWrittenWhole: what the gateway writes on a stream
-// reaches the agent intact, in both directions, and each data frame
-// reaches the connection in one write, header and body together.
+// reaches the agent intact, in both directions, and a data frame's header
+// reaches the connection in the same write as its body.
 func TestDataFramesAreWrittenWhole(t *testing.T) {
 	gwConn, agentConn := net.Pipe()
 	counted := &countingConn{Conn: gwConn}
@@ -34,7 +36,7 @@ func TestDataFramesAreWrittenWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gw.Close()
-	agent, err := Agent(agentConn, zap.NewNop(), time.Minute)
+	agent, err := Agent(agentConn, nil, zap.NewNop(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +97,173 @@ func TestDataFramesAreWrittenWhole(t *testing.T) {
 	if got := <-echoed; !bytes.Equal(got, payload) || !bytes.Equal(back, payload) {
 		t.Fatal("the bytes changed on the way")
 	}
-	// One write per data frame, and a few window updates.
+	// At most one write per data frame, and a few window updates.
 	if writes := counted.writes.Load() - before; writes > frames+frames/4 {
 		t.Errorf("%d writes for %d data frames: headers are written apart from their bodies", writes, frames)
+	}
+}
+
+// blockingConn is a connection whose writes block until it is closed.
+type blockingConn struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *blockingConn) Write([]byte) (int, error) {
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+func (c *blockingConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// TestBatchConnFullWaitsAndCloses: writes queue up to the limit while the
+// connection does not take them, then wait; closing the connection ends
+// the wait with an error, and so fails every write after it.
+func TestBatchConnFullWaitsAndCloses(t *testing.T) {
+	c := newBatchConn(&blockingConn{closed: make(chan struct{})}, nil)
+	chunk := make([]byte, 16<<10)
+	// The flusher takes the first chunk and blocks writing it; the others
+	// queue up to the limit.
+	if _, err := c.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	for taken := false; !taken; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		taken = c.pending == nil
+		c.mu.Unlock()
+	}
+	for range batchLimit / len(chunk) {
+		if _, err := c.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(chunk)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a write past the limit returned at once (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the waiting write succeeded on a closed connection")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the connection did not end the waiting write")
+	}
+	if _, err := c.Write(chunk); err == nil {
+		t.Fatal("a write after the close succeeded")
+	}
+}
+
+// failingConn fails every write.
+type failingConn struct{ net.Conn }
+
+func (failingConn) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+func (failingConn) Close() error              { return nil }
+
+// TestBatchConnWriteFailure: once a write fails, every write after it
+// fails with that error.
+func TestBatchConnWriteFailure(t *testing.T) {
+	c := newBatchConn(failingConn{}, nil)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.Write([]byte("x")); err != nil {
+			if !errors.Is(err, io.ErrClosedPipe) {
+				t.Fatalf("got %v, want the connection's error", err)
+			}
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("writes kept succeeding after the connection failed")
+}
+
+// recordingConn records the writes that reach it.
+type recordingConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// TestHoldConn: writes pass straight through, except between hold and
+// release, which send what was written meanwhile in one write.
+func TestHoldConn(t *testing.T) {
+	rec := &recordingConn{}
+	c := NewHoldConn(rec)
+	_, _ = c.Write([]byte("a"))
+	c.hold()
+	_, _ = c.Write([]byte("b"))
+	_, _ = c.Write([]byte("c"))
+	if len(rec.writes) != 1 {
+		t.Fatalf("%d writes reached the connection during the hold, want the one before it", len(rec.writes))
+	}
+	if err := c.release(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("d"))
+	want := []string{"a", "bc", "d"}
+	if len(rec.writes) != len(want) {
+		t.Fatalf("writes %q, want %q", rec.writes, want)
+	}
+	for i, w := range want {
+		if string(rec.writes[i]) != w {
+			t.Fatalf("writes %q, want %q", rec.writes, want)
+		}
+	}
+}
+
+// alertingConn stands for a TLS connection over under: its writes go to
+// under, and its close first writes an alert, as TLS's close_notify.
+type alertingConn struct {
+	net.Conn
+	under *HoldConn
+}
+
+func (c alertingConn) Write(p []byte) (int, error) { return c.under.Write(p) }
+
+func (c alertingConn) Close() error {
+	_, _ = c.under.Write([]byte("alert"))
+	return c.under.Close()
+}
+
+// TestBatchConnCloseUnderTLS: closing a connection whose batch is stuck
+// in a write beneath TLS returns at once, rather than behind that batch.
+func TestBatchConnCloseUnderTLS(t *testing.T) {
+	raw := &blockingConn{closed: make(chan struct{})}
+	under := NewHoldConn(raw)
+	c := newBatchConn(alertingConn{under: under}, under)
+	if _, err := c.Write([]byte("frames")); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the flusher to take the batch: it then blocks writing it.
+	for taken := false; !taken; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		taken = c.pending == nil
+		c.mu.Unlock()
+	}
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the close waited behind the stuck batch")
 	}
 }

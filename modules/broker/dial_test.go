@@ -40,7 +40,7 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 	gwSide, agentSide := net.Pipe()
 	ticket := []byte("0123456789abcdef")
 	reg.addMux(gwSide, ticket)
-	session, err := mux.Agent(agentSide, zap.NewNop(), time.Minute)
+	session, err := mux.Agent(agentSide, nil, zap.NewNop(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
