@@ -3,6 +3,7 @@ package scale
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,54 @@ func TestRestartStorm(t *testing.T) {
 		if err != nil || status != http.StatusOK {
 			t.Errorf("b%d after the storm: %d %q %v", i, status, body, err)
 		}
+	}
+}
+
+// TestAgentHonoursBusy runs the tildegate-agent binary with 5 entries
+// against a gateway that starts one handshake a second. Must hold: the
+// agent logs the busy refusals and that it waits as the gateway asked,
+// registers every entry, no sooner than the rate allows, and is never
+// throttled.
+func TestAgentHonoursBusy(t *testing.T) {
+	const entries = 5
+	g := e2e.NewGateway(t, env, backEntries(entries))
+	g.Tunnel = "tunnel {\n\t\t\thandshake_rate 1\n\t\t}"
+	g.WriteConfig()
+	g.Start()
+	local := e2e.LocalService(t, "busy").Listener.Addr().String()
+	var lines strings.Builder
+	for i := range entries {
+		lines.WriteString(e2e.BackbalanceLine(fmt.Sprintf("b%d", i), fmt.Sprintf("pw-%d", i), g.Address(), local))
+	}
+	start := time.Now()
+	agent := env.StartAgent(t, "agent", lines.String())
+	deadline := time.Now().Add(time.Minute)
+	for agent.Log.Count("registered") < entries {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d entries registered after a minute", agent.Log.Count("registered"), entries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	deferred := agent.Log.Lines("registration deferred: busy")
+	if len(deferred) == 0 {
+		t.Fatal("the agent logged no busy refusal")
+	}
+	t.Logf("%d entries registered in %s at one handshake a second, after %d busy refusals; the first: %s",
+		entries, took.Round(time.Millisecond), len(deferred), deferred[0])
+	for _, line := range deferred {
+		if !strings.Contains(line, "as the gateway asked") {
+			t.Errorf("a busy refusal the agent does not say it waits out: %s", line)
+			break
+		}
+	}
+	if took < (entries-2)*time.Second {
+		t.Errorf("%d entries registered in %s, faster than one handshake a second", entries, took)
+	}
+	if n := agent.Log.Count("throttled"); n > 0 {
+		t.Errorf("the agent was throttled %d times", n)
+	}
+	if status, body, err := e2e.Get(env.Client(), g.URL("/~~b4/hello")); err != nil || status != http.StatusOK {
+		t.Errorf("a request through the last entry: %d %q %v", status, body, err)
 	}
 }
