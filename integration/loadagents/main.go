@@ -195,26 +195,15 @@ func runAgents(ctx context.Context, cfg config) error {
 		agents[i] = a
 		wg.Go(func() { _ = a.Run(ctx) })
 	}
-	tick := time.NewTicker(cfg.report)
-	defer tick.Stop()
-	out := json.NewEncoder(os.Stdout)
-	for {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return nil
-		case <-tick.C:
-		}
+	return reportEvery(ctx, cfg.report, &wg, nil, func() Report {
 		r := Report{Agents: len(agents), Deferred: counts.deferred.Load(), Refused: counts.refused.Load(), Failed: counts.failed.Load()}
 		for _, a := range agents {
 			if st := a.Status(); len(st.Entries) == 1 && st.Entries[0].State == agent.StateRegistered {
 				r.Registered++
 			}
 		}
-		if err := out.Encode(r); err != nil {
-			return err
-		}
-	}
+		return r
+	})
 }
 
 // serveLocal starts the HTTP service that the agents serve: it answers
@@ -277,7 +266,25 @@ func runChildren(ctx context.Context, cfg config) error {
 			}
 		})
 	}
-	tick := time.NewTicker(cfg.report)
+	return reportEvery(ctx, cfg.report, &wg, failed, func() Report {
+		var sum Report
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range reports {
+			sum.Agents += r.Agents
+			sum.Registered += r.Registered
+			sum.Deferred += r.Deferred
+			sum.Refused += r.Refused
+			sum.Failed += r.Failed
+		}
+		return sum
+	})
+}
+
+// reportEvery prints what collect reports every interval, until ctx ends
+// (then it waits for wg) or failed says why it must stop.
+func reportEvery(ctx context.Context, every time.Duration, wg *sync.WaitGroup, failed <-chan error, collect func() Report) error {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	out := json.NewEncoder(os.Stdout)
 	for {
@@ -289,17 +296,7 @@ func runChildren(ctx context.Context, cfg config) error {
 			return err
 		case <-tick.C:
 		}
-		var sum Report
-		mu.Lock()
-		for _, r := range reports {
-			sum.Agents += r.Agents
-			sum.Registered += r.Registered
-			sum.Deferred += r.Deferred
-			sum.Refused += r.Refused
-			sum.Failed += r.Failed
-		}
-		mu.Unlock()
-		if err := out.Encode(sum); err != nil {
+		if err := out.Encode(collect()); err != nil {
 			return err
 		}
 	}

@@ -61,16 +61,16 @@ type load struct {
 }
 
 // startLoad runs n agents of the names b0 ... b(n-1) against g, from
-// source addresses 127.1.0.1 on.
-func startLoad(t testing.TB, g *e2e.Gateway, n int) *load {
+// source addresses 127.1.0.1 on, with loadagents' further args.
+func startLoad(t testing.TB, g *e2e.Gateway, n int, args ...string) *load {
 	t.Helper()
 	// Each report asks every agent for its status: not too often with many.
 	report := "200ms"
 	if n > 1000 {
 		report = "1s"
 	}
-	p := e2e.StartProcess(t, "loadagents", loadAgents, "-gateway", g.Address(), "-ca", env.CAFile,
-		"-count", strconv.Itoa(n), "-report", report)
+	args = append([]string{"-gateway", g.Address(), "-ca", env.CAFile, "-count", strconv.Itoa(n), "-report", report}, args...)
+	p := e2e.StartProcess(t, "loadagents", loadAgents, args...)
 	return &load{Process: p, t: t}
 }
 

@@ -3,6 +3,7 @@ package scale
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestRestartStorm(t *testing.T) {
 	g.Tunnel = fmt.Sprintf("tunnel {\n\t\t\thandshake_rate %d\n\t\t}", stormRate)
 	g.WriteConfig()
 	g.Start()
-	l := startLoad(t, g, stormAgents)
+	l := startLoad(t, g, stormAgents, "-per-process", strconv.Itoa(stormAgents/2)) // two processes, as at scale
 	took, first := l.waitRegistered(stormAgents, time.Minute)
 	t.Logf("%d agents registered in %s; %d deferred by the busy gateway", stormAgents, took.Round(time.Millisecond), first.Deferred)
 
