@@ -3,9 +3,11 @@ package broker
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,11 +31,13 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 	t.Helper()
 	b := newBroker(zap.NewNop())
 	key := wire.SessionKey(make([]byte, wire.SessionKeySize))
-	control, _ := net.Pipe()
+	control, agentControl := net.Pipe()
+	go func() { _, _ = io.Copy(io.Discard, agentControl) }() // the OPENs the keeper sends
 	reg := &registration{b: b, name: "home", key: "home", conn: control, settings: settings.WithDefaults(),
 		sessionKey: key, sealer: wire.NewSealer(key, false),
 		muxAdded: make(chan struct{}), muxChanged: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
 	reg.stats = b.stats("home")
+	reg.lastUse.Store(time.Now().UnixNano()) // in use: the keeper keeps the connection
 	b.regs["home"] = reg
 	t.Cleanup(func() { reg.close(0, "test over") })
 
@@ -188,10 +192,20 @@ func TestBusyConnectionIsRetired(t *testing.T) {
 	retireStreamID, retirePoll = 5, 20*time.Millisecond // the third stream: ids 1, 3, 5
 	b, reg, a := registered(t, Settings{BackWait: 300 * time.Millisecond}, accept)
 	open := dialWeb(t, b, 3)
-	select {
-	case <-reg.wanted:
-	default:
-		t.Error("no replacement was asked for")
+	// The keeper asked for the registration's second connection when the
+	// first arrived, and now asks for the retired one's replacement.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		reg.b.mu.Lock()
+		pending := reg.pending
+		reg.b.mu.Unlock()
+		if pending >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections asked for, want a replacement of the retired one too", pending)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if m, _ := reg.pickMux(); m != nil {
 		t.Error("the retired connection still takes new streams")
@@ -207,4 +221,29 @@ func TestBusyConnectionIsRetired(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the retired connection stayed open after its last stream ended")
 	}
+}
+
+// TestKeeperRestsWhileASessionOutlivesTheIdleTimeout: a session open past
+// the idle timeout keeps the name active, and its keeper looks again after
+// another timeout rather than spinning.
+func TestKeeperRestsWhileASessionOutlivesTheIdleTimeout(t *testing.T) {
+	b, _, _ := registered(t, Settings{IdleTimeout: 50 * time.Millisecond}, accept)
+	open := dialWeb(t, b, 1)
+	defer open[0].Close()
+	time.Sleep(100 * time.Millisecond) // past the idle timeout, the session still open
+	before := cpuTime(t)
+	time.Sleep(500 * time.Millisecond)
+	if used := cpuTime(t) - before; used > 100*time.Millisecond {
+		t.Errorf("the process used %s of CPU in 500ms while one session was held: the keeper spins", used)
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

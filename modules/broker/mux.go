@@ -92,7 +92,13 @@ func (r *registration) keepMuxes() {
 			wake = r.settings.TicketTTL + sweepInterval
 		}
 		if active {
-			wake = min(wake, lastUse.Add(r.settings.IdleTimeout).Sub(now)+time.Millisecond)
+			// Kept active by a session open past the idle timeout, the
+			// name is looked at again after another timeout, not at once.
+			untilIdle := lastUse.Add(r.settings.IdleTimeout).Sub(now)
+			if untilIdle <= 0 {
+				untilIdle = r.settings.IdleTimeout
+			}
+			wake = min(wake, untilIdle+time.Millisecond)
 		}
 		timer.Reset(wake)
 		select {
@@ -161,6 +167,11 @@ func (r *registration) addMux(conn net.Conn, ticket []byte) {
 	close(r.muxAdded)
 	r.muxAdded = make(chan struct{})
 	r.b.mu.Unlock()
+	// A connection that arrives after its keeper left, the name idle
+	// meanwhile, gets one again, to close it when it stays idle.
+	if r.keeping.CompareAndSwap(false, true) {
+		go r.keepMuxes()
+	}
 	go func() {
 		select {
 		case <-s.CloseChan():
