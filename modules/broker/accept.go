@@ -170,6 +170,7 @@ func (b *Broker) ServeUpgrade(w http.ResponseWriter, r *http.Request, name strin
 	defer leave()
 	adm, th := b.throttle.admit(a.ip, a.key, resumable)
 	if th != nil {
+		b.intake.refund()
 		throttledHandshakes.WithLabelValues(th.budget).Inc()
 		a.refuse(w, wire.CodeThrottled, th.reason+"; try again later", th.retryAfter)
 		return
@@ -291,8 +292,10 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		done:       make(chan struct{}),
 	}
 	reg.lastHeard.Store(reg.since.UnixNano())
+	reg.lastSent.Store(reg.since.UnixNano()) // the WELCOME, about to go
 	// No frame may reach the agent before the WELCOME, though requests
 	// may find the registration as soon as it is published.
+	b.keepAliveEvery(settings.Alive)
 	reg.wmu.Lock()
 	replaced, resumed, code, why := b.register(reg, hello.Resume, auth, keys, adm.resumeOnly)
 	if code != 0 {
@@ -310,7 +313,6 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		return false
 	}
 	_ = conn.SetDeadline(time.Time{})
-	b.keepAliveEvery(settings.Alive)
 	registrations.WithLabelValues("accepted").Inc()
 	b.logger.Info("agent registered", zap.String("name", a.name), zap.String("remote_ip", a.addr),
 		zap.Bool("tls", reg.tls), zap.Bool("resumed", resumed))

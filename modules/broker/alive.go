@@ -17,10 +17,12 @@ func aliveTickFor(alive time.Duration) time.Duration {
 	return min(max(alive/4, 10*time.Millisecond), maxAliveTick)
 }
 
-// sendAlives sends ALIVE on the control connections that have sent
-// nothing for their alive interval, until the broker stops. One goroutine
-// and one timer serve every registration, so that thousands of idle
-// agents cost one wake-up per round, not one each.
+// sendAlives sends ALIVE on the control connections that will have sent
+// nothing for their alive interval by the next round, until the broker
+// stops: early rather than late, so that a peer's dead time is never
+// eaten into. One goroutine and one timer serve every registration, so
+// that thousands of idle agents cost one wake-up per round, not one each;
+// the round follows the shortest alive interval registered now.
 func (b *Broker) sendAlives() {
 	timer := time.NewTimer(time.Duration(b.aliveTick.Load()))
 	defer timer.Stop()
@@ -30,11 +32,18 @@ func (b *Broker) sendAlives() {
 		case <-b.stopped:
 			return
 		case <-timer.C:
+		case <-b.aliveSooner:
 		}
 		now := time.Now().UnixNano()
+		round := b.aliveTick.Load()
+		shortest := time.Duration(0)
 		b.mu.Lock()
 		for _, r := range b.regs {
-			if now-r.lastSent.Load() >= int64(r.settings.Alive) && r.aliveSending.CompareAndSwap(false, true) {
+			alive := r.settings.Alive
+			if shortest == 0 || alive < shortest {
+				shortest = alive
+			}
+			if now+round-r.lastSent.Load() >= int64(alive) && r.aliveSending.CompareAndSwap(false, true) {
 				due = append(due, r)
 			}
 		}
@@ -47,7 +56,12 @@ func (b *Broker) sendAlives() {
 			due[i] = nil
 		}
 		due = due[:0]
-		timer.Reset(time.Duration(b.aliveTick.Load()))
+		next := maxAliveTick
+		if shortest > 0 {
+			next = aliveTickFor(shortest)
+		}
+		b.aliveTick.Store(int64(next))
+		timer.Reset(next)
 	}
 }
 
@@ -59,12 +73,20 @@ func (r *registration) sendAlive() {
 	}
 }
 
-// keepAliveEvery makes the sweep's rounds short enough for alive.
+// keepAliveEvery makes the sweep's rounds short enough for alive at once,
+// for a registration that needs shorter ones than those registered.
 func (b *Broker) keepAliveEvery(alive time.Duration) {
 	tick := int64(aliveTickFor(alive))
 	for {
 		cur := b.aliveTick.Load()
-		if cur <= tick || b.aliveTick.CompareAndSwap(cur, tick) {
+		if cur <= tick {
+			return
+		}
+		if b.aliveTick.CompareAndSwap(cur, tick) {
+			select {
+			case b.aliveSooner <- struct{}{}:
+			default:
+			}
 			return
 		}
 	}

@@ -133,8 +133,10 @@ type Broker struct {
 	named sync.Map
 
 	// aliveTick is the round of the ALIVE sweep, in nanoseconds: short
-	// enough for the shortest alive interval registered.
-	aliveTick atomic.Int64
+	// enough for the shortest alive interval registered; aliveSooner wakes
+	// the sweep when a registration needs shorter rounds.
+	aliveTick   atomic.Int64
+	aliveSooner chan struct{}
 	// stopped is closed when the broker stops.
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -165,17 +167,18 @@ func Release() {
 
 func newBroker(logger *zap.Logger) *Broker {
 	b := &Broker{
-		logger:   logger.Named("broker"),
-		regs:     make(map[string]*registration),
-		claims:   make(map[string]*claim),
-		ended:    make(map[string]endedSession),
-		tickets:  make(map[[wire.TicketSize]byte]*ticket),
-		used:     make(map[[wire.TicketSize]byte]time.Time),
-		holds:    make(map[string]time.Time),
-		intake:   newIntake(),
-		throttle: newThrottle(),
-		logs:     newLogLimiter(),
-		stopped:  make(chan struct{}),
+		logger:      logger.Named("broker"),
+		regs:        make(map[string]*registration),
+		claims:      make(map[string]*claim),
+		ended:       make(map[string]endedSession),
+		tickets:     make(map[[wire.TicketSize]byte]*ticket),
+		used:        make(map[[wire.TicketSize]byte]time.Time),
+		holds:       make(map[string]time.Time),
+		intake:      newIntake(),
+		throttle:    newThrottle(),
+		logs:        newLogLimiter(),
+		stopped:     make(chan struct{}),
+		aliveSooner: make(chan struct{}, 1),
 	}
 	b.aliveTick.Store(int64(maxAliveTick))
 	metricsBroker.Store(b)

@@ -105,6 +105,14 @@ func (in *intake) enter() (leave func(), refused *busy) {
 	return nil, &busy{reason: reason + " and is busy; try again later", retryAfter: in.wait(now)}
 }
 
+// refund gives back the token of a handshake that the throttle then
+// refused: what costs the gateway nothing must not keep other agents out.
+func (in *intake) refund() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.tokens.give(int(in.rate))
+}
+
 // wait counts a handshake turned away at now and returns when it should
 // come back: a random time within what the gateway needs, at its rate,
 // for those turned away in the last second, at least a second.

@@ -112,3 +112,17 @@ func TestIntakeSpread(t *testing.T) {
 		t.Errorf("a huge demand: %+v, want the cap %s", busy, maxIntakeWait)
 	}
 }
+
+// TestIntakeRefund: a handshake that the throttle refuses gives its token
+// back, so that refusals cannot keep other agents out.
+func TestIntakeRefund(t *testing.T) {
+	in, _ := testIntake(2, 100, 0)
+	for range 10 {
+		leave, busy := in.enter()
+		if busy != nil {
+			t.Fatalf("refused though every token was given back: %s", busy.reason)
+		}
+		in.refund()
+		leave()
+	}
+}
