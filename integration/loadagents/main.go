@@ -228,12 +228,19 @@ func runChildren(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	// On any failure the other children stop too, and are waited for.
+	ctx, cancel := context.WithCancel(ctx)
 	var (
 		mu      sync.Mutex
-		reports []Report
+		reports = make([]Report, 0, (cfg.count+cfg.perProcess-1)/cfg.perProcess)
 		wg      sync.WaitGroup
-		failed  = make(chan error, cfg.count/cfg.perProcess+1)
+		failed  = make(chan error, cap(reports))
 	)
+	stop := func(err error) error {
+		cancel()
+		wg.Wait()
+		return err
+	}
 	for first := cfg.first; first < cfg.first+cfg.count; first += cfg.perProcess {
 		n := min(cfg.perProcess, cfg.first+cfg.count-first)
 		cmd := exec.CommandContext(ctx, self, "-child", "-gateway", cfg.gateway, "-ca", cfg.ca, "-name", cfg.name,
@@ -244,13 +251,15 @@ func runChildren(ctx context.Context, cfg config) error {
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
-			return err
+			return stop(err)
 		}
 		if err := cmd.Start(); err != nil {
-			return err
+			return stop(err)
 		}
+		mu.Lock()
 		slot := len(reports)
-		reports = append(reports, Report{Agents: n})
+		reports = append(reports, Report{Agents: n}) // within its capacity: never moved
+		mu.Unlock()
 		wg.Go(func() {
 			lines := bufio.NewScanner(stdout)
 			for lines.Scan() {
@@ -266,7 +275,7 @@ func runChildren(ctx context.Context, cfg config) error {
 			}
 		})
 	}
-	return reportEvery(ctx, cfg.report, &wg, failed, func() Report {
+	return stop(reportEvery(ctx, cfg.report, &wg, failed, func() Report {
 		var sum Report
 		mu.Lock()
 		defer mu.Unlock()
@@ -278,7 +287,7 @@ func runChildren(ctx context.Context, cfg config) error {
 			sum.Failed += r.Failed
 		}
 		return sum
-	})
+	}))
 }
 
 // reportEvery prints what collect reports every interval, until ctx ends
