@@ -41,7 +41,8 @@ func (b *backoff) Reset() { b.step = 0 }
 
 // pacing decides when a runner tries to register again. A registration
 // that lasted stableAfter, or the first one, makes the delays start again
-// from the shortest, and after a drop the session is asked back at once.
+// from the shortest, and after a drop the session is asked back within
+// dropSpread.
 // Registrations that keep ending early are paced by the backoff instead,
 // so that a gateway that accepts and then drops the agent is not hammered.
 type pacing struct {

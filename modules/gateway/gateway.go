@@ -149,8 +149,9 @@ type TunnelConfig struct {
 	// agent is refused busy (503) with a Retry-After that spreads those
 	// turned away over the time needed to take them all, and comes back
 	// then. It keeps a restart with thousands of agents from spending the
-	// gateway's CPU and memory on handshakes at once. Default: 250 per
-	// core.
+	// gateway's CPU and memory on handshakes at once. It is one value for
+	// the process: set it in one place; the handler provisioned last
+	// sets it. Default: 250 per core.
 	HandshakeRate int `json:"handshake_rate,omitempty"`
 }
 
