@@ -108,9 +108,8 @@ var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchStart);
 // write costs at least a record and a system call: here the frames queued
 // while a write is in progress go out together in the next one, in full
 // records, and a frame's header always goes with its body. A write that
-// fails closes the connection and fails every write after it; bytes not
-// yet written when the connection closes are dropped, as by a close of
-// the connection itself.
+// fails closes the connection and fails every write after it. Close lets
+// what is queued go out first, for closeDrain at most.
 type batchConn struct {
 	io.ReadWriteCloser
 	mu   sync.Mutex
@@ -118,6 +117,7 @@ type batchConn struct {
 	// pending holds the bytes for the next write; nil while there are
 	// none, so that an idle connection holds no buffer.
 	pending *[]byte
+	writing bool  // the flusher is writing what it took from pending
 	err     error // set when a write failed or the connection closed
 	// under, when not nil, is the connection under conn's TLS, whose
 	// records of one write go out together.
@@ -164,6 +164,7 @@ func (c *batchConn) flush() {
 		}
 		out := c.pending
 		c.pending = nil
+		c.writing = true
 		c.cond.Broadcast()
 		c.mu.Unlock()
 
@@ -180,6 +181,10 @@ func (c *batchConn) flush() {
 			*out = (*out)[:0]
 			batchBuffers.Put(out)
 		}
+		c.mu.Lock()
+		c.writing = false
+		c.cond.Broadcast()
+		c.mu.Unlock()
 		if err != nil {
 			// As when the multiplexer's own write fails, the connection
 			// ends, which its reader notices.
@@ -208,9 +213,33 @@ func (c *batchConn) fail(err error) bool {
 // the connection beneath first, so that a batch in flight fails at once
 // rather than hold up TLS's close_notify alert.
 func (c *batchConn) Close() error {
+	c.drain(closeDrain)
 	c.fail(net.ErrClosed)
 	if c.under != nil {
 		c.under.Close()
 	}
 	return c.ReadWriteCloser.Close()
+}
+
+// closeDrain is how long Close waits for what is queued to be written: the
+// last frames of the streams that ended, which a peer that reads gets at
+// once.
+const closeDrain = 100 * time.Millisecond
+
+// drain waits until nothing is queued or being written, the connection
+// failed, or d passed.
+func (c *batchConn) drain(d time.Duration) {
+	expired := false
+	timer := time.AfterFunc(d, func() {
+		c.mu.Lock()
+		expired = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer timer.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.err == nil && (c.pending != nil || c.writing) && !expired {
+		c.cond.Wait()
+	}
 }

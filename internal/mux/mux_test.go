@@ -267,3 +267,24 @@ func TestBatchConnCloseUnderTLS(t *testing.T) {
 		t.Fatal("the close waited behind the stuck batch")
 	}
 }
+
+// TestCloseDeliversWhatIsQueued: frames queued just before Close, such as
+// the last streams' FINs, still reach a peer that reads.
+func TestCloseDeliversWhatIsQueued(t *testing.T) {
+	ours, theirs := net.Pipe()
+	c := newBatchConn(ours, nil)
+	for range 5 {
+		if _, err := c.Write(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, theirs)
+		got <- n
+	}()
+	c.Close()
+	if n := <-got; n != 5000 {
+		t.Errorf("the peer read %d of the 5000 bytes queued before Close", n)
+	}
+}
