@@ -152,6 +152,11 @@ func TestReplayedStreamID(t *testing.T) {
 	}
 	s.Close()
 	first := s.(*yamux.Stream).StreamID()
+	// The close goes out from the multiplexer's writer: a ping answered
+	// after it shows that the agent has read it.
+	if _, err := b.Session.Ping(); err != nil {
+		t.Fatal(err)
+	}
 
 	// The same id again, with a right tag.
 	if err := b.Inject(first, wire.StreamOpen(b.Key, b.Ticket, first, wire.KindHTTP)); err != nil {

@@ -611,15 +611,16 @@ func (b *Back) Inject(id uint32, opening []byte) error {
 func (b *Back) Close() error { return b.Session.Close() }
 
 // frameConn is the connection under the gateway's multiplexer. It reads
-// what the upgrade's reader holds first, and keeps track of the frames
-// the multiplexer writes (each header in one write, a data frame's body
-// in the next), so that inject can slip whole frames in between.
+// what the upgrade's reader holds first, and follows the frames in what
+// the multiplexer writes (a write may hold several frames, or part of
+// one), so that inject can slip whole frames in between.
 type frameConn struct {
 	net.Conn
 	r *bufio.Reader
 
 	mu       sync.Mutex
-	boundary *sync.Cond // signalled when a frame is complete
+	boundary *sync.Cond // signalled when no frame is half written
+	header   []byte     // the bytes of the current frame's header written so far
 	body     int        // bytes of the current frame's body still to write
 }
 
@@ -628,15 +629,26 @@ func (c *frameConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.body > 0:
-		c.body -= len(p)
-	case len(p) >= 12 && p[1] == 0: // a data frame's header
-		c.body = int(binary.BigEndian.Uint32(p[8:12])) - (len(p) - 12)
+	const headerSize, typeData = 12, 0
+	for rest := p; len(rest) > 0; {
+		if c.body > 0 {
+			n := min(c.body, len(rest))
+			c.body -= n
+			rest = rest[n:]
+			continue
+		}
+		n := min(headerSize-len(c.header), len(rest))
+		c.header = append(c.header, rest[:n]...)
+		rest = rest[n:]
+		if len(c.header) == headerSize {
+			if c.header[1] == typeData {
+				c.body = int(binary.BigEndian.Uint32(c.header[8:12]))
+			}
+			c.header = c.header[:0]
+		}
 	}
 	n, err := c.Conn.Write(p)
-	if c.body <= 0 {
-		c.body = 0
+	if c.body == 0 && len(c.header) == 0 {
 		c.boundary.Broadcast()
 	}
 	return n, err
@@ -646,7 +658,7 @@ func (c *frameConn) Write(p []byte) (int, error) {
 func (c *frameConn) inject(raw []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.body > 0 {
+	for c.body > 0 || len(c.header) > 0 {
 		c.boundary.Wait()
 	}
 	_, err := c.Conn.Write(raw)
