@@ -134,7 +134,7 @@ func BenchmarkAgentThousandEntries(b *testing.B) {
 // connected.
 func waitRegistered(tb testing.TB, g *e2e.ClusterGateway, n int, within time.Duration) {
 	tb.Helper()
-	waitUntil(tb, within, fmt.Sprintf("%d entries registered on %s", n, g.Instance), func() bool {
+	e2e.WaitUntil(tb, within, fmt.Sprintf("%d entries registered on %s", n, g.Instance), func() bool {
 		agents, err := g.Agents()
 		connected := 0
 		for _, a := range agents {

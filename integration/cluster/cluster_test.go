@@ -187,7 +187,7 @@ func TestOneRegistrationPerGateway(t *testing.T) {
 				queries[dnsName] = d.Queries(dnsName)
 			}
 			for dnsName, n := range queries {
-				waitUntil(t, 5*resolveInterval, "three more DNS queries for "+dnsName, func() bool { return d.Queries(dnsName) >= n+3 })
+				e2e.WaitUntil(t, 5*resolveInterval, "three more DNS queries for "+dnsName, func() bool { return d.Queries(dnsName) >= n+3 })
 			}
 			for _, name := range names {
 				if n := registeredLogged(g, name); n != 1 {

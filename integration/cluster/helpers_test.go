@@ -109,7 +109,7 @@ func (a *agent) get(path string) (int, []byte, error) {
 // registered on at least one gateway.
 func (a *agent) waitReady(t testing.TB, within time.Duration) {
 	t.Helper()
-	waitUntil(t, within, "the agent is ready", func() bool {
+	e2e.WaitUntil(t, within, "the agent is ready", func() bool {
 		status, _, err := a.get("/ready")
 		return err == nil && status == http.StatusOK
 	})
@@ -205,19 +205,6 @@ func notRegistered(states []string) bool {
 	return len(states) > 0
 }
 
-// waitUntil polls cond until it holds, and fails the test if that takes
-// longer than within.
-func waitUntil(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // waitAllConnected waits until every gateway of c shows name connected.
 func waitAllConnected(t testing.TB, c *e2e.Cluster, name string, within time.Duration) {
 	t.Helper()
@@ -290,7 +277,7 @@ func (l *load) end() {
 func (l *load) waitServed(t testing.TB, n int64, within time.Duration) {
 	t.Helper()
 	target := l.ok.Load() + n
-	waitUntil(t, within, fmt.Sprintf("%d more requests served", n), func() bool { return l.ok.Load() >= target })
+	e2e.WaitUntil(t, within, fmt.Sprintf("%d more requests served", n), func() bool { return l.ok.Load() >= target })
 }
 
 // check fails the test if a request of the load failed.

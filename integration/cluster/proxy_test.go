@@ -30,7 +30,7 @@ func TestThroughProxy(t *testing.T) {
 	a.Stop()
 	for _, g := range c.Gateways {
 		want := "CONNECT " + g.Address()
-		waitUntil(t, 10*time.Second, "squid logs "+want, func() bool { return strings.Contains(proxy.accessLog(), want) })
+		e2e.WaitUntil(t, 10*time.Second, "squid logs "+want, func() bool { return strings.Contains(proxy.accessLog(), want) })
 	}
 	if log := proxy.accessLog(); strings.Contains(log, "CONNECT "+host) {
 		t.Errorf("the agent asked squid to CONNECT to the name, not to the addresses:\n%s", log)

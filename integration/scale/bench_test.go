@@ -182,13 +182,15 @@ func cpu(b *testing.B, p *e2e.Process) time.Duration {
 // heapInUse is the gateway's Go heap in use, in bytes.
 func heapInUse(b *testing.B, g *e2e.Gateway) float64 {
 	b.Helper()
-	return metrics(b, g, "go_memstats_heap_inuse_bytes")["go_memstats_heap_inuse_bytes"]
+	v, _ := e2e.Metric(g.Metrics(b), "go_memstats_heap_inuse_bytes")
+	return v
 }
 
 // stacksInUse is the memory of the gateway's goroutine stacks, in bytes.
 func stacksInUse(b *testing.B, g *e2e.Gateway) float64 {
 	b.Helper()
-	return metrics(b, g, "go_memstats_stack_inuse_bytes")["go_memstats_stack_inuse_bytes"]
+	v, _ := e2e.Metric(g.Metrics(b), "go_memstats_stack_inuse_bytes")
+	return v
 }
 
 func envInt(b *testing.B, name string, def int) int {

@@ -8,10 +8,7 @@ package scale
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,32 +101,4 @@ func (l *load) waitRegistered(n int, within time.Duration) (time.Duration, repor
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// metricLine matches a sample of the Prometheus text format.
-var metricLine = regexp.MustCompile(`^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$`)
-
-// metrics returns the gateway's samples whose name and labels start with
-// prefix, by their name and labels.
-func metrics(t testing.TB, g *e2e.Gateway, prefix string) map[string]float64 {
-	t.Helper()
-	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.Admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	samples := make(map[string]float64)
-	for _, line := range strings.Split(string(body), "\n") {
-		m := metricLine.FindStringSubmatch(line)
-		if m == nil || !strings.HasPrefix(m[1]+m[2], prefix) {
-			continue
-		}
-		v, _ := strconv.ParseFloat(m[3], 64)
-		samples[m[1]+m[2]] = v
-	}
-	return samples
 }

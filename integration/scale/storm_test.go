@@ -34,13 +34,7 @@ func TestRestartStorm(t *testing.T) {
 	t.Logf("%d agents registered in %s; %d deferred by the busy gateway", stormAgents, took.Round(time.Millisecond), first.Deferred)
 
 	g.Stop()
-	deadline := time.Now().Add(30 * time.Second)
-	for l.last().Registered > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agents did not notice the gateway stopped: %+v", l.last())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e2e.WaitUntil(t, 30*time.Second, "the agents notice the gateway stopped", func() bool { return l.last().Registered == 0 })
 	g.Start()
 	took, after := l.waitRegistered(stormAgents, time.Minute)
 	deferred := after.Deferred - first.Deferred
@@ -55,11 +49,11 @@ func TestRestartStorm(t *testing.T) {
 	if after.Refused != first.Refused {
 		t.Errorf("%d registrations refused other than busy", after.Refused-first.Refused)
 	}
-	m := metrics(t, g, "tildegate_registrations_total")
-	if m[`tildegate_registrations_total{result="busy"}`] == 0 {
-		t.Errorf("the gateway counts no busy refusal: %v", m)
+	m := g.Metrics(t)
+	if n, _ := e2e.Metric(m, "tildegate_registrations_total", "result", "busy"); n == 0 {
+		t.Error("the gateway counts no busy refusal")
 	}
-	if n := m[`tildegate_registrations_total{result="throttled"}`]; n > 0 {
+	if n, _ := e2e.Metric(m, "tildegate_registrations_total", "result", "throttled"); n > 0 {
 		t.Errorf("%v handshakes throttled: busy refusals spent the throttle's budgets", n)
 	}
 	if lines := g.Log.Count("agent connection refused", `"code":"busy"`); lines == 0 || lines > 5 {
@@ -92,13 +86,7 @@ func TestAgentHonoursBusy(t *testing.T) {
 	}
 	start := time.Now()
 	agent := env.StartAgent(t, "agent", lines.String())
-	deadline := time.Now().Add(time.Minute)
-	for agent.Log.Count("registered") < entries {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d entries registered after a minute", agent.Log.Count("registered"), entries)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e2e.WaitUntil(t, time.Minute, "every entry registered", func() bool { return agent.Log.Count("registered") >= entries })
 	took := time.Since(start)
 	deferred := agent.Log.Lines("registration deferred: busy")
 	if len(deferred) == 0 {

@@ -9,60 +9,10 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/tildegate/tildegate/internal/e2e"
 	"github.com/tildegate/tildegate/modules/broker"
 	"github.com/tildegate/tildegate/modules/gateway"
 )
-
-// scrape reads the gateway's metrics from its admin endpoint.
-func scrape(t *testing.T, g *e2e.Gateway) map[string]*dto.MetricFamily {
-	t.Helper()
-	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.Admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("parsing the metrics: %v", err)
-	}
-	return families
-}
-
-// metric returns the value of the series of family whose labels include
-// labels (name=value pairs), and whether there is one.
-func metric(families map[string]*dto.MetricFamily, family string, labels ...string) (float64, bool) {
-	f := families[family]
-	if f == nil {
-		return 0, false
-	}
-	for _, m := range f.Metric {
-		have := map[string]string{}
-		for _, l := range m.Label {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			match = match && have[labels[i]] == labels[i+1]
-		}
-		if !match {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
 
 // adminJSON gets path on the gateway's admin endpoint into v.
 func adminJSON(t *testing.T, g *e2e.Gateway, path string, v any) {
@@ -142,10 +92,10 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 	}
 	rdpBytes := e2e.RDPEcho(t, g.Address(), "home", 20000)
 
-	families := scrape(t, g)
+	families := g.Metrics(t)
 	want := func(family string, min float64, labels ...string) {
 		t.Helper()
-		v, ok := metric(families, family, labels...)
+		v, ok := e2e.Metric(families, family, labels...)
 		if !ok || v < min {
 			t.Errorf("%s%v = %v (present %v), want at least %v", family, labels, v, ok, min)
 		}
@@ -162,7 +112,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 	want("tildegate_rdp_bytes_total", float64(rdpBytes), "name", "home", "direction", "from_client")
 	want("tildegate_rdp_bytes_total", float64(rdpBytes), "name", "home", "direction", "to_client")
 	want("tildegate_session_open_seconds", 2)
-	if _, ok := metric(families, "tildegate_agent_connected", "name", "quiet"); ok {
+	if _, ok := e2e.Metric(families, "tildegate_agent_connected", "name", "quiet"); ok {
 		t.Error("a back entry that saw no traffic has series")
 	}
 	for _, m := range families["tildegate_session_open_seconds"].GetMetric() {
@@ -210,7 +160,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 	}
 	g.WriteBalance(fmt.Sprintf("/~~web=%s;\nSSL /~~home=pw#:*;\n/~~quiet=pw2#:*;\n/~~extra=%s;\n", local, local))
 	g.Log.WaitFor(10*time.Second, 0, "balance files reloaded")
-	after := scrape(t, g)
+	after := g.Metrics(t)
 	for _, c := range []struct {
 		family string
 		labels []string
@@ -220,13 +170,13 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 		{"tildegate_rdp_bytes_total", []string{"name", "home", "direction", "from_client"}},
 		{"tildegate_registrations_total", []string{"result", "accepted"}},
 	} {
-		was, _ := metric(families, c.family, c.labels...)
-		now, ok := metric(after, c.family, c.labels...)
+		was, _ := e2e.Metric(families, c.family, c.labels...)
+		now, ok := e2e.Metric(after, c.family, c.labels...)
 		if !ok || now < was {
 			t.Errorf("after the reloads %s%v = %v (present %v), was %v", c.family, c.labels, now, ok, was)
 		}
 	}
-	if v, _ := metric(after, "tildegate_names", "kind", "direct"); v != 2 {
+	if v, _ := e2e.Metric(after, "tildegate_names", "kind", "direct"); v != 2 {
 		t.Errorf("after the balance.bin edit, %v direct names, want 2", v)
 	}
 

@@ -79,7 +79,7 @@ func BenchmarkAgent10000(b *testing.B) {
 		reload += time.Since(reloading)
 		edited = time.Now()
 		replaceFile(b, g.BalancePath, backEntries(n+1))
-		waitUntil(b, time.Minute, "the gateway serves the name added to balance.bin", func() bool {
+		e2e.WaitUntil(b, time.Minute, "the gateway serves the name added to balance.bin", func() bool {
 			status, _, err := e2e.Get(env.Client(), g.URL(fmt.Sprintf("/~~b%d/", n)))
 			return err == nil && status == http.StatusBadGateway // no agent
 		})

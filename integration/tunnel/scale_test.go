@@ -76,7 +76,7 @@ func (a *scaleAgent) get(t testing.TB, path string, v any) int {
 // registered.
 func (a *scaleAgent) waitReady(t testing.TB, within time.Duration) {
 	t.Helper()
-	waitUntil(t, within, "the agent is ready", func() bool {
+	e2e.WaitUntil(t, within, "the agent is ready", func() bool {
 		var r struct {
 			Ready bool `json:"ready"`
 		}
@@ -96,18 +96,6 @@ func (a *scaleAgent) status(t testing.TB) map[string]agent.EntryStatus {
 		m[e.Name] = e
 	}
 	return m
-}
-
-// waitUntil polls ok until it holds, failing the test after within.
-func waitUntil(t testing.TB, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // gatewayAgents returns the gateway's back entries by name.
@@ -264,7 +252,7 @@ func TestTwoThousandNames(t *testing.T) {
 		sample = append(sample, i)
 	}
 	registered := a.Log.Count("\tregistered\t")
-	accepted, _ := metric(scrape(t, g), "tildegate_registrations_total", "result", "accepted")
+	accepted, _ := e2e.Metric(g.Metrics(t), "tildegate_registrations_total", "result", "accepted")
 	stop := requestLoop(g, sample, "scale")
 	reloading := time.Now()
 	if err := g.Reload(strings.ReplaceAll(scaleConfig(g), `respond "gateway"`, `respond "gateway 2"`)); err != nil {
@@ -273,14 +261,14 @@ func TestTwoThousandNames(t *testing.T) {
 	t.Logf("config reload through the admin API: %s", time.Since(reloading).Round(time.Millisecond))
 	edited := time.Now()
 	replaceFile(t, g.BalancePath, backEntries(n+1))
-	waitUntil(t, time.Minute, "the gateway serves the name added to balance.bin", func() bool {
+	e2e.WaitUntil(t, time.Minute, "the gateway serves the name added to balance.bin", func() bool {
 		status, _, err := e2e.Get(env.Client(), g.URL(fmt.Sprintf("/~~b%d/", n)))
 		return err == nil && status == http.StatusBadGateway // no agent yet
 	})
 	t.Logf("balance.bin edit, from the write to the new name's first answer: %s", time.Since(edited).Round(time.Millisecond))
 	time.Sleep(time.Second) // requests after the reloads too
 	checkKept(t, g, before, upTo(n), "after the reloads")
-	if now, _ := metric(scrape(t, g), "tildegate_registrations_total", "result", "accepted"); now != accepted {
+	if now, _ := e2e.Metric(g.Metrics(t), "tildegate_registrations_total", "result", "accepted"); now != accepted {
 		t.Errorf("the gateway accepted %v registrations during the reloads", now-accepted)
 	}
 	if now := a.Log.Count("\tregistered\t"); now != registered {
@@ -303,7 +291,7 @@ func TestTwoThousandNames(t *testing.T) {
 	if st := a.status(t); st["b1"].Name != "" || st["b2"].State != agent.StateRegistered || !st["b2"].RegisteredSince.After(agentBefore["b2"].RegisteredSince) {
 		t.Errorf("the agent's status after its reload: b1 %+v, b2 %+v", st["b1"], st["b2"])
 	}
-	waitUntil(t, time.Minute, "the gateway sees b1's agent leave", func() bool { return !gatewayAgents(t, g)["b1"].Connected })
+	e2e.WaitUntil(t, time.Minute, "the gateway sees b1's agent leave", func() bool { return !gatewayAgents(t, g)["b1"].Connected })
 	serveAll(t, g, []int{2}, "other")
 	serveAll(t, g, []int{n}, "scale")
 	count, failures = stop()

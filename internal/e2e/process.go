@@ -205,3 +205,16 @@ func (p *Process) RSS() (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.Cmd.Process.Pid)
 }
+
+// WaitUntil polls ok until it holds, failing the test if that takes
+// longer than within.
+func WaitUntil(t testing.TB, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
