@@ -9,7 +9,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/hashicorp/yamux"
 	"github.com/tildegate/tildegate/internal/mux"
 	"github.com/tildegate/tildegate/internal/pipe"
 	"github.com/tildegate/tildegate/wire"
@@ -50,18 +49,14 @@ func (r *runner) serveMux(ctx context.Context, sess *session, ticket []byte) {
 		}
 		return
 	}
-	session, err := mux.Agent(pipe.ReaderConn(conn, br), gc.under, r.log, sess.alive)
-	if err != nil {
-		r.log.Warn("back connection failed", zap.Error(err))
-		return
-	}
+	session := mux.Agent(pipe.ReaderConn(conn, br), gc.under, r.log, sess.alive)
 	defer session.Close()
 	r.track.backs.Add(1)
 	defer r.track.backs.Add(-1)
 	r.log.Debug("multiplexed back connection open")
 	var last uint32
 	for {
-		s, err := session.AcceptStream()
+		s, err := session.Accept(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Debug("multiplexed back connection closed", zap.Error(err))
@@ -83,7 +78,7 @@ func (r *runner) serveMux(ctx context.Context, sess *session, ticket []byte) {
 // serveStream serves one stream: it checks the stream's opening, connects
 // to the local service the stream's kind leads to, answers the gateway
 // and copies bytes both ways until either side ends.
-func (r *runner) serveStream(ctx context.Context, sess *session, ticket []byte, s *yamux.Stream) {
+func (r *runner) serveStream(ctx context.Context, sess *session, ticket []byte, s *mux.Stream) {
 	defer s.Close()
 	_ = s.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	kind, err := wire.ReadStreamOpen(s, sess.key, ticket, s.StreamID())

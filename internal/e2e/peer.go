@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
 	"github.com/tildegate/tildegate/internal/mux"
 	"github.com/tildegate/tildegate/internal/pipe"
 	"github.com/tildegate/tildegate/wire"
@@ -139,7 +138,7 @@ func (p *Peer) Present(conn net.Conn, cs *tls.ConnectionState, host, name string
 // PeerMux is the agent's side of a multiplexed back connection driven by
 // hand: it accepts the gateway's streams and checks their openings.
 type PeerMux struct {
-	session *yamux.Session
+	session *mux.Session
 	key     wire.SessionKey
 	ticket  []byte
 }
@@ -147,10 +146,7 @@ type PeerMux struct {
 // Mux starts the agent's side of the multiplexer on conn, a back
 // connection that presented ticket (see Present).
 func (p *Peer) Mux(conn net.Conn, ticket []byte) (*PeerMux, error) {
-	s, err := mux.Agent(conn, nil, zap.NewNop(), p.Alive)
-	if err != nil {
-		return nil, err
-	}
+	s := mux.Agent(conn, nil, zap.NewNop(), p.Alive)
 	return &PeerMux{session: s, key: p.Key, ticket: ticket}, nil
 }
 
@@ -160,7 +156,7 @@ func (p *Peer) Mux(conn net.Conn, ticket []byte) (*PeerMux, error) {
 func (m *PeerMux) Accept(within time.Duration) (net.Conn, wire.Kind, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	s, err := m.session.AcceptStreamWithContext(ctx)
+	s, err := m.session.Accept(ctx)
 	if err != nil {
 		return nil, 0, err
 	}

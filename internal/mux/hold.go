@@ -17,6 +17,13 @@ type HoldConn struct {
 	held *[]byte // the writes held since hold; nil when writes pass through
 }
 
+// heldKeep is the capacity of the buffers of held writes: a batch, in
+// TLS records of 16 KiB with a few dozen bytes of their own each.
+const heldKeep = batchKeep + batchKeep/64
+
+// heldBuffers are the buffers of the writes a HoldConn holds.
+var heldBuffers = sync.Pool{New: func() any { b := make([]byte, 0, heldKeep); return &b }}
+
 // NewHoldConn returns conn, for use under a TLS client.
 func NewHoldConn(conn net.Conn) *HoldConn { return &HoldConn{Conn: conn} }
 
@@ -36,7 +43,7 @@ func (c *HoldConn) hold() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.held == nil {
-		c.held = batchBuffers.Get().(*[]byte)
+		c.held = heldBuffers.Get().(*[]byte)
 	}
 }
 
@@ -53,9 +60,9 @@ func (c *HoldConn) release() error {
 	if len(*held) > 0 {
 		_, err = c.Conn.Write(*held)
 	}
-	if cap(*held) <= batchKeep {
+	if cap(*held) <= heldKeep {
 		*held = (*held)[:0]
-		batchBuffers.Put(held)
+		heldBuffers.Put(held)
 	}
 	return err
 }

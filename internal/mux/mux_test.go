@@ -2,218 +2,682 @@ package mux
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"io"
+	"math/big"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// countingConn counts the writes that reach the connection.
-type countingConn struct {
-	net.Conn
-	writes atomic.Int64
+// waitLong bounds every wait of the tests for something that should
+// happen quickly: a test that fails is not held up past it.
+const waitLong = 10 * time.Second
+
+// pair starts a gateway and an agent on the two ends of a pipe. They are
+// closed when the test ends.
+func pair(t *testing.T) (gw, agent *Session) {
+	t.Helper()
+	gc, ac := net.Pipe()
+	gw = Gateway(gc, zap.NewNop())
+	agent = Agent(ac, nil, zap.NewNop(), 0)
+	t.Cleanup(func() {
+		gw.Close()
+		agent.Close()
+	})
+	return gw, agent
 }
 
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
-// TestDataFramesAreWrittenWhole: what the gateway writes on a stream
-// reaches the agent intact, in both directions, and a data frame's header
-// reaches the connection in the same write as its body.
-func TestDataFramesAreWrittenWhole(t *testing.T) {
-	gwConn, agentConn := net.Pipe()
-	counted := &countingConn{Conn: gwConn}
-	gw, err := Gateway(counted, zap.NewNop())
+// openAccept opens a stream on gw with opening and accepts it on agent.
+func openAccept(t *testing.T, gw, agent *Session, opening string) (gs, as *Stream) {
+	t.Helper()
+	gs, err := gw.Open(func(uint32) []byte { return []byte(opening) })
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening a stream: %v", err)
 	}
-	defer gw.Close()
-	agent, err := Agent(agentConn, nil, zap.NewNop(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	as, err = agent.Accept(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("accepting the stream: %v", err)
 	}
-	defer agent.Close()
+	if as.StreamID() != gs.StreamID() {
+		t.Fatalf("accepted stream %d, opened %d", as.StreamID(), gs.StreamID())
+	}
+	return gs, as
+}
 
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		s, err := agent.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- s
-	}()
-	s, err := gw.Open()
+// acceptNow accepts the next stream of s.
+func acceptNow(t *testing.T, s *Session) *Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	st, err := s.Accept(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("accepting a stream: %v", err)
 	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := s.Write([]byte("opening")); err != nil {
-		t.Fatal(err)
-	}
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("the agent accepted no stream")
-	}
-	defer peer.Close()
-	_ = peer.SetDeadline(time.Now().Add(10 * time.Second))
-	if got := make([]byte, 7); func() bool { _, err := io.ReadFull(peer, got); return err != nil || string(got) != "opening" }() {
-		t.Fatal("the opening did not arrive")
-	}
-
-	const frames, size = 50, 8 << 10
-	payload := make([]byte, frames*size)
-	_, _ = rand.Read(payload)
-	before := counted.writes.Load()
-	echoed := make(chan []byte, 1)
-	go func() {
-		// The agent echoes what it reads, so both sides write frames.
-		got := make([]byte, len(payload))
-		if _, err := io.ReadFull(peer, got); err != nil {
-			echoed <- nil
-			return
-		}
-		_, _ = peer.Write(got)
-		echoed <- got
-	}()
-	for i := range frames {
-		if _, err := s.Write(payload[i*size : (i+1)*size]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	back := make([]byte, len(payload))
-	if _, err := io.ReadFull(s, back); err != nil {
-		t.Fatalf("reading the echo: %v", err)
-	}
-	if got := <-echoed; !bytes.Equal(got, payload) || !bytes.Equal(back, payload) {
-		t.Fatal("the bytes changed on the way")
-	}
-	// At most one write per data frame, and a few window updates.
-	if writes := counted.writes.Load() - before; writes > frames+frames/4 {
-		t.Errorf("%d writes for %d data frames: headers are written apart from their bodies", writes, frames)
-	}
+	return st
 }
 
-// blockingConn is a connection whose writes block until it is closed.
-type blockingConn struct {
-	net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (c *blockingConn) Write([]byte) (int, error) {
-	<-c.closed
-	return 0, net.ErrClosed
-}
-
-func (c *blockingConn) Close() error {
-	c.once.Do(func() { close(c.closed) })
-	return nil
-}
-
-// TestBatchConnFullWaitsAndCloses: writes queue up to the limit while the
-// connection does not take them, then wait; closing the connection ends
-// the wait with an error, and so fails every write after it.
-func TestBatchConnFullWaitsAndCloses(t *testing.T) {
-	c := newBatchConn(&blockingConn{closed: make(chan struct{})}, nil)
-	chunk := make([]byte, 16<<10)
-	// The flusher takes the first chunk and blocks writing it; the others
-	// queue up to the limit.
-	if _, err := c.Write(chunk); err != nil {
-		t.Fatal(err)
-	}
-	for taken := false; !taken; time.Sleep(time.Millisecond) {
-		c.mu.Lock()
-		taken = c.pending == nil
-		c.mu.Unlock()
-	}
-	for range batchLimit / len(chunk) {
-		if _, err := c.Write(chunk); err != nil {
-			t.Fatal(err)
-		}
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Write(chunk)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("a write past the limit returned at once (%v)", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	c.Close()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("the waiting write succeeded on a closed connection")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("closing the connection did not end the waiting write")
-	}
-	if _, err := c.Write(chunk); err == nil {
-		t.Fatal("a write after the close succeeded")
-	}
-}
-
-// failingConn fails every write.
-type failingConn struct{ net.Conn }
-
-func (failingConn) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
-func (failingConn) Close() error              { return nil }
-
-// TestBatchConnWriteFailure: once a write fails, every write after it
-// fails with that error.
-func TestBatchConnWriteFailure(t *testing.T) {
-	c := newBatchConn(failingConn{}, nil)
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := c.Write([]byte("x")); err != nil {
-			if !errors.Is(err, io.ErrClosedPipe) {
-				t.Fatalf("got %v, want the connection's error", err)
-			}
-			return
+// eventually polls cond until it holds, and fails the test if it does not
+// within waitLong.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not the case after %v: %s", waitLong, what)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Fatal("writes kept succeeding after the connection failed")
 }
 
-// recordingConn records the writes that reach it.
+// within waits for c, and fails the test if it is not ready within
+// waitLong.
+func within[T any](t *testing.T, what string, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(waitLong):
+		t.Fatalf("still waiting after %v: %s", waitLong, what)
+		panic("unreachable")
+	}
+}
+
+// sessionErr returns why s ended, or nil.
+func sessionErr(s *Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// isTimeout reports whether err is a net.Error that timed out.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// frame is a frame as a peer reads it off the connection.
+type frame struct {
+	typ    uint8
+	flags  uint16
+	id     uint32
+	length uint32
+	body   []byte
+}
+
+// readFrame reads one frame from r.
+func readFrame(r io.Reader) (frame, error) {
+	var h header
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return frame{}, err
+	}
+	f := frame{typ: h.typ(), flags: h.flags(), id: h.streamID(), length: h.length()}
+	if h.version() != protoVersion {
+		return f, errors.New("a frame of another version")
+	}
+	if f.typ == typeData && f.length > 0 {
+		f.body = make([]byte, f.length)
+		if _, err := io.ReadFull(r, f.body); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// appendFrame appends a frame, its header built by hand as the
+// specification lays it out, to b.
+func appendFrame(b []byte, typ uint8, flags uint16, id, length uint32, body []byte) []byte {
+	b = append(b, 0, typ)
+	b = binary.BigEndian.AppendUint16(b, flags)
+	b = binary.BigEndian.AppendUint32(b, id)
+	b = binary.BigEndian.AppendUint32(b, length)
+	return append(b, body...)
+}
+
+// rawPeer is the other end of a session, speaking frames built by hand.
+// It reads every frame the session sends, so that the session's writes
+// never wait for it.
+type rawPeer struct {
+	t    *testing.T
+	conn net.Conn
+
+	mu      sync.Mutex
+	frames  []frame
+	err     error         // why reading ended
+	arrived chan struct{} // signalled when a frame arrives or reading ends
+
+	syncs uint32 // the pings sync sent
+}
+
+// newRawPeer reads conn's frames until it ends; conn is closed when the
+// test ends.
+func newRawPeer(t *testing.T, conn net.Conn) *rawPeer {
+	p := &rawPeer{t: t, conn: conn, arrived: make(chan struct{}, 1)}
+	go func() {
+		for {
+			f, err := readFrame(conn)
+			p.mu.Lock()
+			if err != nil {
+				p.err = err
+			} else {
+				p.frames = append(p.frames, f)
+			}
+			p.mu.Unlock()
+			notify(p.arrived)
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return p
+}
+
+// send writes frames built by appendFrame.
+func (p *rawPeer) send(b []byte) error {
+	_, err := p.conn.Write(b)
+	return err
+}
+
+// sendFrame writes one frame.
+func (p *rawPeer) sendFrame(typ uint8, flags uint16, id, length uint32, body []byte) error {
+	return p.send(appendFrame(nil, typ, flags, id, length, body))
+}
+
+// waitFrame waits for a frame for which match holds, among all the frames
+// read so far and to come, and returns it.
+func (p *rawPeer) waitFrame(what string, match func(frame) bool) frame {
+	p.t.Helper()
+	timeout := time.After(waitLong)
+	for {
+		p.mu.Lock()
+		for _, f := range p.frames {
+			if match(f) {
+				p.mu.Unlock()
+				return f
+			}
+		}
+		err := p.err
+		p.mu.Unlock()
+		if err != nil {
+			p.t.Fatalf("the connection ended (%v) before %s", err, what)
+		}
+		select {
+		case <-p.arrived:
+		case <-timeout:
+			p.t.Fatalf("no %s after %v", what, waitLong)
+		}
+	}
+}
+
+// sync sends a ping of an id of its own and waits for its answer: the
+// session has handled every frame sent before it.
+func (p *rawPeer) sync() {
+	p.t.Helper()
+	p.syncs++
+	p.ping(1<<31 + p.syncs)
+}
+
+// ping sends a ping with id and waits for its answer.
+func (p *rawPeer) ping(id uint32) {
+	p.t.Helper()
+	if err := p.sendFrame(typePing, flagSYN, 0, id, nil); err != nil {
+		p.t.Fatalf("sending a ping: %v", err)
+	}
+	p.waitFrame("answer to the ping", func(f frame) bool {
+		return f.typ == typePing && f.flags == flagACK && f.length == id
+	})
+}
+
+// count returns how many of the frames read so far match.
+func (p *rawPeer) count(match func(frame) bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, f := range p.frames {
+		if match(f) {
+			n++
+		}
+	}
+	return n
+}
+
+// all returns the frames read so far.
+func (p *rawPeer) all() []frame {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.frames)
+}
+
+// waitEnd waits until the connection ends.
+func (p *rawPeer) waitEnd() {
+	p.t.Helper()
+	timeout := time.After(waitLong)
+	for {
+		p.mu.Lock()
+		err := p.err
+		p.mu.Unlock()
+		if err != nil {
+			return
+		}
+		select {
+		case <-p.arrived:
+		case <-timeout:
+			p.t.Fatalf("the connection did not end within %v", waitLong)
+		}
+	}
+}
+
+// isGoAway matches a GoAway frame with code.
+func isGoAway(code uint32) func(frame) bool {
+	return func(f frame) bool { return f.typ == typeGoAway && f.length == code }
+}
+
+// isRST matches a reset of stream id.
+func isRST(id uint32) func(frame) bool {
+	return func(f frame) bool { return f.typ == typeWindowUpdate && f.flags&flagRST != 0 && f.id == id }
+}
+
+// rawAgent starts an agent whose peer is a rawPeer, which opens streams.
+func rawAgent(t *testing.T, keepAlive time.Duration) (*Session, *rawPeer) {
+	t.Helper()
+	ours, theirs := net.Pipe()
+	s := Agent(ours, nil, zap.NewNop(), keepAlive)
+	t.Cleanup(func() { s.Close() })
+	return s, newRawPeer(t, theirs)
+}
+
+// rawGateway starts a gateway whose peer is a rawPeer, which accepts
+// streams.
+func rawGateway(t *testing.T) (*Session, *rawPeer) {
+	t.Helper()
+	ours, theirs := net.Pipe()
+	s := Gateway(ours, zap.NewNop())
+	t.Cleanup(func() { s.Close() })
+	return s, newRawPeer(t, theirs)
+}
+
+// recordingConn passes writes on to conn, if any, and records them.
 type recordingConn struct {
 	net.Conn
+	mu     sync.Mutex
 	writes [][]byte
 }
 
 func (c *recordingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
 	c.writes = append(c.writes, bytes.Clone(p))
-	return len(p), nil
+	c.mu.Unlock()
+	if c.Conn == nil {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
-// TestHoldConn: writes pass straight through, except between hold and
-// release, which send what was written meanwhile in one write.
+// taken returns the writes recorded so far, and forgets them.
+func (c *recordingConn) taken() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.writes
+	c.writes = nil
+	return w
+}
+
+// TestFramesAreWrittenWhole shows that bytes written on a stream reach
+// the other side intact both ways, and that every write on the connection
+// holds whole frames: a data frame's header goes in the same write as its
+// body.
+func TestFramesAreWrittenWhole(t *testing.T) {
+	t.Parallel()
+	gc, ac := net.Pipe()
+	rec := &recordingConn{Conn: gc}
+	gw := Gateway(rec, zap.NewNop())
+	agent := Agent(ac, nil, zap.NewNop(), 0)
+	defer gw.Close()
+	defer agent.Close()
+	gs, as := openAccept(t, gw, agent, "opening")
+	got := make([]byte, len("opening"))
+	if _, err := io.ReadFull(as, got); err != nil || string(got) != "opening" {
+		t.Fatalf("the opening arrived as %q (%v)", got, err)
+	}
+
+	payload := make([]byte, 3<<20+123)
+	_, _ = rand.Read(payload)
+	echoed := make(chan error, 1)
+	go func() {
+		// The agent echoes what it reads, so both sides write frames.
+		_, err := io.CopyN(as, as, int64(len(payload)))
+		echoed <- err
+	}()
+	writeErr := make(chan error, 1)
+	go func() {
+		var err error
+		for rest := payload; len(rest) > 0 && err == nil; {
+			n := min(len(rest), 8<<10+7)
+			_, err = gs.Write(rest[:n])
+			rest = rest[n:]
+		}
+		writeErr <- err
+	}()
+	back := make([]byte, len(payload))
+	if _, err := io.ReadFull(gs, back); err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if err := within(t, "the writes", writeErr); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(t, "the echo", echoed); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, payload) {
+		t.Fatal("the bytes changed on the way")
+	}
+
+	writes := rec.taken()
+	var data int
+	for i, w := range writes {
+		for len(w) > 0 {
+			if len(w) < headerSize {
+				t.Fatalf("write %d ends within a frame's header", i)
+			}
+			h := header(w[:headerSize])
+			n := 0
+			if h.typ() == typeData {
+				n = int(h.length())
+				data++
+			}
+			if len(w) < headerSize+n {
+				t.Fatalf("write %d ends within a frame (%v): the frame's body goes in another write", i, h)
+			}
+			w = w[headerSize+n:]
+		}
+	}
+	if data < len(payload)/maxFrame {
+		t.Fatalf("%d data frames for %d bytes", data, len(payload))
+	}
+}
+
+// gateConn is a connection whose writes wait while its gate is shut, and
+// fail once it is closed. entered is signalled when a write starts.
+type gateConn struct {
+	net.Conn
+	entered   chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+	mu        sync.Mutex
+	open      chan struct{} // closed while writes pass
+}
+
+func newGateConn(conn net.Conn, open bool) *gateConn {
+	c := &gateConn{Conn: conn, entered: make(chan struct{}, 1), closed: make(chan struct{}), open: make(chan struct{})}
+	if open {
+		close(c.open)
+	}
+	return c
+}
+
+func (c *gateConn) Write(p []byte) (int, error) {
+	notify(c.entered)
+	c.mu.Lock()
+	open := c.open
+	c.mu.Unlock()
+	select {
+	case <-open:
+	case <-c.closed:
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *gateConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// shut makes the writes from now on wait.
+func (c *gateConn) shut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.open:
+		c.open = make(chan struct{})
+	default:
+	}
+}
+
+// release lets the writes through.
+func (c *gateConn) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.open:
+	default:
+		close(c.open)
+	}
+}
+
+// discardPipe returns one end of a pipe whose other end reads and drops
+// everything; both are closed when the test ends.
+func discardPipe(t *testing.T) net.Conn {
+	ours, theirs := net.Pipe()
+	go func() { _, _ = io.Copy(io.Discard, theirs) }()
+	t.Cleanup(func() {
+		ours.Close()
+		theirs.Close()
+	})
+	return ours
+}
+
+// TestWriterFullQueueWaitsAndFails shows the writer's queue: frames queue
+// while another goroutine writes, until batchLimit bytes are queued; a
+// write past that waits; when the connection's write fails, the waiting
+// write fails, every later write fails with the same error, and the
+// failure is reported once.
+func TestWriterFullQueueWaitsAndFails(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		conn := newGateConn(discardPipe(t), false)
+		var failures atomic.Int32
+		w := newWriter(conn, nil, func(error) { failures.Add(1) })
+		body := make([]byte, 16<<10)
+		h := makeHeader(typeData, 0, 1, uint32(len(body)))
+
+		first := make(chan error, 1)
+		go func() { first <- w.write(h, body) }()
+		synctest.Wait() // the first write waits on the connection
+		queued := 0
+		for queued < batchLimit {
+			if err := w.write(h, body); err != nil {
+				t.Fatalf("queueing a frame while another is written: %v", err)
+			}
+			queued += headerSize + len(body)
+		}
+		blocked := make(chan error, 1)
+		go func() { blocked <- w.write(h, body) }()
+		synctest.Wait()
+		select {
+		case err := <-blocked:
+			t.Fatalf("a write past the queue's limit returned at once (%v)", err)
+		default:
+		}
+
+		conn.Close()
+		if err := <-first; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("the write that failed returned %v, want net.ErrClosed", err)
+		}
+		if err := <-blocked; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("the waiting write returned %v, want net.ErrClosed", err)
+		}
+		if err := w.write(h, nil); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("a write after the failure returned %v, want net.ErrClosed", err)
+		}
+		w.send(h)
+		if n := failures.Load(); n != 1 {
+			t.Errorf("the failure was reported %d times, want once", n)
+		}
+	})
+}
+
+// failingConn fails every write.
+type failingConn struct {
+	net.Conn
+	closed atomic.Bool
+}
+
+func (*failingConn) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+func (c *failingConn) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
+}
+
+// TestFailedWriteEndsSession shows that a write that fails on the
+// connection fails the Open that made it, ends the session and closes the
+// connection.
+func TestFailedWriteEndsSession(t *testing.T) {
+	t.Parallel()
+	ours, theirs := net.Pipe()
+	defer theirs.Close()
+	conn := &failingConn{Conn: ours}
+	gw := Gateway(conn, zap.NewNop())
+	defer gw.Close()
+	if _, err := gw.Open(func(uint32) []byte { return []byte("x") }); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Open on a failing connection returned %v, want its error", err)
+	}
+	within(t, "the session to end", gw.Done())
+	if !errors.Is(sessionErr(gw), io.ErrClosedPipe) {
+		t.Errorf("the session ended for %v, want the write's error", sessionErr(gw))
+	}
+	if !conn.closed.Load() {
+		t.Error("the connection was not closed")
+	}
+	if n := gw.NumStreams(); n != 0 {
+		t.Errorf("%d streams left", n)
+	}
+	if _, err := gw.Open(func(uint32) []byte { return nil }); !errors.Is(err, ErrSessionShutdown) {
+		t.Errorf("Open after the end returned %v, want ErrSessionShutdown", err)
+	}
+}
+
+// TestCloseDeliversWhatIsQueued shows that frames queued behind a slow
+// write when Close is called, here a stream's last data and its FIN, still
+// reach a peer that reads, and that Close does not wait past closeDrain
+// for a peer that does not. It runs on synctest's clock.
+func TestCloseDeliversWhatIsQueued(t *testing.T) {
+	t.Parallel()
+	t.Run("slow peer", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			ours, theirs := net.Pipe()
+			conn := newGateConn(ours, true)
+			gw := Gateway(conn, zap.NewNop())
+			peer := newRawPeer(t, theirs)
+			st, err := gw.Open(func(uint32) []byte { return []byte("hi") })
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer.waitFrame("the opening", func(f frame) bool { return f.flags&flagSYN != 0 })
+
+			// Shut the gate: the next write waits on the connection, and
+			// the frames after it queue.
+			conn.shut()
+			first := make(chan error, 1)
+			go func() {
+				_, err := st.Write(bytes.Repeat([]byte{1}, 1000))
+				first <- err
+			}()
+			synctest.Wait()
+			for range 4 {
+				if _, err := st.Write(bytes.Repeat([]byte{1}, 1000)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The network is slow, not stuck: it lets the writes through
+			// within closeDrain.
+			time.AfterFunc(closeDrain/2, conn.release)
+			start := time.Now()
+			gw.Close()
+			if d := time.Since(start); d != closeDrain/2 {
+				t.Errorf("Close took %v, want the %v until what was queued was written", d, closeDrain/2)
+			}
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			peer.waitEnd()
+			data := 0
+			for _, f := range peer.all() {
+				if f.typ == typeData && f.id == st.StreamID() && f.flags&flagSYN == 0 {
+					data += len(f.body)
+				}
+			}
+			if data != 5000 {
+				t.Errorf("the peer got %d of the 5000 bytes written before Close", data)
+			}
+			if peer.count(func(f frame) bool { return f.flags&flagFIN != 0 && f.id == st.StreamID() }) != 1 {
+				t.Error("the peer did not get the stream's FIN queued before Close")
+			}
+		})
+	})
+	t.Run("stuck peer", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			ours, theirs := net.Pipe()
+			defer theirs.Close()
+			gw := Gateway(ours, zap.NewNop())
+			opened := make(chan error, 1)
+			go func() {
+				// Nothing reads theirs: the opening's write waits.
+				_, err := gw.Open(func(uint32) []byte { return []byte("hi") })
+				opened <- err
+			}()
+			synctest.Wait()
+			start := time.Now()
+			gw.Close()
+			if d := time.Since(start); d != closeDrain {
+				t.Errorf("Close took %v with a stuck write, want closeDrain (%v)", d, closeDrain)
+			}
+			if err := <-opened; err == nil {
+				t.Error("the stuck Open succeeded on a closed session")
+			}
+		})
+	})
+}
+
+// TestHoldConn shows that writes pass straight through, except between
+// hold and release, which send what was written meanwhile in one write.
 func TestHoldConn(t *testing.T) {
+	t.Parallel()
 	rec := &recordingConn{}
 	c := NewHoldConn(rec)
 	_, _ = c.Write([]byte("a"))
 	c.hold()
 	_, _ = c.Write([]byte("b"))
 	_, _ = c.Write([]byte("c"))
-	if len(rec.writes) != 1 {
-		t.Fatalf("%d writes reached the connection during the hold, want the one before it", len(rec.writes))
+	if n := len(rec.writes); n != 1 {
+		t.Fatalf("%d writes reached the connection during the hold, want the one before it", n)
 	}
 	if err := c.release(); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.release(); err != nil {
+		t.Fatalf("a release without a hold: %v", err)
 	}
 	_, _ = c.Write([]byte("d"))
 	want := []string{"a", "bc", "d"}
@@ -227,64 +691,122 @@ func TestHoldConn(t *testing.T) {
 	}
 }
 
+// selfSigned returns a TLS certificate for tests.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		DNSNames:     []string{"gateway.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestTLSRecordsOfABatchGoInOneWrite shows that under TLS with a HoldConn
+// the records of one batch of frames, here a full data frame that TLS
+// cuts into several records, reach the connection beneath in one write,
+// and arrive intact.
+func TestTLSRecordsOfABatchGoInOneWrite(t *testing.T) {
+	t.Parallel()
+	ac, gc := net.Pipe()
+	rec := &recordingConn{Conn: ac}
+	under := NewHoldConn(rec)
+	client := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
+	server := tls.Server(gc, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
+	handshake := make(chan error, 1)
+	go func() { handshake <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(t, "the handshake", handshake); err != nil {
+		t.Fatal(err)
+	}
+	agent := Agent(client, under, zap.NewNop(), 0)
+	gw := Gateway(server, zap.NewNop())
+	defer agent.Close()
+	defer gw.Close()
+	gs, as := openAccept(t, gw, agent, "o")
+	if _, err := io.ReadFull(as, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	payload := make([]byte, maxFrame)
+	_, _ = rand.Read(payload)
+	rec.taken()
+	if _, err := as.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	writes := rec.taken()
+	if len(writes) != 1 {
+		t.Fatalf("a batch went out in %d writes beneath TLS, want 1", len(writes))
+	}
+	records := 0
+	for w := writes[0]; len(w) > 0; records++ {
+		if len(w) < 5 {
+			t.Fatal("the write ends within a TLS record's header")
+		}
+		n := 5 + int(binary.BigEndian.Uint16(w[3:5]))
+		if len(w) < n {
+			t.Fatal("the write ends within a TLS record")
+		}
+		w = w[n:]
+	}
+	if records < maxFrame/(16<<10) {
+		t.Errorf("the write holds %d TLS records, want the %d or more of a full data frame", records, maxFrame/(16<<10))
+	}
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(gs, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the bytes changed on the way")
+	}
+}
+
 // alertingConn stands for a TLS connection over under: its writes go to
 // under, and its close first writes an alert, as TLS's close_notify.
 type alertingConn struct {
-	net.Conn
 	under *HoldConn
 }
 
+func (c alertingConn) Read(p []byte) (int, error)  { return c.under.Read(p) }
 func (c alertingConn) Write(p []byte) (int, error) { return c.under.Write(p) }
-
 func (c alertingConn) Close() error {
 	_, _ = c.under.Write([]byte("alert"))
 	return c.under.Close()
 }
 
-// TestBatchConnCloseUnderTLS: closing a connection whose batch is stuck
-// in a write beneath TLS returns at once, rather than behind that batch.
-func TestBatchConnCloseUnderTLS(t *testing.T) {
-	raw := &blockingConn{closed: make(chan struct{})}
+// TestCloseUnderTLSDoesNotWaitForAStuckWrite shows that closing a session
+// whose batch is stuck in a write beneath TLS returns within closeDrain,
+// rather than behind that write.
+func TestCloseUnderTLSDoesNotWaitForAStuckWrite(t *testing.T) {
+	t.Parallel()
+	raw := newGateConn(discardPipe(t), false)
 	under := NewHoldConn(raw)
-	c := newBatchConn(alertingConn{under: under}, under)
-	if _, err := c.Write([]byte("frames")); err != nil {
-		t.Fatal(err)
-	}
-	// Wait for the flusher to take the batch: it then blocks writing it.
-	for taken := false; !taken; time.Sleep(time.Millisecond) {
-		c.mu.Lock()
-		taken = c.pending == nil
-		c.mu.Unlock()
-	}
+	agent := Agent(alertingConn{under}, under, zap.NewNop(), 0)
+	written := make(chan error, 1)
+	go func() { written <- agent.w.write(makeHeader(typePing, flagSYN, 0, 1), nil) }()
+	within(t, "the batch to reach the connection beneath TLS", raw.entered)
 	closed := make(chan struct{})
+	start := time.Now()
 	go func() {
-		c.Close()
+		agent.Close()
 		close(closed)
 	}()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the close waited behind the stuck batch")
+	within(t, "Close", closed)
+	if d := time.Since(start); d > closeDrain+waitLong/2 {
+		t.Errorf("Close took %v", d)
 	}
-}
-
-// TestCloseDeliversWhatIsQueued: frames queued just before Close, such as
-// the last streams' FINs, still reach a peer that reads.
-func TestCloseDeliversWhatIsQueued(t *testing.T) {
-	ours, theirs := net.Pipe()
-	c := newBatchConn(ours, nil)
-	for range 5 {
-		if _, err := c.Write(make([]byte, 1000)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make(chan int64, 1)
-	go func() {
-		n, _ := io.Copy(io.Discard, theirs)
-		got <- n
-	}()
-	c.Close()
-	if n := <-got; n != 5000 {
-		t.Errorf("the peer read %d of the 5000 bytes queued before Close", n)
+	if err := within(t, "the stuck write", written); err == nil {
+		t.Error("the stuck write succeeded")
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
 	"github.com/tildegate/tildegate/caddyfile/balancebin"
 	"github.com/tildegate/tildegate/internal/mux"
 	"github.com/tildegate/tildegate/wire"
@@ -76,7 +75,7 @@ type Gateway struct {
 	sessions  map[string]*Control // by session id
 	tickets   map[string]ticket   // by ticket
 	conns     map[net.Conn]bool   // to close at the end of the test
-	muxes     []*yamux.Session    // likewise
+	muxes     []*mux.Session      // likewise
 	closed    bool
 	wg        sync.WaitGroup // the goroutines of connections
 }
@@ -124,14 +123,9 @@ type Back struct {
 	Ticket []byte
 	Key    wire.SessionKey
 	// Session is the gateway's side of the multiplexer.
-	Session *yamux.Session
+	Session *mux.Session
 
 	conn *frameConn
-	// opening is held while a stream is opened: the agent drops a stream
-	// whose id is not above those of every earlier one, and concurrent
-	// calls of yamux's OpenStream may send their streams' first frames in
-	// another order than that of their ids.
-	opening sync.Mutex
 }
 
 // streamTimeout bounds a stream's opening and its answer, and the
@@ -508,12 +502,7 @@ func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.
 	conn.SetDeadline(time.Time{})
 	fc := &frameConn{Conn: conn, r: br}
 	fc.boundary = sync.NewCond(&fc.mu)
-	session, err := mux.Gateway(fc, zap.NewNop())
-	if err != nil {
-		g.t.Errorf("test gateway: %v", err)
-		conn.Close()
-		return
-	}
+	session := mux.Gateway(fc, zap.NewNop())
 	g.mu.Lock()
 	if g.closed {
 		session.Close()
@@ -547,21 +536,13 @@ func (b *Back) Stream(t testing.TB, kind wire.Kind) (net.Conn, error) {
 // Open opens a stream and writes opening(id) on it, id being the stream's
 // id, without reading the answer: for openings that a gateway would not
 // write. The stream is closed at the end of the test at the latest.
-func (b *Back) Open(t testing.TB, opening func(id uint32) []byte) (*yamux.Stream, error) {
+func (b *Back) Open(t testing.TB, opening func(id uint32) []byte) (*mux.Stream, error) {
 	t.Helper()
-	b.opening.Lock()
-	s, err := b.Session.OpenStream()
-	b.opening.Unlock()
+	s, err := b.Session.Open(opening)
 	if err != nil {
 		return nil, fmt.Errorf("opening a stream: %w", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	s.SetWriteDeadline(time.Now().Add(streamTimeout))
-	if _, err := s.Write(opening(s.StreamID())); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("writing the stream's opening: %w", err)
-	}
-	s.SetWriteDeadline(time.Time{})
 	return s, nil
 }
 

@@ -156,11 +156,10 @@ func (b *Broker) openStream(ctx context.Context, reg *registration, kind wire.Ki
 // openOn opens a stream of kind on m, writes its opening and reads the
 // agent's answer before deadline.
 func (r *registration) openOn(ctx context.Context, m *muxConn, kind wire.Kind, deadline time.Time) (net.Conn, error) {
-	// OpenStream sends the stream's SYN before it returns: one at a time,
-	// the agent receives them in the order of their ids.
-	m.opening.Lock()
-	s, err := m.session.OpenStream()
-	m.opening.Unlock()
+	// Open sends the stream's opening in the frame that opens it before
+	// it returns: one at a time, the agent receives them in the order of
+	// their ids.
+	s, err := m.session.Open(func(id uint32) []byte { return wire.StreamOpen(r.sessionKey, m.ticket, id, kind) })
 	if err != nil {
 		return nil, fmt.Errorf("opening a stream to the agent for %s: %w", r.name, err)
 	}
@@ -170,10 +169,6 @@ func (r *registration) openOn(ctx context.Context, m *muxConn, kind wire.Kind, d
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	_ = s.SetDeadline(deadline)
-	if _, err := s.Write(wire.StreamOpen(r.sessionKey, m.ticket, s.StreamID(), kind)); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("opening a stream to the agent for %s: %w", r.name, err)
-	}
 	err = wire.ReadStreamAnswer(s)
 	var ref *wire.Refusal
 	switch {

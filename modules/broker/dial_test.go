@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
 	"github.com/tildegate/tildegate/internal/mux"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
@@ -20,7 +19,7 @@ import (
 // fakeAgent is the agent's end of one multiplexed back connection: it
 // checks each stream's opening and answers it with answer(kind).
 type fakeAgent struct {
-	session *yamux.Session
+	session *mux.Session
 	kinds   chan wire.Kind
 	streams chan net.Conn
 }
@@ -44,15 +43,12 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 	gwSide, agentSide := net.Pipe()
 	ticket := []byte("0123456789abcdef")
 	reg.addMux(gwSide, ticket)
-	session, err := mux.Agent(agentSide, nil, zap.NewNop(), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	session := mux.Agent(agentSide, nil, zap.NewNop(), time.Minute)
 	t.Cleanup(func() { session.Close() })
 	a := &fakeAgent{session: session, kinds: make(chan wire.Kind, 100), streams: make(chan net.Conn, 100)}
 	go func() {
 		for {
-			s, err := session.AcceptStream()
+			s, err := session.Accept(context.Background())
 			if err != nil {
 				return
 			}
@@ -217,7 +213,7 @@ func TestBusyConnectionIsRetired(t *testing.T) {
 		(<-a.streams).Close()
 	}
 	select {
-	case <-a.session.CloseChan():
+	case <-a.session.Done():
 	case <-time.After(5 * time.Second):
 		t.Error("the retired connection stayed open after its last stream ended")
 	}

@@ -3,11 +3,9 @@ package broker
 import (
 	"net"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/yamux"
 	"github.com/tildegate/tildegate/internal/mux"
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
@@ -16,11 +14,8 @@ import (
 // muxConn is a multiplexed back connection: its streams carry the
 // sessions of a registration.
 type muxConn struct {
-	session *yamux.Session
+	session *mux.Session
 	ticket  []byte // the ticket it presented, which the stream tags cover
-	// opening serializes the streams' openings, so that the agent sees
-	// their ids grow, as it requires.
-	opening sync.Mutex
 	// closedIdle is set when the gateway closed it for want of use: no
 	// replacement is due.
 	closedIdle atomic.Bool
@@ -149,11 +144,7 @@ func (r *registration) want() {
 // addMux starts the multiplexer on a back connection that presented
 // ticket, and gives the connection to the registration's sessions.
 func (r *registration) addMux(conn net.Conn, ticket []byte) {
-	s, err := mux.Gateway(conn, r.b.logger.With(zap.String("name", r.name)))
-	if err != nil {
-		conn.Close()
-		return
-	}
+	s := mux.Gateway(conn, r.b.logger.With(zap.String("name", r.name)))
 	m := &muxConn{session: s, ticket: ticket}
 	r.b.mu.Lock()
 	select {
@@ -174,7 +165,7 @@ func (r *registration) addMux(conn net.Conn, ticket []byte) {
 	}
 	go func() {
 		select {
-		case <-s.CloseChan():
+		case <-s.Done():
 		case <-r.done:
 			s.Close()
 			return
@@ -217,7 +208,7 @@ func (r *registration) retire(m *muxConn) {
 	go func() {
 		for m.session.NumStreams() > 0 {
 			select {
-			case <-m.session.CloseChan():
+			case <-m.session.Done():
 				return
 			case <-time.After(poll):
 			}
@@ -256,7 +247,7 @@ func (r *registration) pickMux() (*muxConn, <-chan struct{}) {
 // streamConn is a session's stream, handed to the reverse proxy or the
 // RDP listener; closing it gives the session back to its budget.
 type streamConn struct {
-	*yamux.Stream
+	*mux.Stream
 	reg    *registration
 	kind   wire.Kind
 	closed atomic.Bool

@@ -1,0 +1,423 @@
+package mux
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// maxFrame bounds the body of a data frame that a write sends.
+const maxFrame = 128 << 10
+
+// chunkSize is the size of the pooled buffers that hold a stream's
+// received bytes until they are read.
+const chunkSize = 16 << 10
+
+var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// chunk is a pooled buffer of received bytes: those in [start, end) are
+// not read yet.
+type chunk struct {
+	buf        *[]byte
+	start, end int
+}
+
+// Stream is one stream of a session, a net.Conn.
+type Stream struct {
+	s  *Session
+	id uint32
+
+	// readReady and writeReady wake a read or a write that waits, when
+	// bytes arrive or the send window grows, a deadline moves, or the
+	// stream or session ends.
+	readReady  chan struct{}
+	writeReady chan struct{}
+
+	mu sync.Mutex
+	// Received bytes not read yet: recvLen of them in recv.
+	recv    []chunk
+	recvLen int
+	// filling is set while the session's reader reads a frame's body
+	// into the last chunk's free space.
+	filling bool
+	// recvWindow is how much the peer may still send before the next
+	// window update; sendWindow how much this side may.
+	recvWindow uint32
+	sendWindow uint32
+	// ack is set until the first frame sent answers the peer's opening
+	// with the ACK flag.
+	ack bool
+	// The stream's ends: remoteClosed when the peer sent its FIN,
+	// localClosed when Close sent ours, reset when either side reset it.
+	remoteClosed, localClosed, reset bool
+	sessionGone                      bool
+	removed                          bool // taken out of the session
+	closeTimer                       *time.Timer
+	readDeadline, writeDeadline      time.Time
+}
+
+func newStream(s *Session, id uint32) *Stream {
+	return &Stream{
+		s:          s,
+		id:         id,
+		readReady:  make(chan struct{}, 1),
+		writeReady: make(chan struct{}, 1),
+		recvWindow: WindowSize,
+		sendWindow: WindowSize,
+	}
+}
+
+// StreamID returns the stream's id.
+func (st *Stream) StreamID() uint32 { return st.id }
+
+// notify wakes whoever waits on ready.
+func notify(ready chan struct{}) {
+	select {
+	case ready <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits on ready until deadline, or the session ends.
+func (st *Stream) wait(ready chan struct{}, deadline time.Time) error {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return ErrTimeout
+		}
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case <-ready:
+	case <-st.s.done:
+	case <-expired:
+		return ErrTimeout
+	}
+	return nil
+}
+
+// Read reads what the peer sent: io.EOF once it closed its side and all
+// is read.
+func (st *Stream) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	st.mu.Lock()
+	for st.recvLen == 0 {
+		var err error
+		switch {
+		case st.reset:
+			err = ErrStreamReset
+		case st.remoteClosed:
+			err = io.EOF
+		case st.sessionGone:
+			err = ErrSessionShutdown
+		}
+		if err != nil {
+			st.mu.Unlock()
+			return 0, err
+		}
+		deadline := st.readDeadline
+		st.mu.Unlock()
+		if err := st.wait(st.readReady, deadline); err != nil {
+			return 0, err
+		}
+		st.mu.Lock()
+	}
+	n := 0
+	for n < len(p) && st.recvLen > 0 {
+		c := &st.recv[0]
+		k := copy(p[n:], (*c.buf)[c.start:c.end])
+		c.start += k
+		n += k
+		st.recvLen -= k
+		if c.start == c.end && (len(st.recv) > 1 || !st.filling) {
+			chunks.Put(c.buf)
+			st.recv[0] = chunk{}
+			st.recv = st.recv[1:]
+		}
+	}
+	if len(st.recv) == 0 {
+		st.recv = nil
+	}
+	// Give the peer back the window it used once half of it is read, as
+	// yamux does.
+	var update header
+	delta := WindowSize - uint32(st.recvLen) - st.recvWindow
+	send := delta >= WindowSize/2 && !st.sessionGone && !st.reset
+	if send {
+		st.recvWindow += delta
+		update = makeHeader(typeWindowUpdate, st.takeACK(), st.id, delta)
+	}
+	st.mu.Unlock()
+	if send {
+		// A failed update ends the session, which the next read reports.
+		_ = st.s.w.write(update, nil)
+	}
+	return n, nil
+}
+
+// takeACK returns the flags of the next frame sent: ACK on the first
+// frame of a stream the peer opened.
+func (st *Stream) takeACK() uint16 {
+	if st.ack {
+		st.ack = false
+		return flagACK
+	}
+	return 0
+}
+
+// Write sends p, waiting while the peer's window is used up.
+func (st *Stream) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		st.mu.Lock()
+		for st.sendWindow == 0 || st.localClosed || st.reset || st.sessionGone {
+			var err error
+			switch {
+			case st.reset:
+				err = ErrStreamReset
+			case st.localClosed:
+				err = ErrStreamClosed
+			case st.sessionGone:
+				err = ErrSessionShutdown
+			}
+			if err != nil {
+				st.mu.Unlock()
+				return written, err
+			}
+			deadline := st.writeDeadline
+			st.mu.Unlock()
+			if err := st.wait(st.writeReady, deadline); err != nil {
+				return written, err
+			}
+			st.mu.Lock()
+		}
+		n := min(len(p)-written, int(st.sendWindow), maxFrame)
+		st.sendWindow -= uint32(n)
+		h := makeHeader(typeData, st.takeACK(), st.id, uint32(n))
+		st.mu.Unlock()
+		if err := st.s.w.write(h, p[written:written+n]); err != nil {
+			return written, err
+		}
+		written += n
+	}
+	return written, nil
+}
+
+// Close sends the stream's FIN. The stream ends when the peer's FIN
+// arrives, or is reset after closeTimeout without one.
+func (st *Stream) Close() error {
+	st.mu.Lock()
+	if st.localClosed || st.reset || st.sessionGone {
+		st.mu.Unlock()
+		return nil
+	}
+	st.localClosed = true
+	h := makeHeader(typeWindowUpdate, flagFIN|st.takeACK(), st.id, 0)
+	ended := st.remoteClosed
+	if !ended {
+		st.closeTimer = time.AfterFunc(closeTimeout, st.closeTimedOut)
+	}
+	st.mu.Unlock()
+	notify(st.writeReady)
+	err := st.s.w.write(h, nil)
+	if ended {
+		st.forget()
+	}
+	return err
+}
+
+// closeTimedOut resets a stream whose peer did not close it in time.
+func (st *Stream) closeTimedOut() {
+	st.mu.Lock()
+	if st.removed || st.reset {
+		st.mu.Unlock()
+		return
+	}
+	st.reset = true
+	st.mu.Unlock()
+	st.s.w.send(makeHeader(typeWindowUpdate, flagRST, st.id, 0))
+	st.forget()
+}
+
+// forget takes the stream out of its session and lets go of what it
+// received.
+func (st *Stream) forget() {
+	st.mu.Lock()
+	if st.removed {
+		st.mu.Unlock()
+		return
+	}
+	st.removed = true
+	if st.closeTimer != nil {
+		st.closeTimer.Stop()
+	}
+	st.releaseLocked()
+	st.mu.Unlock()
+	notify(st.readReady)
+	notify(st.writeReady)
+	st.s.removeStream(st.id)
+}
+
+// releaseLocked gives back the chunks that nothing reads or fills.
+func (st *Stream) releaseLocked() {
+	if st.filling || !(st.reset || st.localClosed || st.sessionGone) {
+		return
+	}
+	for _, c := range st.recv {
+		chunks.Put(c.buf)
+	}
+	st.recv, st.recvLen = nil, 0
+}
+
+// sessionEnded wakes whoever waits on a stream of a session that ended.
+func (st *Stream) sessionEnded() {
+	st.mu.Lock()
+	st.sessionGone = true
+	st.removed = true
+	if st.closeTimer != nil {
+		st.closeTimer.Stop()
+	}
+	st.mu.Unlock()
+	notify(st.readReady)
+	notify(st.writeReady)
+}
+
+// windowUpdate takes a window update frame's flags and delta.
+func (st *Stream) windowUpdate(flags uint16, delta uint32) {
+	st.mu.Lock()
+	st.sendWindow += delta
+	st.mu.Unlock()
+	notify(st.writeReady)
+	st.flags(flags)
+}
+
+// flags takes a frame's FIN and RST.
+func (st *Stream) flags(flags uint16) {
+	if flags&(flagFIN|flagRST) == 0 {
+		return
+	}
+	st.mu.Lock()
+	ended := false
+	if flags&flagFIN != 0 {
+		st.remoteClosed = true
+		ended = st.localClosed
+	}
+	if flags&flagRST != 0 {
+		st.reset = true
+		ended = true
+	}
+	st.mu.Unlock()
+	notify(st.readReady)
+	notify(st.writeReady)
+	if ended {
+		st.forget()
+	}
+}
+
+// receive reads a data frame's body of n bytes from r into the stream,
+// then takes its flags.
+func (st *Stream) receive(flags uint16, n uint32, r *bufio.Reader) error {
+	if n > 0 {
+		st.mu.Lock()
+		if n > st.recvWindow {
+			st.mu.Unlock()
+			return protocolError{"a stream's data went past its window"}
+		}
+		// Fill the last chunk's free space first, so that many small
+		// frames take no more memory than their bytes.
+		var tail *chunk
+		if len(st.recv) > 0 && st.recv[len(st.recv)-1].end < chunkSize {
+			tail = &st.recv[len(st.recv)-1]
+		}
+		tailEnd := 0
+		if tail != nil {
+			tailEnd = tail.end
+			st.filling = true
+		}
+		st.mu.Unlock()
+
+		left := int(n)
+		var err error
+		if tail != nil {
+			k := min(left, chunkSize-tailEnd)
+			_, err = io.ReadFull(r, (*tail.buf)[tailEnd:tailEnd+k])
+			tailEnd += k
+			left -= k
+		}
+		var added []chunk
+		for left > 0 && err == nil {
+			buf := chunks.Get().(*[]byte)
+			k := min(left, chunkSize)
+			_, err = io.ReadFull(r, (*buf)[:k])
+			added = append(added, chunk{buf: buf, end: k})
+			left -= k
+		}
+
+		st.mu.Lock()
+		if err != nil {
+			// The connection ended within the frame, which ends the
+			// session: drop what arrived of the frame, lest a read get the
+			// bytes that did not, which a pooled chunk holds from before.
+			st.filling = false
+			for _, c := range added {
+				chunks.Put(c.buf)
+			}
+			st.releaseLocked()
+			st.mu.Unlock()
+			return err
+		}
+		if tail != nil {
+			// The reader does not take the chunk away while filling is
+			// set, but may have moved on within it: find it again.
+			st.recv[len(st.recv)-1].end = tailEnd
+			st.filling = false
+		}
+		st.recv = append(st.recv, added...)
+		// The window shrinks as the bytes arrive, not before: a read
+		// meanwhile gives back only what it has read.
+		st.recvWindow -= n
+		st.recvLen += int(n)
+		st.releaseLocked()
+		st.mu.Unlock()
+		notify(st.readReady)
+	}
+	st.flags(flags)
+	return nil
+}
+
+// SetDeadline sets the read and write deadlines.
+func (st *Stream) SetDeadline(t time.Time) error {
+	_ = st.SetReadDeadline(t)
+	return st.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline.
+func (st *Stream) SetReadDeadline(t time.Time) error {
+	st.mu.Lock()
+	st.readDeadline = t
+	st.mu.Unlock()
+	notify(st.readReady)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.mu.Lock()
+	st.writeDeadline = t
+	st.mu.Unlock()
+	notify(st.writeReady)
+	return nil
+}
+
+// LocalAddr returns the local address of the session's connection.
+func (st *Stream) LocalAddr() net.Addr { return st.s.localAddr() }
+
+// RemoteAddr returns the remote address of the session's connection.
+func (st *Stream) RemoteAddr() net.Addr { return st.s.remoteAddr() }

@@ -1,0 +1,203 @@
+package mux
+
+import (
+	"io"
+	"sync"
+	"time"
+)
+
+// Sizes of the writer's queue.
+const (
+	// batchLimit is how much a writer queues while another goroutine
+	// writes before a data frame waits: enough for several full TLS
+	// records per write.
+	batchLimit = 64 << 10
+	// batchKeep is the capacity of the pooled queue buffers: a full queue
+	// and the largest frame. A buffer that grew past it is not kept.
+	batchKeep = batchLimit + headerSize + maxFrame
+)
+
+// batchBuffers are the queue buffers of all sessions: an idle session
+// holds none.
+var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchKeep); return &b }}
+
+// writer writes a session's frames. Whoever queues a frame while no other
+// goroutine writes writes it at once, with what others queue meanwhile,
+// so that a frame costs no hand-off to another goroutine, and the frames
+// queued during a write go out together in the next one: over TLS each
+// write costs at least a record and a system call. A frame's header always
+// goes in the same write as its body. A failed write fails every write
+// after it.
+type writer struct {
+	conn io.Writer
+	// deadline, when not nil, sets the connection's write deadline: a
+	// write that blocks for writeTimeout fails.
+	deadline func(time.Time) error
+	// under, when not nil, is the connection under conn's TLS, whose
+	// records of one write go out in one system call.
+	under *HoldConn
+	// failed is called once, without the lock, when a write fails.
+	failed func(error)
+
+	mu   sync.Mutex
+	cond sync.Cond // signalled when a write ends or err is set
+	// queue holds the frames waiting for the next write; nil when there
+	// are none.
+	queue   *[]byte
+	writing bool // a goroutine writes, and will write what is queued
+	err     error
+	// deadlineSet is when the write deadline was last moved.
+	deadlineSet time.Time
+}
+
+func newWriter(conn io.Writer, under *HoldConn, failed func(error)) *writer {
+	w := &writer{conn: conn, under: under, failed: failed}
+	if d, ok := conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		w.deadline = d.SetWriteDeadline
+	}
+	w.cond.L = &w.mu
+	return w
+}
+
+// write queues a frame and writes what is queued unless another goroutine
+// does. It waits while batchLimit bytes are queued already.
+func (w *writer) write(h header, body []byte) error {
+	w.mu.Lock()
+	for w.err == nil && w.writing && w.queued() >= batchLimit {
+		w.cond.Wait()
+	}
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.enqueue(h[:], body)
+	if w.writing {
+		w.mu.Unlock()
+		return nil
+	}
+	return w.writeQueued()
+}
+
+// send queues a control frame and never waits for the connection: the
+// session's reader sends with it, and must go on reading while the peer
+// does not.
+func (w *writer) send(h header) {
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.enqueue(h[:], nil)
+	if w.writing {
+		w.mu.Unlock()
+		return
+	}
+	w.writing = true
+	go func() {
+		w.mu.Lock()
+		_ = w.writeQueued()
+	}()
+	w.mu.Unlock()
+}
+
+// writeQueued writes what is queued, and what is queued meanwhile, until
+// nothing is. It is called with the lock held and releases it.
+func (w *writer) writeQueued() error {
+	w.writing = true
+	var err error
+	for w.queue != nil && w.err == nil {
+		out := w.queue
+		w.queue = nil
+		w.mu.Unlock()
+		err = w.writeOut(*out)
+		if cap(*out) <= batchKeep {
+			*out = (*out)[:0]
+			batchBuffers.Put(out)
+		}
+		w.mu.Lock()
+		if err != nil && w.err == nil {
+			w.err = err
+		} else {
+			err = nil
+		}
+		w.cond.Broadcast()
+	}
+	w.writing = false
+	w.cond.Broadcast()
+	failed := w.err
+	w.mu.Unlock()
+	if err != nil {
+		w.failed(err)
+	}
+	return failed
+}
+
+// writeOut writes one batch on the connection.
+func (w *writer) writeOut(out []byte) error {
+	if w.deadline != nil {
+		// Moving the deadline costs a timer update: once a second is
+		// enough for a bound of writeTimeout.
+		if now := time.Now(); now.Sub(w.deadlineSet) > time.Second {
+			if err := w.deadline(now.Add(writeTimeout)); err != nil {
+				return err
+			}
+			w.deadlineSet = now
+		}
+	}
+	if w.under != nil {
+		w.under.hold()
+	}
+	_, err := w.conn.Write(out)
+	if w.under != nil {
+		if uerr := w.under.release(); err == nil {
+			err = uerr
+		}
+	}
+	return err
+}
+
+// fail sets the error that every later write returns, unless one is set,
+// and wakes whoever waits.
+func (w *writer) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+}
+
+// drain waits until nothing is queued or being written, a write failed,
+// or d passed.
+func (w *writer) drain(d time.Duration) {
+	expired := false
+	timer := time.AfterFunc(d, func() {
+		w.mu.Lock()
+		expired = true
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
+	defer timer.Stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.err == nil && (w.queue != nil || w.writing) && !expired {
+		w.cond.Wait()
+	}
+}
+
+// queued returns how many bytes are queued.
+func (w *writer) queued() int {
+	if w.queue == nil {
+		return 0
+	}
+	return len(*w.queue)
+}
+
+// enqueue queues a frame.
+func (w *writer) enqueue(h, body []byte) {
+	if w.queue == nil {
+		w.queue = batchBuffers.Get().(*[]byte)
+	}
+	*w.queue = append(append(*w.queue, h...), body...)
+}
