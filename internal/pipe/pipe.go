@@ -54,7 +54,7 @@ func Join(a net.Conn, aR io.Reader, b net.Conn) (up, down int64, err error) {
 // Buffer sizes of copyAdaptive.
 const (
 	smallBuffer = 2 << 10
-	largeBuffer = 32 << 10
+	largeBuffer = 128 << 10
 )
 
 var largeBuffers = sync.Pool{New: func() any { b := make([]byte, largeBuffer); return &b }}
