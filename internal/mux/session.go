@@ -130,7 +130,10 @@ func (s *Session) Open(opening func(id uint32) []byte) (*Stream, error) {
 	s.mu.Unlock()
 
 	if err := s.w.write(makeHeader(typeData, flagSYN, id, uint32(len(body))), body); err != nil {
+		// The session has ended, or is ending: by the time Open returns,
+		// it has, so that the caller can tell and try another.
 		st.forget()
+		s.shutdown(fmt.Errorf("writing to the multiplexed connection: %w", err))
 		return nil, err
 	}
 	return st, nil

@@ -11,11 +11,37 @@ import (
 // maxFrame bounds the body of a data frame that a write sends.
 const maxFrame = 128 << 10
 
-// chunkSize is the size of the pooled buffers that hold a stream's
-// received bytes until they are read.
-const chunkSize = 16 << 10
+// Sizes of the pooled buffers that hold a stream's received bytes until
+// they are read: a stream's first bytes, when they are few (a session's
+// opening), take a small one, so that streams opened and left unread
+// cost little.
+const (
+	chunkSize      = 16 << 10
+	smallChunkSize = 512
+)
 
-var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+var (
+	chunks      = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+	smallChunks = sync.Pool{New: func() any { b := make([]byte, smallChunkSize); return &b }}
+)
+
+// getChunk returns a pooled buffer for n bytes, a small one when first
+// is set and n fits.
+func getChunk(n int, first bool) *[]byte {
+	if first && n <= smallChunkSize {
+		return smallChunks.Get().(*[]byte)
+	}
+	return chunks.Get().(*[]byte)
+}
+
+// putChunk gives a buffer of getChunk back.
+func putChunk(buf *[]byte) {
+	if len(*buf) == smallChunkSize {
+		smallChunks.Put(buf)
+		return
+	}
+	chunks.Put(buf)
+}
 
 // chunk is a pooled buffer of received bytes: those in [start, end) are
 // not read yet.
@@ -120,6 +146,8 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		if err != nil {
 			st.mu.Unlock()
+			// Another reader waits for the same news.
+			notify(st.readReady)
 			return 0, err
 		}
 		deadline := st.readDeadline
@@ -137,13 +165,17 @@ func (st *Stream) Read(p []byte) (int, error) {
 		n += k
 		st.recvLen -= k
 		if c.start == c.end && (len(st.recv) > 1 || !st.filling) {
-			chunks.Put(c.buf)
+			putChunk(c.buf)
 			st.recv[0] = chunk{}
 			st.recv = st.recv[1:]
 		}
 	}
 	if len(st.recv) == 0 {
 		st.recv = nil
+	}
+	if st.recvLen > 0 {
+		// Another reader may wait for what is left.
+		notify(st.readReady)
 	}
 	// Give the peer back the window it used once half of it is read, as
 	// yamux does.
@@ -189,6 +221,8 @@ func (st *Stream) Write(p []byte) (int, error) {
 			}
 			if err != nil {
 				st.mu.Unlock()
+				// Another writer waits for the same news.
+				notify(st.writeReady)
 				return written, err
 			}
 			deadline := st.writeDeadline
@@ -198,8 +232,15 @@ func (st *Stream) Write(p []byte) (int, error) {
 			}
 			st.mu.Lock()
 		}
-		n := min(len(p)-written, int(st.sendWindow), maxFrame)
+		n := min(len(p)-written, maxFrame)
+		if uint32(n) > st.sendWindow {
+			n = int(st.sendWindow)
+		}
 		st.sendWindow -= uint32(n)
+		if st.sendWindow > 0 {
+			// Another writer may wait for the window that is left.
+			notify(st.writeReady)
+		}
 		h := makeHeader(typeData, st.takeACK(), st.id, uint32(n))
 		st.mu.Unlock()
 		if err := st.s.w.write(h, p[written:written+n]); err != nil {
@@ -271,7 +312,7 @@ func (st *Stream) releaseLocked() {
 		return
 	}
 	for _, c := range st.recv {
-		chunks.Put(c.buf)
+		putChunk(c.buf)
 	}
 	st.recv, st.recvLen = nil, 0
 }
@@ -292,7 +333,8 @@ func (st *Stream) sessionEnded() {
 // windowUpdate takes a window update frame's flags and delta.
 func (st *Stream) windowUpdate(flags uint16, delta uint32) {
 	st.mu.Lock()
-	st.sendWindow += delta
+	// A peer's delta that would wrap the window around is ignored.
+	st.sendWindow = max(st.sendWindow+delta, st.sendWindow)
 	st.mu.Unlock()
 	notify(st.writeReady)
 	st.flags(flags)
@@ -333,7 +375,7 @@ func (st *Stream) receive(flags uint16, n uint32, r *bufio.Reader) error {
 		// Fill the last chunk's free space first, so that many small
 		// frames take no more memory than their bytes.
 		var tail *chunk
-		if len(st.recv) > 0 && st.recv[len(st.recv)-1].end < chunkSize {
+		if len(st.recv) > 0 && st.recv[len(st.recv)-1].end < len(*st.recv[len(st.recv)-1].buf) {
 			tail = &st.recv[len(st.recv)-1]
 		}
 		tailEnd := 0
@@ -341,20 +383,21 @@ func (st *Stream) receive(flags uint16, n uint32, r *bufio.Reader) error {
 			tailEnd = tail.end
 			st.filling = true
 		}
+		first := len(st.recv) == 0
 		st.mu.Unlock()
 
 		left := int(n)
 		var err error
 		if tail != nil {
-			k := min(left, chunkSize-tailEnd)
+			k := min(left, len(*tail.buf)-tailEnd)
 			_, err = io.ReadFull(r, (*tail.buf)[tailEnd:tailEnd+k])
 			tailEnd += k
 			left -= k
 		}
 		var added []chunk
 		for left > 0 && err == nil {
-			buf := chunks.Get().(*[]byte)
-			k := min(left, chunkSize)
+			buf := getChunk(left, first && len(added) == 0)
+			k := min(left, len(*buf))
 			_, err = io.ReadFull(r, (*buf)[:k])
 			added = append(added, chunk{buf: buf, end: k})
 			left -= k
@@ -367,7 +410,7 @@ func (st *Stream) receive(flags uint16, n uint32, r *bufio.Reader) error {
 			// bytes that did not, which a pooled chunk holds from before.
 			st.filling = false
 			for _, c := range added {
-				chunks.Put(c.buf)
+				putChunk(c.buf)
 			}
 			st.releaseLocked()
 			st.mu.Unlock()

@@ -1,7 +1,9 @@
 package mux
 
 import (
+	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -17,17 +19,21 @@ const (
 	batchKeep = batchLimit + headerSize + maxFrame
 )
 
+// smallFrame is the size of a frame body under which a writer lets others
+// queue first.
+const smallFrame = 4 << 10
+
 // batchBuffers are the queue buffers of all sessions: an idle session
 // holds none.
 var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchKeep); return &b }}
 
 // writer writes a session's frames. Whoever queues a frame while no other
-// goroutine writes writes it at once, with what others queue meanwhile,
-// so that a frame costs no hand-off to another goroutine, and the frames
-// queued during a write go out together in the next one: over TLS each
-// write costs at least a record and a system call. A frame's header always
-// goes in the same write as its body. A failed write fails every write
-// after it.
+// goroutine writes writes it at once, so that a frame on a quiet
+// connection (a bulk stream's, or a request's) costs no hand-off to
+// another goroutine; the frames queued during a write go out together in
+// the next one, from a goroutine of its own: over TLS each write costs at
+// least a record and a system call. A frame's header always goes in the
+// same write as its body. A failed write fails every write after it.
 type writer struct {
 	conn io.Writer
 	// deadline, when not nil, sets the connection's write deadline: a
@@ -59,8 +65,8 @@ func newWriter(conn io.Writer, under *HoldConn, failed func(error)) *writer {
 	return w
 }
 
-// write queues a frame and writes what is queued unless another goroutine
-// does. It waits while batchLimit bytes are queued already.
+// write queues a frame and, unless another goroutine writes, writes the
+// batch that holds it. It waits while batchLimit bytes are queued already.
 func (w *writer) write(h header, body []byte) error {
 	w.mu.Lock()
 	for w.err == nil && w.writing && w.queued() >= batchLimit {
@@ -76,61 +82,100 @@ func (w *writer) write(h header, body []byte) error {
 		w.mu.Unlock()
 		return nil
 	}
-	return w.writeQueued()
+	w.writing = true
+	if len(body) < smallFrame {
+		// Let the goroutines about to write small frames too (other
+		// sessions' requests and answers) queue theirs first, as they
+		// would for a writer goroutine, without its wake-up: one write
+		// for many.
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+	}
+	err := w.writeBatch()
+	w.handOn()
+	w.mu.Unlock()
+	return err
 }
 
 // send queues a control frame and never waits for the connection: the
 // session's reader sends with it, and must go on reading while the peer
-// does not.
+// does not. A peer that sends frames to be answered but does not read
+// the answers fails the connection once sendLimit bytes are queued.
 func (w *writer) send(h header) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.err != nil {
-		w.mu.Unlock()
+		return
+	}
+	if w.queued() >= sendLimit {
+		w.err = errPeerNotReading
+		w.cond.Broadcast()
+		// Not from here: the session's reader may hold the session's lock.
+		go w.failed(w.err)
 		return
 	}
 	w.enqueue(h[:], nil)
-	if w.writing {
-		w.mu.Unlock()
-		return
+	if !w.writing {
+		w.writing = true
+		go w.flush()
 	}
-	w.writing = true
-	go func() {
-		w.mu.Lock()
-		_ = w.writeQueued()
-	}()
-	w.mu.Unlock()
 }
 
-// writeQueued writes what is queued, and what is queued meanwhile, until
-// nothing is. It is called with the lock held and releases it.
-func (w *writer) writeQueued() error {
-	w.writing = true
-	var err error
-	for w.queue != nil && w.err == nil {
-		out := w.queue
-		w.queue = nil
-		w.mu.Unlock()
-		err = w.writeOut(*out)
-		if cap(*out) <= batchKeep {
-			*out = (*out)[:0]
-			batchBuffers.Put(out)
-		}
-		w.mu.Lock()
-		if err != nil && w.err == nil {
-			w.err = err
-		} else {
-			err = nil
-		}
-		w.cond.Broadcast()
+// sendLimit bounds the queue that send adds to.
+const sendLimit = 1 << 20
+
+// errPeerNotReading fails a connection whose peer sends frames to be
+// answered and does not read the answers.
+var errPeerNotReading = errors.New("the peer does not read the answers to its frames")
+
+// handOn, called with the lock held by the goroutine that wrote a batch,
+// has a goroutine of its own write what was queued meanwhile, so that no
+// caller writes others' frames for longer than its own batch takes.
+func (w *writer) handOn() {
+	if w.queue != nil && w.err == nil {
+		go w.flush()
+		return
 	}
 	w.writing = false
 	w.cond.Broadcast()
-	failed := w.err
-	w.mu.Unlock()
-	if err != nil {
-		w.failed(err)
+}
+
+// flush writes what is queued until nothing is.
+func (w *writer) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.queue != nil && w.err == nil {
+		_ = w.writeBatch()
 	}
-	return failed
+	w.writing = false
+	w.cond.Broadcast()
+}
+
+// writeBatch writes what is queued, in one write. It is called with the
+// lock held and writing set, and holds the lock again when it returns.
+// A failed write fails the writer.
+func (w *writer) writeBatch() error {
+	out := w.queue
+	w.queue = nil
+	w.mu.Unlock()
+	err := w.writeOut(*out)
+	if cap(*out) <= batchKeep {
+		*out = (*out)[:0]
+		batchBuffers.Put(out)
+	}
+	w.mu.Lock()
+	w.cond.Broadcast()
+	if err != nil && w.err == nil {
+		w.err = err
+		w.cond.Broadcast()
+		// Not under the lock: failing ends the session, which fails
+		// the writer too.
+		w.mu.Unlock()
+		w.failed(err)
+		w.mu.Lock()
+	}
+	return w.err
 }
 
 // writeOut writes one batch on the connection.
