@@ -87,7 +87,7 @@ func newSession(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, opens
 	} else {
 		s.accepts = make(chan *Stream, Backlog)
 	}
-	s.w = newWriter(conn, under, func(err error) { s.shutdown(fmt.Errorf("writing to the multiplexed connection: %w", err)) })
+	s.w = newWriter(conn, under, s.writeFailed)
 	go s.readFrames()
 	return s
 }
@@ -133,10 +133,15 @@ func (s *Session) Open(opening func(id uint32) []byte) (*Stream, error) {
 		// The session has ended, or is ending: by the time Open returns,
 		// it has, so that the caller can tell and try another.
 		st.forget()
-		s.shutdown(fmt.Errorf("writing to the multiplexed connection: %w", err))
+		s.writeFailed(err)
 		return nil, err
 	}
 	return st, nil
+}
+
+// writeFailed ends the session for a failed write on its connection.
+func (s *Session) writeFailed(err error) {
+	s.shutdown(fmt.Errorf("writing to the multiplexed connection: %w", err))
 }
 
 // Accept waits for the next stream the peer opens.

@@ -168,7 +168,6 @@ func (w *writer) writeBatch() error {
 	w.cond.Broadcast()
 	if err != nil && w.err == nil {
 		w.err = err
-		w.cond.Broadcast()
 		// Not under the lock: failing ends the session, which fails
 		// the writer too.
 		w.mu.Unlock()
