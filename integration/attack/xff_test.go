@@ -39,15 +39,7 @@ func TestForwardedForSpoof(t *testing.T) {
 		{"a spoof from an untrusted peer", "127.0.6.1", "1.2.3.4", false},
 		{"the allowed client through the trusted proxy", "127.0.0.1", "1.2.3.4", true},
 	} {
-		attempt := func() answer {
-			return control(dialFrom(t, c.from, g.PlainAddress()), nil, "filt", "filt-pw", nil, "X-Forwarded-For: "+c.forwarded+"\r\n")
-		}
-		a := attempt()
-		if errors.Is(a.Err, syscall.ECONNRESET) || errors.Is(a.Err, io.EOF) {
-			// The reload's old server may have accepted the connection
-			// just before it stopped, and closed it.
-			a = attempt()
-		}
+		a := controlAfterReload(t, c.from, g.PlainAddress(), "filt", "filt-pw", c.forwarded)
 		switch {
 		case c.admitted && !a.Welcome:
 			t.Errorf("%s: %s, want it registered", c.what, a)
@@ -72,7 +64,7 @@ func TestThrottleCountsIPv6BySlash64(t *testing.T) {
 		t.Fatalf("trusting the proxy: %v", err)
 	}
 	guess := func(client string) answer {
-		return control(dialFrom(t, "127.0.0.1", g.PlainAddress()), nil, "six", "wrong", nil, "X-Forwarded-For: "+client+"\r\n")
+		return controlAfterReload(t, "127.0.0.1", g.PlainAddress(), "six", "wrong", client)
 	}
 	for i := range 5 {
 		if a := guess(fmt.Sprintf("2001:db8:1:2::%x", i+1)); !a.verdict() {
@@ -85,4 +77,20 @@ func TestThrottleCountsIPv6BySlash64(t *testing.T) {
 	if a := guess("2001:db8:1:3::1"); !a.verdict() {
 		t.Errorf("a guess from another /64: %s, want a verdict", a)
 	}
+}
+
+// controlAfterReload sends a control handshake for name from the source
+// address from, with forwarded as its X-Forwarded-For, to a gateway just
+// reloaded: a connection that the old configuration's server took just
+// before it stopped is closed unanswered, and is made once more.
+func controlAfterReload(t *testing.T, from, addr, name, password, forwarded string) answer {
+	t.Helper()
+	attempt := func() answer {
+		return control(dialFrom(t, from, addr), nil, name, password, nil, "X-Forwarded-For: "+forwarded+"\r\n")
+	}
+	a := attempt()
+	if errors.Is(a.Err, syscall.ECONNRESET) || errors.Is(a.Err, io.EOF) || errors.Is(a.Err, io.ErrUnexpectedEOF) {
+		a = attempt()
+	}
+	return a
 }
