@@ -18,10 +18,13 @@ const (
 	// Backlog bounds the streams opened and not yet accepted: a burst of
 	// sessions (hundreds of users logging on at once) must not be reset.
 	Backlog = 8192
-	// WindowSize is each stream's flow-control window: a bulk download
-	// keeps no more than this in flight, so other streams are not stuck
-	// behind it.
+	// WindowSize is each stream's flow-control window at its start, as
+	// the protocol sets it; a stream whose reader keeps up gets a larger
+	// one (Stream.windowUpdateLocked), up to MaxWindow.
 	WindowSize = 256 << 10
+	// MaxWindow bounds a stream's window, and so the bytes a stream whose
+	// reader stalls holds at the receiving side.
+	MaxWindow = 4 << 20
 	// writeTimeout bounds a write on the back connection: a peer that
 	// stopped reading is dropped.
 	writeTimeout = 30 * time.Second

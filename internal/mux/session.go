@@ -70,6 +70,16 @@ type Session struct {
 	// The keep-alive's outstanding ping, if any.
 	pingID    uint32
 	pingTimer *time.Timer
+
+	// Reading the connection (read.go). lead holds its token while no
+	// goroutine reads; lease fires when the last to read gave it back and
+	// nobody took it since. The data frame being read: body bytes still
+	// to come, for bodyStream, whose flags are taken once all are read.
+	lead       chan struct{}
+	lease      *time.Timer
+	body       uint32
+	bodyStream *Stream
+	bodyFlags  uint16
 }
 
 func newSession(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, opens bool) *Session {
@@ -81,7 +91,11 @@ func newSession(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, opens
 		opens:   opens,
 		streams: make(map[uint32]*Stream),
 		done:    make(chan struct{}),
+		lead:    make(chan struct{}, 1),
+		// The session's own reader reads first.
+		lease: time.NewTimer(0),
 	}
+	s.lead <- struct{}{}
 	if opens {
 		s.nextID = 1
 	} else {
@@ -201,6 +215,7 @@ func (s *Session) shutdown(err error) {
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
+	s.lease.Stop()
 	close(s.done)
 	s.mu.Unlock()
 	s.w.fail(net.ErrClosed)
@@ -223,70 +238,6 @@ func (s *Session) removeStream(id uint32) {
 	s.mu.Lock()
 	delete(s.streams, id)
 	s.mu.Unlock()
-}
-
-// readFrames reads the peer's frames until the connection ends or the
-// peer breaks the protocol.
-func (s *Session) readFrames() {
-	var h header
-	for {
-		if _, err := io.ReadFull(s.reader, h[:]); err != nil {
-			s.shutdown(err)
-			return
-		}
-		var err error
-		switch {
-		case h.version() != protoVersion:
-			err = protocolError{fmt.Sprintf("a frame of version %d", h.version())}
-		case h.typ() == typeData || h.typ() == typeWindowUpdate:
-			err = s.streamFrame(&h)
-		case h.typ() == typePing:
-			s.ping(&h)
-		case h.typ() == typeGoAway:
-			s.goAway(&h)
-		default:
-			err = protocolError{fmt.Sprintf("a frame of type %d", h.typ())}
-		}
-		if err != nil {
-			var pe protocolError
-			if errors.As(err, &pe) {
-				s.w.send(makeHeader(typeGoAway, 0, 0, goAwayProtocol))
-				s.w.drain(closeDrain)
-			}
-			s.shutdown(err)
-			return
-		}
-	}
-}
-
-// streamFrame handles a data or window update frame.
-func (s *Session) streamFrame(h *header) error {
-	id, flags := h.streamID(), h.flags()
-	var st *Stream
-	if flags&flagSYN != 0 {
-		var err error
-		if st, err = s.incoming(id); err != nil {
-			return err
-		}
-	} else {
-		s.mu.Lock()
-		st = s.streams[id]
-		s.mu.Unlock()
-	}
-	if st == nil {
-		// A stream that ended here (say, reset): its data is dropped.
-		if h.typ() == typeData && h.length() > 0 {
-			if _, err := s.reader.Discard(int(h.length())); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if h.typ() == typeWindowUpdate {
-		st.windowUpdate(flags, h.length())
-		return nil
-	}
-	return st.receive(flags, h.length(), s.reader)
 }
 
 // incoming registers a stream the peer opens, and returns it, or nil

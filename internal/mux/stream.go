@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,9 @@ type Stream struct {
 	// stream or session ends.
 	readReady  chan struct{}
 	writeReady chan struct{}
+	// waitingReads counts the Reads that wait for bytes: whoever reads
+	// the connection gives them the lead when it delivers some.
+	waitingReads atomic.Int32
 
 	mu sync.Mutex
 	// Received bytes not read yet: recvLen of them in recv.
@@ -69,9 +73,12 @@ type Stream struct {
 	// into the last chunk's free space.
 	filling bool
 	// recvWindow is how much the peer may still send before the next
-	// window update; sendWindow how much this side may.
+	// window update; sendWindow how much this side may. recvTarget is the
+	// window this side gives, lastUpdate when it last gave it back.
 	recvWindow uint32
 	sendWindow uint32
+	recvTarget uint32
+	lastUpdate time.Time
 	// ack is set until the first frame sent answers the peer's opening
 	// with the ACK flag.
 	ack bool
@@ -92,6 +99,8 @@ func newStream(s *Session, id uint32) *Stream {
 		writeReady: make(chan struct{}, 1),
 		recvWindow: WindowSize,
 		sendWindow: WindowSize,
+		recvTarget: WindowSize,
+		lastUpdate: time.Now(),
 	}
 }
 
@@ -128,13 +137,16 @@ func (st *Stream) wait(ready chan struct{}, deadline time.Time) error {
 }
 
 // Read reads what the peer sent: io.EOF once it closed its side and all
-// is read.
+// is read. With nothing to read, it reads the connection for the session
+// (read.go), unless it has a deadline.
 func (st *Stream) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	st.mu.Lock()
-	for st.recvLen == 0 {
+	n := 0
+	yielded := false
+	for st.recvLen == 0 && n == 0 {
 		var err error
 		switch {
 		case st.reset:
@@ -151,13 +163,22 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		deadline := st.readDeadline
+		if deadline.IsZero() && !yielded && st.s.tryLead() {
+			st.mu.Unlock()
+			n, yielded = st.readLeading(p)
+			st.mu.Lock()
+			continue
+		}
+		yielded = false
+		st.waitingReads.Add(1)
 		st.mu.Unlock()
-		if err := st.wait(st.readReady, deadline); err != nil {
+		err = st.wait(st.readReady, deadline)
+		st.waitingReads.Add(-1)
+		if err != nil {
 			return 0, err
 		}
 		st.mu.Lock()
 	}
-	n := 0
 	for n < len(p) && st.recvLen > 0 {
 		c := &st.recv[0]
 		k := copy(p[n:], (*c.buf)[c.start:c.end])
@@ -177,15 +198,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 		// Another reader may wait for what is left.
 		notify(st.readReady)
 	}
-	// Give the peer back the window it used once half of it is read, as
-	// yamux does.
-	var update header
-	delta := WindowSize - uint32(st.recvLen) - st.recvWindow
-	send := delta >= WindowSize/2 && !st.sessionGone && !st.reset
-	if send {
-		st.recvWindow += delta
-		update = makeHeader(typeWindowUpdate, st.takeACK(), st.id, delta)
-	}
+	update, send := st.windowUpdateLocked()
 	st.mu.Unlock()
 	if send {
 		// A failed update ends the session, which the next read reports.
@@ -193,6 +206,33 @@ func (st *Stream) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// windowUpdateLocked returns the window update to send, if one is due:
+// the peer gets back the window it used once half of it is read, as yamux
+// does. The window doubles, up to MaxWindow, when the reader has read
+// everything and the peer used half of it within growWithin: then the
+// window, not the reader, holds the stream back. So a stream that a slow
+// reader reads keeps the smallest window, and a fast one never has more in
+// flight than the connection carries in about 4 × growWithin, which bounds
+// how long its bytes can hold up other streams' behind them.
+func (st *Stream) windowUpdateLocked() (header, bool) {
+	delta := st.recvTarget - uint32(st.recvLen) - st.recvWindow
+	if delta < st.recvTarget/2 || st.sessionGone || st.reset {
+		return header{}, false
+	}
+	now := time.Now()
+	if st.recvLen == 0 && st.recvTarget < MaxWindow && now.Sub(st.lastUpdate) < growWithin {
+		delta += st.recvTarget
+		st.recvTarget *= 2
+	}
+	st.lastUpdate = now
+	st.recvWindow += delta
+	return makeHeader(typeWindowUpdate, st.takeACK(), st.id, delta), true
+}
+
+// growWithin is how soon after the last window update the next must be
+// due for the window to grow.
+const growWithin = 10 * time.Millisecond
 
 // takeACK returns the flags of the next frame sent: ACK on the first
 // frame of a stream the peer opened.
@@ -363,75 +403,79 @@ func (st *Stream) flags(flags uint16) {
 	}
 }
 
-// receive reads a data frame's body of n bytes from r into the stream,
-// then takes its flags.
-func (st *Stream) receive(flags uint16, n uint32, r *bufio.Reader) error {
-	if n > 0 {
-		st.mu.Lock()
-		if n > st.recvWindow {
-			st.mu.Unlock()
-			return protocolError{"a stream's data went past its window"}
-		}
-		// Fill the last chunk's free space first, so that many small
-		// frames take no more memory than their bytes.
-		var tail *chunk
-		if len(st.recv) > 0 && st.recv[len(st.recv)-1].end < len(*st.recv[len(st.recv)-1].buf) {
-			tail = &st.recv[len(st.recv)-1]
-		}
-		tailEnd := 0
-		if tail != nil {
-			tailEnd = tail.end
-			st.filling = true
-		}
-		first := len(st.recv) == 0
-		st.mu.Unlock()
+// admit checks that a data frame's body of n bytes is within the
+// stream's window.
+func (st *Stream) admit(n uint32) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if n > st.recvWindow {
+		return protocolError{"a stream's data went past its window"}
+	}
+	return nil
+}
 
-		left := int(n)
-		var err error
-		if tail != nil {
-			k := min(left, len(*tail.buf)-tailEnd)
-			_, err = io.ReadFull(r, (*tail.buf)[tailEnd:tailEnd+k])
-			tailEnd += k
-			left -= k
-		}
-		var added []chunk
-		for left > 0 && err == nil {
-			buf := getChunk(left, first && len(added) == 0)
-			k := min(left, len(*buf))
-			_, err = io.ReadFull(r, (*buf)[:k])
-			added = append(added, chunk{buf: buf, end: k})
-			left -= k
-		}
+// receive reads n bytes of a data frame's body from r into the stream's
+// buffer.
+func (st *Stream) receive(n uint32, r *bufio.Reader) error {
+	st.mu.Lock()
+	// Fill the last chunk's free space first, so that many small
+	// frames take no more memory than their bytes.
+	var tail *chunk
+	if len(st.recv) > 0 && st.recv[len(st.recv)-1].end < len(*st.recv[len(st.recv)-1].buf) {
+		tail = &st.recv[len(st.recv)-1]
+	}
+	tailEnd := 0
+	if tail != nil {
+		tailEnd = tail.end
+		st.filling = true
+	}
+	first := len(st.recv) == 0
+	st.mu.Unlock()
 
-		st.mu.Lock()
-		if err != nil {
-			// The connection ended within the frame, which ends the
-			// session: drop what arrived of the frame, lest a read get the
-			// bytes that did not, which a pooled chunk holds from before.
-			st.filling = false
-			for _, c := range added {
-				putChunk(c.buf)
-			}
-			st.releaseLocked()
-			st.mu.Unlock()
-			return err
+	left := int(n)
+	var err error
+	if tail != nil {
+		k := min(left, len(*tail.buf)-tailEnd)
+		_, err = io.ReadFull(r, (*tail.buf)[tailEnd:tailEnd+k])
+		tailEnd += k
+		left -= k
+	}
+	var added []chunk
+	for left > 0 && err == nil {
+		buf := getChunk(left, first && len(added) == 0)
+		k := min(left, len(*buf))
+		_, err = io.ReadFull(r, (*buf)[:k])
+		added = append(added, chunk{buf: buf, end: k})
+		left -= k
+	}
+
+	st.mu.Lock()
+	if err != nil {
+		// The connection ended within the frame, which ends the
+		// session: drop what arrived of the frame, lest a read get the
+		// bytes that did not, which a pooled chunk holds from before.
+		st.filling = false
+		for _, c := range added {
+			putChunk(c.buf)
 		}
-		if tail != nil {
-			// The reader does not take the chunk away while filling is
-			// set, but may have moved on within it: find it again.
-			st.recv[len(st.recv)-1].end = tailEnd
-			st.filling = false
-		}
-		st.recv = append(st.recv, added...)
-		// The window shrinks as the bytes arrive, not before: a read
-		// meanwhile gives back only what it has read.
-		st.recvWindow -= n
-		st.recvLen += int(n)
 		st.releaseLocked()
 		st.mu.Unlock()
-		notify(st.readReady)
+		return err
 	}
-	st.flags(flags)
+	if tail != nil {
+		// The reader does not take the chunk away while filling is
+		// set, but may have moved on within it: find it again.
+		st.recv[len(st.recv)-1].end = tailEnd
+		st.filling = false
+	}
+	st.recv = append(st.recv, added...)
+	// The window shrinks as the bytes arrive, not before: a read
+	// meanwhile gives back only what it has read.
+	st.recvWindow -= n
+	st.recvLen += int(n)
+	st.releaseLocked()
+	st.mu.Unlock()
+	notify(st.readReady)
 	return nil
 }
 
