@@ -1,0 +1,339 @@
+package mux
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// The tests of who reads the connection (read.go): a stream's Read that
+// reads it for the session, and the windows that grow for fast readers.
+
+// openStream opens a stream on gw, which peer acknowledges.
+func openStream(t *testing.T, gw *Session, peer *rawPeer) *Stream {
+	t.Helper()
+	st, err := gw.Open(func(uint32) []byte { return []byte("open") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.sendFrame(typeWindowUpdate, flagACK, st.StreamID(), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// dataBytes returns the bytes that dataFrames(id, n, size) carries.
+func dataBytes(n, size int) []byte {
+	var b []byte
+	for i := 0; n > 0; i++ {
+		k := min(n, size)
+		b = append(b, bytes.Repeat([]byte{byte(i)}, k)...)
+		n -= k
+	}
+	return b
+}
+
+// readResult is what a Read in a goroutine of its own got.
+type readResult struct {
+	b   []byte
+	err error
+}
+
+// readFullAsync reads n bytes of st in a goroutine of its own.
+func readFullAsync(st *Stream, n int) <-chan readResult {
+	c := make(chan readResult, 1)
+	go func() {
+		b := make([]byte, n)
+		k, err := io.ReadFull(st, b)
+		c <- readResult{b[:k], err}
+	}()
+	return c
+}
+
+// leadingRead gives st's Read the lead: the session's reader delivers a
+// byte to it while it waits, and hands it the lead; the Read after that
+// reads the connection itself. It returns that Read's result, to come.
+func leadingRead(t *testing.T, st *Stream, peer *rawPeer, n int) <-chan readResult {
+	t.Helper()
+	first := readFullAsync(st, 1)
+	synctest.Wait()
+	if err := peer.sendFrame(typeData, 0, st.StreamID(), 1, []byte{'1'}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-first; r.err != nil {
+		t.Fatal(r.err)
+	}
+	next := readFullAsync(st, n)
+	synctest.Wait()
+	if len(st.s.lead) != 0 {
+		t.Fatal("no goroutine holds the lead while a Read waits")
+	}
+	return next
+}
+
+// TestAReadThatLeadsServesOthers shows that while a stream's Read waits
+// reading the connection itself, other streams' bytes and the peer's
+// pings are delivered; its own bytes, when they come, end it.
+func TestAReadThatLeadsServesOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
+		aRead := leadingRead(t, a, peer, 3)
+		bRead := readFullAsync(b, 2000)
+		synctest.Wait()
+		if err := peer.send(dataFrames(b.StreamID(), 2000, 700)); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-bRead; r.err != nil || !bytes.Equal(r.b, dataBytes(2000, 700)) {
+			t.Fatalf("B read %d bytes (%v), not those sent", len(r.b), r.err)
+		}
+		peer.sync()
+		select {
+		case r := <-aRead:
+			t.Fatalf("A's Read returned %q, %v before A's bytes came", r.b, r.err)
+		default:
+		}
+		if err := peer.sendFrame(typeData, 0, a.StreamID(), 3, []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-aRead; r.err != nil || string(r.b) != "abc" {
+			t.Fatalf("A read %q, %v, want abc", r.b, r.err)
+		}
+	})
+}
+
+// TestAReaderAwayHoldsUpNoOne shows that a stream whose Read read the
+// connection and returned, its caller now busy elsewhere, holds up no
+// other stream: the session's reader takes over, delivers the others'
+// bytes and answers pings, and the absent stream's bytes wait, in order,
+// in its buffer.
+func TestAReaderAwayHoldsUpNoOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
+		aRead := leadingRead(t, a, peer, 1)
+		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'a'}); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-aRead; r.err != nil {
+			t.Fatal(r.err)
+		}
+		// A's caller is away from here on.
+		start := time.Now()
+		bRead := readFullAsync(b, 10)
+		frames := append(dataFrames(a.StreamID(), 3000, 1000), dataFrames(b.StreamID(), 10, 10)...)
+		if err := peer.send(frames); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-bRead; r.err != nil {
+			t.Fatal(r.err)
+		}
+		if waited := time.Since(start); waited > 2*leaseTime {
+			t.Errorf("B's bytes came after %v, want within the lease of %v", waited, leaseTime)
+		}
+		peer.sync()
+		got := make([]byte, 3000)
+		if _, err := io.ReadFull(a, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, dataBytes(3000, 1000)) {
+			t.Error("A's bytes that waited in its buffer came out of order")
+		}
+	})
+}
+
+// TestAFrameReadInPieces shows that a Read that leads reads a large frame
+// of its own stream into small buffers, piece by piece, and that the
+// frames after it, its own and another stream's, come whole and in order.
+func TestAFrameReadInPieces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
+		aRead := leadingRead(t, a, peer, 1)
+		big := make([]byte, maxFrame)
+		for i := range big {
+			big[i] = byte(i * 7)
+		}
+		frames := appendFrame(nil, typeData, 0, a.StreamID(), uint32(len(big)-1), big[1:])
+		frames = append(frames, dataFrames(b.StreamID(), 100, 100)...)
+		frames = appendFrame(frames, typeData, flagFIN, a.StreamID(), 4, []byte("tail"))
+		go func() { _ = peer.send(appendFrame(nil, typeData, 0, a.StreamID(), 1, big[:1])) }()
+		if r := <-aRead; r.err != nil || r.b[0] != big[0] {
+			t.Fatalf("A's first byte: %v, %v", r.b, r.err)
+		}
+		go func() { _ = peer.send(frames) }()
+		var got []byte
+		buf := make([]byte, 1000)
+		for {
+			n, err := a.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want := append(big[1:len(big):len(big)], "tail"...); !bytes.Equal(got, want) {
+			t.Errorf("A read %d bytes, not the %d sent", len(got), len(want))
+		}
+		bGot := make([]byte, 100)
+		if _, err := io.ReadFull(b, bGot); err != nil || !bytes.Equal(bGot, make([]byte, 100)) {
+			t.Errorf("B read %v, %v", bGot, err)
+		}
+	})
+}
+
+// TestABreachWhileAReadLeads shows that a Read that reads the connection
+// when the peer breaks the protocol ends the session as the session's
+// reader would: a protocol GoAway to the peer, ErrSessionShutdown to the
+// Read. And a Read of more than arrived of a frame cut by the
+// connection's end gets none of it.
+func TestABreachWhileAReadLeads(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		send func(peer *rawPeer, id uint32)
+	}{
+		{"unknown type", func(peer *rawPeer, id uint32) { _ = peer.sendFrame(9, 0, id, 0, nil) }},
+		{"past the window", func(peer *rawPeer, id uint32) {
+			_ = peer.sendFrame(typeData, 0, id, WindowSize, make([]byte, WindowSize))
+		}},
+		{"cut frame", func(peer *rawPeer, id uint32) {
+			_ = peer.send(appendFrame(nil, typeData, 0, id, 1000, []byte("cut")))
+			peer.conn.Close()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				gw, peer := rawGateway(t)
+				a := openStream(t, gw, peer)
+				aRead := leadingRead(t, a, peer, 10)
+				c.send(peer, a.StreamID())
+				r := <-aRead
+				if !errors.Is(r.err, ErrSessionShutdown) || len(r.b) > 0 {
+					t.Errorf("the Read returned %q, %v, want no bytes and ErrSessionShutdown", r.b, r.err)
+				}
+				<-gw.Done()
+				if c.name != "cut frame" {
+					peer.waitFrame("a protocol GoAway", isGoAway(goAwayProtocol))
+				}
+			})
+		})
+	}
+}
+
+// TestAReadWithADeadlineWaits shows that a Read with a deadline never
+// reads the connection itself: it times out while another stream's Read
+// or the session's reader waits for the peer.
+func TestAReadWithADeadlineWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
+		aRead := leadingRead(t, a, peer, 1)
+		_ = b.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := b.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Errorf("B's Read with a deadline returned %v, want a timeout", err)
+		}
+		_ = b.SetReadDeadline(time.Time{})
+		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'a'}); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-aRead; r.err != nil {
+			t.Fatal(r.err)
+		}
+	})
+}
+
+// sendGranted sends stream id all the window it was granted and has not
+// used, at most limit bytes (none: no limit), in frames of 64 KiB, and
+// returns what it sent in all.
+func sendGranted(t *testing.T, peer *rawPeer, id uint32, sent, limit int) int {
+	t.Helper()
+	outstanding := int(windowGranted(peer, id)) + WindowSize - sent
+	if outstanding > MaxWindow {
+		t.Fatalf("the window is %d bytes, above MaxWindow", outstanding)
+	}
+	if limit > 0 {
+		outstanding = min(outstanding, limit)
+	}
+	if err := peer.send(dataFrames(id, outstanding, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	return sent + outstanding
+}
+
+// windowOf returns the window st gives its peer.
+func windowOf(st *Stream) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return int(st.recvTarget)
+}
+
+// TestWindowGrowsForAFastReader shows that a stream whose reader keeps up
+// gets a larger window, doubling up to MaxWindow and no further, while
+// its reader reads every byte.
+func TestWindowGrowsForAFastReader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a := openStream(t, gw, peer)
+		sent := 0
+		for sent < 8*MaxWindow {
+			before := sent
+			sent = sendGranted(t, peer, a.StreamID(), sent, 0)
+			if _, err := io.ReadFull(a, make([]byte, sent-before)); err != nil {
+				t.Fatal(err)
+			}
+			peer.sync()
+		}
+		if w := windowOf(a); w != MaxWindow {
+			t.Errorf("after %d bytes read at once the window is %d, want MaxWindow (%d)", sent, w, MaxWindow)
+		}
+	})
+}
+
+// TestWindowStaysForASlowReader shows that a stream whose reader leaves
+// bytes unread when it gives the window back, or reads them slowly,
+// keeps the first window.
+func TestWindowStaysForASlowReader(t *testing.T) {
+	t.Run("behind", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			gw, peer := rawGateway(t)
+			a := openStream(t, gw, peer)
+			sent := sendGranted(t, peer, a.StreamID(), 0, 0)
+			for read := 0; read < 4*MaxWindow; read += WindowSize / 2 {
+				// The peer fills the window each time it is given some
+				// back: the reader never catches up.
+				if _, err := io.ReadFull(a, make([]byte, WindowSize/2)); err != nil {
+					t.Fatal(err)
+				}
+				peer.sync()
+				sent = sendGranted(t, peer, a.StreamID(), sent, 0)
+			}
+			if w := windowOf(a); w != WindowSize {
+				t.Errorf("the window grew to %d for a reader that is behind", w)
+			}
+		})
+	})
+	t.Run("slow", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			gw, peer := rawGateway(t)
+			a := openStream(t, gw, peer)
+			for sent := 0; sent < 4*MaxWindow; {
+				// The reader reads all there is, 64 KiB every growWithin.
+				before := sent
+				sent = sendGranted(t, peer, a.StreamID(), sent, 64<<10)
+				if _, err := io.ReadFull(a, make([]byte, sent-before)); err != nil {
+					t.Fatal(err)
+				}
+				peer.sync()
+				time.Sleep(growWithin)
+			}
+			if w := windowOf(a); w != WindowSize {
+				t.Errorf("the window grew to %d for a reader that reads slowly", w)
+			}
+		})
+	})
+}
