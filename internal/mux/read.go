@@ -16,8 +16,15 @@ import (
 // their buffers on the way. A Read gives the lead back when it returns;
 // the session's reader takes it once nobody took it for leaseTime, so that
 // a caller busy elsewhere holds up other streams' frames no longer than
-// that. Whoever reads gives the lead away when it delivers bytes to a
-// stream whose Read waits: that Read takes it next.
+// that each time. Whoever reads gives the lead away when it delivers bytes
+// to a stream whose Read waits without a deadline, which takes it when it
+// reads again; a Read with a deadline never reads the connection. A
+// deadline set while a Read reads the connection takes effect once the
+// next frame arrives.
+
+// directRead is the smallest buffer that a Read reads part of a frame
+// into directly.
+const directRead = 16 << 10
 
 // leaseTime is how long the connection may go unread while the last
 // stream to read it is away; a caller that writes what it read to a
@@ -35,10 +42,10 @@ func (s *Session) tryLead() bool {
 }
 
 // release gives the lead back. The session's reader takes it once the
-// lease runs out, unless a stream's Read takes it first.
-func (s *Session) release() {
+// lease, of d, runs out, unless a stream's Read takes it first.
+func (s *Session) release(d time.Duration) {
 	s.lead <- struct{}{}
-	s.lease.Reset(leaseTime)
+	s.lease.Reset(d)
 }
 
 // readFrames is the session's reader: it reads whenever no stream's Read
@@ -57,7 +64,8 @@ func (s *Session) readFrames() {
 		for {
 			got, err := s.readFrame(nil)
 			if err != nil {
-				s.release()
+				// Nobody reads the connection, which is out of step now,
+				// while the session ends.
 				s.readFailed(err)
 				return
 			}
@@ -65,7 +73,7 @@ func (s *Session) readFrames() {
 				break
 			}
 		}
-		s.release()
+		s.release(leaseTime)
 	}
 }
 
@@ -167,15 +175,28 @@ func (s *Session) readBody() (*Stream, error) {
 // until st has news: its next bytes, read into p (n), or bytes in its
 // buffer, its end, or the session's. It gives the lead back when it
 // returns; yielded reports that it gave it to another stream's waiting
-// Read.
+// Read. A Read that ends its stream is not likely to read again: it
+// leaves the connection to the session's reader at once.
 func (st *Stream) readLeading(p []byte) (n int, yielded bool) {
 	s := st.s
-	defer s.release()
+	lease := leaseTime
+	defer func() { s.release(lease) }()
 	for {
 		if s.body > 0 && s.bodyStream == st {
-			return st.readDirect(p), false
+			if int(s.body) <= len(p) || len(p) >= directRead {
+				return st.readDirect(p), false
+			}
+			// A small buffer would hold the connection up at its caller's
+			// pace: the frame goes to the stream's buffer.
+			if _, err := s.readBody(); err != nil {
+				s.readFailed(err)
+			}
+			return 0, false
 		}
 		if st.hasNews() {
+			if st.ended() {
+				lease = 0
+			}
 			return 0, false
 		}
 		got, err := s.readFrame(st)
@@ -191,8 +212,8 @@ func (st *Stream) readLeading(p []byte) (n int, yielded bool) {
 
 // readDirect, called with the lead while the data frame being read is
 // st's, reads its body into p, as much as fits. When the connection fails
-// within it, it ends the session and returns 0: a frame that did not
-// arrive whole gives no bytes.
+// within it, it ends the session and returns 0: the piece of a cut frame
+// that this Read was to read is not given.
 func (st *Stream) readDirect(p []byte) int {
 	s := st.s
 	k := min(int(s.body), len(p))
@@ -212,10 +233,20 @@ func (st *Stream) readDirect(p []byte) int {
 	return k
 }
 
-// hasNews reports whether a Read of st would not wait: bytes to read, or
-// the stream's or the session's end.
+// ended reports whether st has nothing more to read: the peer closed or
+// reset it with all read, or the session ended.
+func (st *Stream) ended() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.recvLen == 0 && (st.reset || st.remoteClosed || st.sessionGone)
+}
+
+// hasNews reports whether a Read of st that reads the connection should
+// return: bytes to read, the stream's or the session's end, or a read
+// deadline set meanwhile.
 func (st *Stream) hasNews() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.recvLen > 0 || st.reset || st.remoteClosed || st.sessionGone
+	return st.recvLen > 0 || st.reset || st.remoteClosed || st.sessionGone ||
+		!st.readDeadline.IsZero() || st.s.IsClosed()
 }

@@ -75,26 +75,26 @@ func leadingRead(t *testing.T, st *Stream, peer *rawPeer, n int) <-chan readResu
 }
 
 // TestAReadThatLeadsServesOthers shows that while a stream's Read waits
-// reading the connection itself, other streams' bytes and the peer's
-// pings are delivered; its own bytes, when they come, end it.
+// reading the connection itself, nothing else reading it, other streams'
+// bytes go to their buffers and the peer's pings are answered; its own
+// bytes, when they come, end it.
 func TestAReadThatLeadsServesOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gw, peer := rawGateway(t)
 		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
 		aRead := leadingRead(t, a, peer, 3)
-		bRead := readFullAsync(b, 2000)
-		synctest.Wait()
 		if err := peer.send(dataFrames(b.StreamID(), 2000, 700)); err != nil {
 			t.Fatal(err)
-		}
-		if r := <-bRead; r.err != nil || !bytes.Equal(r.b, dataBytes(2000, 700)) {
-			t.Fatalf("B read %d bytes (%v), not those sent", len(r.b), r.err)
 		}
 		peer.sync()
 		select {
 		case r := <-aRead:
 			t.Fatalf("A's Read returned %q, %v before A's bytes came", r.b, r.err)
 		default:
+		}
+		got := make([]byte, 2000)
+		if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, dataBytes(2000, 700)) {
+			t.Fatalf("B read %v, not the bytes sent", err)
 		}
 		if err := peer.sendFrame(typeData, 0, a.StreamID(), 3, []byte("abc")); err != nil {
 			t.Fatal(err)
@@ -106,10 +106,9 @@ func TestAReadThatLeadsServesOthers(t *testing.T) {
 }
 
 // TestAReaderAwayHoldsUpNoOne shows that a stream whose Read read the
-// connection and returned, its caller now busy elsewhere, holds up no
-// other stream: the session's reader takes over, delivers the others'
-// bytes and answers pings, and the absent stream's bytes wait, in order,
-// in its buffer.
+// connection and returned, its caller now busy elsewhere, holds up other
+// streams for the lease at most: then the session's reader delivers their
+// bytes, and the absent stream's bytes wait, in order, in its buffer.
 func TestAReaderAwayHoldsUpNoOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gw, peer := rawGateway(t)
@@ -121,9 +120,15 @@ func TestAReaderAwayHoldsUpNoOne(t *testing.T) {
 		if r := <-aRead; r.err != nil {
 			t.Fatal(r.err)
 		}
-		// A's caller is away from here on.
+		// A's caller is away from here on. B's Read has a deadline: it
+		// does not read the connection itself.
 		start := time.Now()
+		_ = b.SetReadDeadline(start.Add(time.Minute))
 		bRead := readFullAsync(b, 10)
+		synctest.Wait()
+		if len(gw.lead) != 1 {
+			t.Fatal("a Read with a deadline took the lead")
+		}
 		frames := append(dataFrames(a.StreamID(), 3000, 1000), dataFrames(b.StreamID(), 10, 10)...)
 		if err := peer.send(frames); err != nil {
 			t.Fatal(err)
@@ -131,16 +136,30 @@ func TestAReaderAwayHoldsUpNoOne(t *testing.T) {
 		if r := <-bRead; r.err != nil {
 			t.Fatal(r.err)
 		}
-		if waited := time.Since(start); waited > 2*leaseTime {
-			t.Errorf("B's bytes came after %v, want within the lease of %v", waited, leaseTime)
+		if waited := time.Since(start); waited < leaseTime || waited > 2*leaseTime {
+			t.Errorf("B's bytes came after %v, want after the lease of %v", waited, leaseTime)
 		}
-		peer.sync()
 		got := make([]byte, 3000)
 		if _, err := io.ReadFull(a, got); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, dataBytes(3000, 1000)) {
 			t.Error("A's bytes that waited in its buffer came out of order")
+		}
+	})
+}
+
+// TestADeadlineSetWhileAReadLeads shows that a deadline set while a Read
+// reads the connection takes effect once the next frame arrives.
+func TestADeadlineSetWhileAReadLeads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a := openStream(t, gw, peer)
+		aRead := leadingRead(t, a, peer, 1)
+		_ = a.SetReadDeadline(time.Now().Add(time.Second))
+		peer.sync()
+		if r := <-aRead; !isTimeout(r.err) {
+			t.Errorf("the Read returned %q, %v, want a timeout", r.b, r.err)
 		}
 	})
 }
@@ -223,28 +242,6 @@ func TestABreachWhileAReadLeads(t *testing.T) {
 			})
 		})
 	}
-}
-
-// TestAReadWithADeadlineWaits shows that a Read with a deadline never
-// reads the connection itself: it times out while another stream's Read
-// or the session's reader waits for the peer.
-func TestAReadWithADeadlineWaits(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		gw, peer := rawGateway(t)
-		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
-		aRead := leadingRead(t, a, peer, 1)
-		_ = b.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := b.Read(make([]byte, 1)); !isTimeout(err) {
-			t.Errorf("B's Read with a deadline returned %v, want a timeout", err)
-		}
-		_ = b.SetReadDeadline(time.Time{})
-		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'a'}); err != nil {
-			t.Fatal(err)
-		}
-		if r := <-aRead; r.err != nil {
-			t.Fatal(r.err)
-		}
-	})
 }
 
 // sendGranted sends stream id all the window it was granted and has not
@@ -335,5 +332,77 @@ func TestWindowStaysForASlowReader(t *testing.T) {
 				t.Errorf("the window grew to %d for a reader that reads slowly", w)
 			}
 		})
+	})
+}
+
+// TestWindowShrinksWhenTheReaderFallsBehind shows that a window that grew
+// comes back to WindowSize once its reader leaves bytes unread.
+func TestWindowShrinksWhenTheReaderFallsBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a := openStream(t, gw, peer)
+		sent := 0
+		for windowOf(a) < MaxWindow {
+			before := sent
+			sent = sendGranted(t, peer, a.StreamID(), sent, 0)
+			if _, err := io.ReadFull(a, make([]byte, sent-before)); err != nil {
+				t.Fatal(err)
+			}
+			peer.sync()
+		}
+		read := sent
+		for windowOf(a) > WindowSize {
+			sent = sendGranted(t, peer, a.StreamID(), sent, 0)
+			// Half of what came, the rest left unread.
+			if _, err := io.ReadFull(a, make([]byte, (sent-read)/2+1)); err != nil {
+				t.Fatal(err)
+			}
+			read += (sent-read)/2 + 1
+			peer.sync()
+			if sent > 16*MaxWindow {
+				t.Fatalf("the window is still %d for a reader behind", windowOf(a))
+			}
+		}
+		if grown := gw.grown.Load(); grown != 0 {
+			t.Errorf("the session counts %d bytes of growth, want none", grown)
+		}
+	})
+}
+
+// TestWindowGrowthHasABudget shows that the windows of many fast streams
+// on one connection grow by growthBudget in all, no more, and that what a
+// stream's window grew is given back when it ends.
+func TestWindowGrowthHasABudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		var streams []*Stream
+		for range 2 * growthBudget / MaxWindow {
+			streams = append(streams, openStream(t, gw, peer))
+		}
+		sent := make([]int, len(streams))
+		for round := 0; round < 12; round++ {
+			for i, st := range streams {
+				before := sent[i]
+				sent[i] = sendGranted(t, peer, st.StreamID(), sent[i], 0)
+				if _, err := io.ReadFull(st, make([]byte, sent[i]-before)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			peer.sync()
+		}
+		total := 0
+		for _, st := range streams {
+			total += windowOf(st) - WindowSize
+		}
+		if total > growthBudget || total < growthBudget/2 {
+			t.Errorf("the windows grew by %d in all, want up to the budget of %d", total, growthBudget)
+		}
+		for _, st := range streams {
+			_ = peer.sendFrame(typeWindowUpdate, flagRST, st.StreamID(), 0, nil)
+		}
+		peer.sync()
+		if grown := gw.grown.Load(); grown != 0 {
+			t.Errorf("%d bytes of growth are still counted once every stream ended", grown)
+		}
 	})
 }

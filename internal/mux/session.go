@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -72,14 +73,16 @@ type Session struct {
 	pingTimer *time.Timer
 
 	// Reading the connection (read.go). lead holds its token while no
-	// goroutine reads; lease fires when the last to read gave it back and
-	// nobody took it since. The data frame being read: body bytes still
+	// goroutine reads; lease fires a while after the last to read gave it
+	// back, for the session's reader to take it if it is still there. The data frame being read: body bytes still
 	// to come, for bodyStream, whose flags are taken once all are read.
 	lead       chan struct{}
 	lease      *time.Timer
 	body       uint32
 	bodyStream *Stream
 	bodyFlags  uint16
+	// grown is how much the streams' windows grew beyond WindowSize.
+	grown atomic.Int64
 }
 
 func newSession(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, opens bool) *Session {

@@ -61,16 +61,17 @@ type Stream struct {
 	// stream or session ends.
 	readReady  chan struct{}
 	writeReady chan struct{}
-	// waitingReads counts the Reads that wait for bytes: whoever reads
-	// the connection gives them the lead when it delivers some.
+	// waitingReads counts the Reads without a deadline that wait for
+	// bytes: whoever reads the connection gives them the lead when it
+	// delivers some.
 	waitingReads atomic.Int32
 
 	mu sync.Mutex
 	// Received bytes not read yet: recvLen of them in recv.
 	recv    []chunk
 	recvLen int
-	// filling is set while the session's reader reads a frame's body
-	// into the last chunk's free space.
+	// filling is set while whoever reads the connection reads a frame's
+	// body into the last chunk's free space.
 	filling bool
 	// recvWindow is how much the peer may still send before the next
 	// window update; sendWindow how much this side may. recvTarget is the
@@ -153,7 +154,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			err = ErrStreamReset
 		case st.remoteClosed:
 			err = io.EOF
-		case st.sessionGone:
+		case st.sessionGone || st.s.IsClosed():
 			err = ErrSessionShutdown
 		}
 		if err != nil {
@@ -163,7 +164,15 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		deadline := st.readDeadline
-		if deadline.IsZero() && !yielded && st.s.tryLead() {
+		if !deadline.IsZero() {
+			st.mu.Unlock()
+			if err := st.wait(st.readReady, deadline); err != nil {
+				return 0, err
+			}
+			st.mu.Lock()
+			continue
+		}
+		if !yielded && st.s.tryLead() {
 			st.mu.Unlock()
 			n, yielded = st.readLeading(p)
 			st.mu.Lock()
@@ -211,28 +220,56 @@ func (st *Stream) Read(p []byte) (int, error) {
 // the peer gets back the window it used once half of it is read, as yamux
 // does. The window doubles, up to MaxWindow, when the reader has read
 // everything and the peer used half of it within growWithin: then the
-// window, not the reader, holds the stream back. So a stream that a slow
-// reader reads keeps the smallest window, and a fast one never has more in
-// flight than the connection carries in about 4 × growWithin, which bounds
-// how long its bytes can hold up other streams' behind them.
+// window, not the reader, holds the stream back. It halves again, down to
+// WindowSize, when an update finds bytes unread: the reader fell behind.
+// So a stream read slowly keeps or gets back the first window, a fast one
+// has no more in flight than the connection carries in about
+// 4 × growWithin (which bounds how long its bytes hold up other streams'
+// behind them), and the session's windows grow by growthBudget at most.
 func (st *Stream) windowUpdateLocked() (header, bool) {
-	delta := st.recvTarget - uint32(st.recvLen) - st.recvWindow
-	if delta < st.recvTarget/2 || st.sessionGone || st.reset {
+	target := int64(st.recvTarget)
+	if target-int64(st.recvLen)-int64(st.recvWindow) < target/2 || st.sessionGone || st.reset {
 		return header{}, false
 	}
 	now := time.Now()
-	if st.recvLen == 0 && st.recvTarget < MaxWindow && now.Sub(st.lastUpdate) < growWithin {
-		delta += st.recvTarget
-		st.recvTarget *= 2
+	switch {
+	case st.recvLen == 0 && target < MaxWindow && now.Sub(st.lastUpdate) < growWithin && !st.removed:
+		if st.s.grown.Add(target) <= growthBudget {
+			target *= 2
+		} else {
+			st.s.grown.Add(-target) // over the budget: no growth
+		}
+	case st.recvLen > 0 && target > WindowSize:
+		target /= 2
+		st.s.grown.Add(-target)
+	}
+	st.recvTarget = uint32(target)
+	delta := target - int64(st.recvLen) - int64(st.recvWindow)
+	if delta <= 0 {
+		return header{}, false
 	}
 	st.lastUpdate = now
-	st.recvWindow += delta
-	return makeHeader(typeWindowUpdate, st.takeACK(), st.id, delta), true
+	st.recvWindow += uint32(delta)
+	return makeHeader(typeWindowUpdate, st.takeACK(), st.id, uint32(delta)), true
 }
 
 // growWithin is how soon after the last window update the next must be
 // due for the window to grow.
 const growWithin = 10 * time.Millisecond
+
+// growthBudget bounds how much a session's windows grow in all beyond
+// WindowSize each, so that the bytes it may have to hold for readers
+// that stall stay bounded however many streams start fast.
+const growthBudget = 16 << 20
+
+// dropGrowthLocked gives back to the session what st's window grew, once
+// st is taken out of it.
+func (st *Stream) dropGrowthLocked() {
+	if st.recvTarget > WindowSize {
+		st.s.grown.Add(-int64(st.recvTarget - WindowSize))
+		st.recvTarget = WindowSize
+	}
+}
 
 // takeACK returns the flags of the next frame sent: ACK on the first
 // frame of a stream the peer opened.
@@ -339,6 +376,7 @@ func (st *Stream) forget() {
 	if st.closeTimer != nil {
 		st.closeTimer.Stop()
 	}
+	st.dropGrowthLocked()
 	st.releaseLocked()
 	st.mu.Unlock()
 	notify(st.readReady)
@@ -362,6 +400,7 @@ func (st *Stream) sessionEnded() {
 	st.mu.Lock()
 	st.sessionGone = true
 	st.removed = true
+	st.dropGrowthLocked()
 	if st.closeTimer != nil {
 		st.closeTimer.Stop()
 	}
