@@ -164,9 +164,9 @@ func TestADeadlineSetWhileAReadLeads(t *testing.T) {
 	})
 }
 
-// TestAFrameReadInPieces shows that a Read that leads reads a large frame
-// of its own stream into small buffers, piece by piece, and that the
-// frames after it, its own and another stream's, come whole and in order.
+// TestAFrameReadInPieces shows that a Read that leads reads a frame of its
+// own stream larger than its buffer piece by piece, and that the frames
+// after it, its own and another stream's, come whole and in order.
 func TestAFrameReadInPieces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gw, peer := rawGateway(t)
@@ -185,7 +185,7 @@ func TestAFrameReadInPieces(t *testing.T) {
 		}
 		go func() { _ = peer.send(frames) }()
 		var got []byte
-		buf := make([]byte, 1000)
+		buf := make([]byte, directRead+1000)
 		for {
 			n, err := a.Read(buf)
 			got = append(got, buf[:n]...)
