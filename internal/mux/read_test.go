@@ -42,13 +42,22 @@ type readResult struct {
 	err error
 }
 
-// readFullAsync reads n bytes of st in a goroutine of its own.
+// readFullAsync reads n bytes of st in a goroutine of its own, with a
+// buffer large enough for its Reads to read the connection themselves.
 func readFullAsync(st *Stream, n int) <-chan readResult {
 	c := make(chan readResult, 1)
 	go func() {
-		b := make([]byte, n)
-		k, err := io.ReadFull(st, b)
-		c <- readResult{b[:k], err}
+		var got []byte
+		buf := make([]byte, 2*directRead)
+		for len(got) < n {
+			k, err := st.Read(buf[:min(len(buf), max(n-len(got), directRead))])
+			got = append(got, buf[:k]...)
+			if err != nil {
+				c <- readResult{got, err}
+				return
+			}
+		}
+		c <- readResult{got, nil}
 	}()
 	return c
 }

@@ -61,9 +61,9 @@ type Stream struct {
 	// stream or session ends.
 	readReady  chan struct{}
 	writeReady chan struct{}
-	// waitingReads counts the Reads without a deadline that wait for
-	// bytes: whoever reads the connection gives them the lead when it
-	// delivers some.
+	// waitingReads counts the Reads that wait for bytes and would read
+	// the connection (no deadline, a large buffer): whoever reads it gives
+	// them the lead when it delivers some.
 	waitingReads atomic.Int32
 
 	mu sync.Mutex
@@ -138,8 +138,9 @@ func (st *Stream) wait(ready chan struct{}, deadline time.Time) error {
 }
 
 // Read reads what the peer sent: io.EOF once it closed its side and all
-// is read. With nothing to read, it reads the connection for the session
-// (read.go), unless it has a deadline.
+// is read. With nothing to read, a Read into a buffer of directRead bytes
+// or more reads the connection for the session (read.go), unless it has a
+// deadline.
 func (st *Stream) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -172,17 +173,22 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Lock()
 			continue
 		}
-		if !yielded && st.s.tryLead() {
+		leads := len(p) >= directRead
+		if leads && !yielded && st.s.tryLead() {
 			st.mu.Unlock()
 			n, yielded = st.readLeading(p)
 			st.mu.Lock()
 			continue
 		}
 		yielded = false
-		st.waitingReads.Add(1)
+		if leads {
+			st.waitingReads.Add(1)
+		}
 		st.mu.Unlock()
 		err = st.wait(st.readReady, deadline)
-		st.waitingReads.Add(-1)
+		if leads {
+			st.waitingReads.Add(-1)
+		}
 		if err != nil {
 			return 0, err
 		}
