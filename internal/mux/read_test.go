@@ -415,3 +415,55 @@ func TestWindowGrowthHasABudget(t *testing.T) {
 		}
 	})
 }
+
+// TestWindowGrowsOnALongPath shows that when a stream's bytes come
+// paced, half a window taking longer than growWithin but less than the
+// round trip (a path of 50 ms, 5 MB/s), its window still grows: the
+// session measures the round trip with a ping of its own. Without an
+// answer to the ping, the window stays.
+func TestWindowGrowsOnALongPath(t *testing.T) {
+	const (
+		rtt       = 50 * time.Millisecond
+		frameSize = 64 << 10
+		pace      = 12 * time.Millisecond // between frames
+	)
+	for _, answer := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			gw, peer := rawGateway(t)
+			a := openStream(t, gw, peer)
+			var ping *frame
+			var pingCame time.Time
+			measured := false
+			for sent := 0; sent < 2*MaxWindow; {
+				outstanding := int(windowGranted(peer, a.StreamID())) + WindowSize - sent
+				k := min(outstanding, frameSize)
+				if err := peer.send(dataFrames(a.StreamID(), k, frameSize)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(a, make([]byte, k)); err != nil {
+					t.Fatal(err)
+				}
+				sent += k
+				peer.sync()
+				if ping == nil {
+					for _, f := range peer.all() {
+						if f.typ == typePing && f.flags == flagSYN && f.length&rttPing != 0 {
+							ping, pingCame = &f, time.Now()
+						}
+					}
+				} else if answer && !measured && time.Since(pingCame) >= rtt {
+					// The peer answers a round trip late.
+					_ = peer.sendFrame(typePing, flagACK, 0, ping.length, nil)
+					measured = true
+				}
+				time.Sleep(pace)
+			}
+			if ping == nil {
+				t.Fatal("the session sent no round-trip ping")
+			}
+			if w := windowOf(a); measured != (w > WindowSize) {
+				t.Errorf("the window is %d, the round trip measured: %v", w, measured)
+			}
+		})
+	}
+}
