@@ -83,12 +83,6 @@ type Session struct {
 	bodyFlags  uint16
 	// grown is how much the streams' windows grew beyond WindowSize.
 	grown atomic.Int64
-
-	// The round trip (rtt.go): the last measured, in ns, and when (unix
-	// ns); the id of the ping on its way and when it was sent; the ids.
-	rttNs, rttAt      atomic.Int64
-	rttPending, rttID atomic.Uint32
-	rttSent           atomic.Int64
 }
 
 func newSession(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, opens bool) *Session {
@@ -282,10 +276,6 @@ func (s *Session) incoming(id uint32) (*Stream, error) {
 func (s *Session) ping(h *header) {
 	if h.flags()&flagSYN != 0 {
 		s.w.send(makeHeader(typePing, flagACK, 0, h.length()))
-		return
-	}
-	if h.flags()&flagACK != 0 && h.length()&rttPing != 0 {
-		s.rttAnswered(h.length())
 		return
 	}
 	if h.flags()&flagACK != 0 {
