@@ -9,18 +9,19 @@ import (
 
 // Who reads the connection. One goroutine at a time reads frames and
 // delivers them, the one that holds the session's lead: the session's
-// own reader, or a stream's Read into a buffer of directRead bytes or more
-// that found nothing to read. Such a Read reads its own stream's bytes straight into its caller's buffer, so that
-// a busy stream (a download) costs no hand-off between goroutines and no
-// copy through the stream's buffers; other streams' bytes it delivers to
-// their buffers on the way. A Read gives the lead back when it returns;
-// the session's reader takes it once nobody took it for leaseTime, so that
-// a caller busy elsewhere holds up other streams' frames no longer than
-// that each time. Whoever reads gives the lead away when it delivers bytes
-// to a stream whose Read waits and would read the connection, which takes
-// it when it reads again; a Read with a deadline never reads it. A
-// deadline set while a Read reads the connection takes effect once the
-// next frame arrives.
+// own reader, or a stream's Read into a buffer of directRead bytes or
+// more that found nothing to read. Such a Read reads its own stream's
+// bytes straight into its caller's buffer, so that a busy stream (a
+// download) costs no hand-off between goroutines and no copy through the
+// stream's buffers; other streams' bytes it delivers to their buffers on
+// the way. A Read gives the lead back when it returns; the session's
+// reader takes it once nobody took it for leaseTime, so that a caller busy
+// elsewhere holds up other streams' frames no longer than that each time.
+// Whoever reads gives the lead away when it delivers bytes to a stream
+// whose Read waits and would read the connection, which takes it when it
+// reads again; a Read with a deadline never reads it. A deadline set
+// while a Read reads the connection takes effect once the next frame
+// arrives.
 
 // directRead is the smallest buffer of a Read that reads the connection:
 // a smaller one would hold the connection up at its caller's pace, and

@@ -42,7 +42,7 @@ type readResult struct {
 	err error
 }
 
-// readFullAsync reads n bytes of st in a goroutine of its own, with a
+// readFullAsync reads n bytes of st or more in a goroutine of its own, with a
 // buffer large enough for its Reads to read the connection themselves.
 func readFullAsync(st *Stream, n int) <-chan readResult {
 	c := make(chan readResult, 1)
@@ -412,6 +412,45 @@ func TestWindowGrowthHasABudget(t *testing.T) {
 		peer.sync()
 		if grown := gw.grown.Load(); grown != 0 {
 			t.Errorf("%d bytes of growth are still counted once every stream ended", grown)
+		}
+	})
+}
+
+// TestASmallReadLeavesTheReadingToTheSession shows that a Read into a
+// buffer under directRead bytes, a stream that carries little, is not
+// given the lead: the session's reader goes on reading.
+func TestASmallReadLeavesTheReadingToTheSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer := rawGateway(t)
+		a := openStream(t, gw, peer)
+		small := make(chan error, 1)
+		go func() {
+			_, err := a.Read(make([]byte, directRead-1))
+			small <- err
+		}()
+		synctest.Wait()
+		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'1'}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-small; err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if len(gw.lead) != 0 {
+			t.Error("the session's reader gave up the lead to a small Read")
+		}
+		// A large Read is given it.
+		large := readFullAsync(a, 1)
+		synctest.Wait()
+		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'2'}); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-large; r.err != nil {
+			t.Fatal(r.err)
+		}
+		synctest.Wait()
+		if len(gw.lead) != 1 {
+			t.Error("the session's reader kept the lead from a large Read")
 		}
 	})
 }
