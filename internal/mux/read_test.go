@@ -36,6 +36,22 @@ func dataBytes(n, size int) []byte {
 	return b
 }
 
+// twoStreams starts a gateway whose peer is a rawPeer, and opens two
+// streams.
+func twoStreams(t *testing.T) (*Session, *rawPeer, *Stream, *Stream) {
+	t.Helper()
+	gw, peer := rawGateway(t)
+	return gw, peer, openStream(t, gw, peer), openStream(t, gw, peer)
+}
+
+// sendData sends b to st from the peer, in one data frame.
+func sendData(t *testing.T, peer *rawPeer, st *Stream, b []byte) {
+	t.Helper()
+	if err := peer.sendFrame(typeData, 0, st.StreamID(), uint32(len(b)), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // readResult is what a Read in a goroutine of its own got.
 type readResult struct {
 	b   []byte
@@ -69,9 +85,7 @@ func leadingRead(t *testing.T, st *Stream, peer *rawPeer, n int) <-chan readResu
 	t.Helper()
 	first := readFullAsync(st, 1)
 	synctest.Wait()
-	if err := peer.sendFrame(typeData, 0, st.StreamID(), 1, []byte{'1'}); err != nil {
-		t.Fatal(err)
-	}
+	sendData(t, peer, st, []byte{'1'})
 	if r := <-first; r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -89,8 +103,7 @@ func leadingRead(t *testing.T, st *Stream, peer *rawPeer, n int) <-chan readResu
 // bytes, when they come, end it.
 func TestAReadThatLeadsServesOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw, peer := rawGateway(t)
-		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
+		_, peer, a, b := twoStreams(t)
 		aRead := leadingRead(t, a, peer, 3)
 		if err := peer.send(dataFrames(b.StreamID(), 2000, 700)); err != nil {
 			t.Fatal(err)
@@ -105,9 +118,7 @@ func TestAReadThatLeadsServesOthers(t *testing.T) {
 		if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, dataBytes(2000, 700)) {
 			t.Fatalf("B read %v, not the bytes sent", err)
 		}
-		if err := peer.sendFrame(typeData, 0, a.StreamID(), 3, []byte("abc")); err != nil {
-			t.Fatal(err)
-		}
+		sendData(t, peer, a, []byte("abc"))
 		if r := <-aRead; r.err != nil || string(r.b) != "abc" {
 			t.Fatalf("A read %q, %v, want abc", r.b, r.err)
 		}
@@ -120,12 +131,9 @@ func TestAReadThatLeadsServesOthers(t *testing.T) {
 // bytes, and the absent stream's bytes wait, in order, in its buffer.
 func TestAReaderAwayHoldsUpNoOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw, peer := rawGateway(t)
-		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
+		gw, peer, a, b := twoStreams(t)
 		aRead := leadingRead(t, a, peer, 1)
-		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'a'}); err != nil {
-			t.Fatal(err)
-		}
+		sendData(t, peer, a, []byte{'a'})
 		if r := <-aRead; r.err != nil {
 			t.Fatal(r.err)
 		}
@@ -178,8 +186,7 @@ func TestADeadlineSetWhileAReadLeads(t *testing.T) {
 // after it, its own and another stream's, come whole and in order.
 func TestAFrameReadInPieces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw, peer := rawGateway(t)
-		a, b := openStream(t, gw, peer), openStream(t, gw, peer)
+		_, peer, a, b := twoStreams(t)
 		aRead := leadingRead(t, a, peer, 1)
 		big := make([]byte, maxFrame)
 		for i := range big {
@@ -429,9 +436,7 @@ func TestASmallReadLeavesTheReadingToTheSession(t *testing.T) {
 			small <- err
 		}()
 		synctest.Wait()
-		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'1'}); err != nil {
-			t.Fatal(err)
-		}
+		sendData(t, peer, a, []byte{'1'})
 		if err := <-small; err != nil {
 			t.Fatal(err)
 		}
@@ -442,9 +447,7 @@ func TestASmallReadLeavesTheReadingToTheSession(t *testing.T) {
 		// A large Read is given it.
 		large := readFullAsync(a, 1)
 		synctest.Wait()
-		if err := peer.sendFrame(typeData, 0, a.StreamID(), 1, []byte{'2'}); err != nil {
-			t.Fatal(err)
-		}
+		sendData(t, peer, a, []byte{'2'})
 		if r := <-large; r.err != nil {
 			t.Fatal(r.err)
 		}
