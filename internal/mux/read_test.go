@@ -457,3 +457,75 @@ func TestASmallReadLeavesTheReadingToTheSession(t *testing.T) {
 		}
 	})
 }
+
+// TestRoundTripPingGoesWithTheFirstStream shows that the gateway's side
+// pings once per connection, in the write that opens its first stream,
+// before that stream's frame, and takes the answer as the round trip.
+func TestRoundTripPingGoesWithTheFirstStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, peer, _, _ := twoStreams(t)
+		openStream(t, gw, peer)
+		peer.sync()
+		frames := peer.all()
+		if f := frames[0]; f.typ != typePing || f.flags != flagSYN || f.length != rttPing {
+			t.Errorf("the first frame is of type %d, flags %#x, length %d, not the round-trip ping", f.typ, f.flags, f.length)
+		}
+		if f := frames[1]; f.typ != typeData || f.flags != flagSYN || f.id != 1 {
+			t.Errorf("the second frame is of type %d, flags %#x, stream %d, not the first stream's opening", f.typ, f.flags, f.id)
+		}
+		if n := peer.count(func(f frame) bool { return f.typ == typePing && f.length == rttPing }); n != 1 {
+			t.Errorf("%d round-trip pings for three streams, want 1", n)
+		}
+		time.Sleep(30 * time.Millisecond)
+		if err := peer.sendFrame(typePing, flagACK, 0, rttPing, nil); err != nil {
+			t.Fatal(err)
+		}
+		peer.sync()
+		if rtt := gw.roundTrip(); rtt != 30*time.Millisecond {
+			t.Errorf("the round trip is %v, want the 30ms the answer took", rtt)
+		}
+	})
+}
+
+// TestWindowGrowsOnALongPath shows that when a stream's bytes come paced,
+// half a window taking longer than growWithin but less than the round
+// trip (a path of 50 ms at about 5 MB/s), its window still grows, and
+// that without a round trip measured it stays.
+func TestWindowGrowsOnALongPath(t *testing.T) {
+	const (
+		rtt       = 50 * time.Millisecond
+		frameSize = 64 << 10
+		pace      = 12 * time.Millisecond // between frames
+	)
+	for _, measured := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			gw, peer := rawGateway(t)
+			a := openStream(t, gw, peer)
+			if measured {
+				time.Sleep(rtt)
+				if err := peer.sendFrame(typePing, flagACK, 0, rttPing, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for sent := 0; sent < 2*MaxWindow; {
+				outstanding := int(windowGranted(peer, a.StreamID())) + WindowSize - sent
+				k := min(outstanding, frameSize)
+				if err := peer.send(dataFrames(a.StreamID(), k, frameSize)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(a, make([]byte, k)); err != nil {
+					t.Fatal(err)
+				}
+				sent += k
+				peer.sync()
+				time.Sleep(pace)
+			}
+			if w := windowOf(a); measured != (w > WindowSize) {
+				t.Errorf("the window is %d with the round trip measured: %v", w, measured)
+			}
+			if w := windowOf(a); w > 4*(frameSize*int(time.Second/pace))*int(rtt)/int(time.Second) {
+				t.Errorf("the window grew to %d, above 4 round trips of the stream's rate", w)
+			}
+		})
+	}
+}

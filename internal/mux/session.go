@@ -83,6 +83,11 @@ type Session struct {
 	bodyFlags  uint16
 	// grown is how much the streams' windows grew beyond WindowSize.
 	grown atomic.Int64
+
+	// The round trip (rtt.go): when its ping went, until answered; the
+	// round trip it measured, in ns, 0 until then.
+	rttSent time.Time
+	rttNs   atomic.Int64
 }
 
 func newSession(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, opens bool) *Session {
@@ -144,9 +149,16 @@ func (s *Session) Open(opening func(id uint32) []byte) (*Stream, error) {
 	st := newStream(s, id)
 	st.sendWindow -= uint32(len(body))
 	s.streams[id] = st
+	var ping []byte
+	if id == 1 {
+		// The connection's first stream: the round-trip ping goes with it.
+		h := makeHeader(typePing, flagSYN, 0, rttPing)
+		ping = h[:]
+		s.rttSent = time.Now()
+	}
 	s.mu.Unlock()
 
-	if err := s.w.write(makeHeader(typeData, flagSYN, id, uint32(len(body))), body); err != nil {
+	if err := s.w.writeAfter(ping, makeHeader(typeData, flagSYN, id, uint32(len(body))), body); err != nil {
 		// The session has ended, or is ending: by the time Open returns,
 		// it has, so that the caller can tell and try another.
 		st.forget()
@@ -272,10 +284,15 @@ func (s *Session) incoming(id uint32) (*Stream, error) {
 	}
 }
 
-// ping answers the peer's ping, or takes the answer to the keep-alive's.
+// ping answers the peer's ping, or takes the answer to the keep-alive's
+// or the round-trip ping.
 func (s *Session) ping(h *header) {
 	if h.flags()&flagSYN != 0 {
 		s.w.send(makeHeader(typePing, flagACK, 0, h.length()))
+		return
+	}
+	if h.flags()&flagACK != 0 && h.length() == rttPing {
+		s.rttAnswered()
 		return
 	}
 	if h.flags()&flagACK != 0 {

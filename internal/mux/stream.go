@@ -226,12 +226,14 @@ func (st *Stream) Read(p []byte) (int, error) {
 // the peer gets back the window it used once half of it is read, as yamux
 // does. The window doubles, up to MaxWindow, when the reader has read
 // everything and the peer used half of it within growWithin: then the
-// window, not the reader, holds the stream back. It halves again, down to
-// WindowSize, when an update finds bytes unread: the reader fell behind.
-// So a stream read slowly keeps or gets back the first window, a fast one
-// has no more in flight than the connection carries in about
-// 4 × growWithin (which bounds how long its bytes hold up other streams'
-// behind them), and the session's windows grow by growthBudget at most.
+// window, not the reader, holds the stream back; or within the round
+// trip, on a long path (at the gateway, which measures it). It halves
+// again, down to WindowSize, when an update finds bytes unread: the reader
+// fell behind. So a stream read slowly keeps or gets back the first
+// window, a fast one has no more in flight than the connection carries in
+// about 4 × growWithin or 4 round trips (which bounds how long its bytes
+// hold up other streams' behind them), and the session's windows grow by
+// growthBudget at most.
 func (st *Stream) windowUpdateLocked() (header, bool) {
 	target := int64(st.recvTarget)
 	if target-int64(st.recvLen)-int64(st.recvWindow) < target/2 || st.sessionGone || st.reset {
@@ -239,7 +241,7 @@ func (st *Stream) windowUpdateLocked() (header, bool) {
 	}
 	now := time.Now()
 	switch {
-	case st.recvLen == 0 && target < MaxWindow && now.Sub(st.lastUpdate) < growWithin && !st.removed:
+	case st.recvLen == 0 && target < MaxWindow && !st.removed && st.fastUpdate(now):
 		if st.s.grown.Add(target) <= growthBudget {
 			target *= 2
 		} else {
@@ -259,8 +261,15 @@ func (st *Stream) windowUpdateLocked() (header, bool) {
 	return makeHeader(typeWindowUpdate, st.takeACK(), st.id, uint32(delta)), true
 }
 
+// fastUpdate reports whether a window update due now comes soon after the
+// last: within growWithin, or within the connection's round trip.
+func (st *Stream) fastUpdate(now time.Time) bool {
+	since := now.Sub(st.lastUpdate)
+	return since < growWithin || since < st.s.roundTrip()
+}
+
 // growWithin is how soon after the last window update the next must be
-// due for the window to grow.
+// due for the window to grow, whatever the round trip.
 const growWithin = 10 * time.Millisecond
 
 // growthBudget bounds how much a session's windows grow in all beyond

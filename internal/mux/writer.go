@@ -67,7 +67,11 @@ func newWriter(conn io.Writer, under *HoldConn, failed func(error)) *writer {
 
 // write queues a frame and, unless another goroutine writes, writes the
 // batch that holds it. It waits while batchLimit bytes are queued already.
-func (w *writer) write(h header, body []byte) error {
+func (w *writer) write(h header, body []byte) error { return w.writeAfter(nil, h, body) }
+
+// writeAfter is write with the frame first, if any, queued before it, in
+// the same batch.
+func (w *writer) writeAfter(first []byte, h header, body []byte) error {
 	w.mu.Lock()
 	for w.err == nil && w.writing && w.queued() >= batchLimit {
 		w.cond.Wait()
@@ -76,6 +80,9 @@ func (w *writer) write(h header, body []byte) error {
 		err := w.err
 		w.mu.Unlock()
 		return err
+	}
+	if first != nil {
+		w.enqueue(first, nil)
 	}
 	w.enqueue(h[:], body)
 	if w.writing {
