@@ -459,8 +459,9 @@ func TestASmallReadLeavesTheReadingToTheSession(t *testing.T) {
 }
 
 // TestRoundTripPingGoesWithTheFirstStream shows that the gateway's side
-// pings once per connection, in the write that opens its first stream,
-// before that stream's frame, and takes the answer as the round trip.
+// pings in the write that opens its first stream, before that stream's
+// frame, with no other ping until it is answered, takes the answer as the
+// round trip, pings again with a later opening, and keeps the lower.
 func TestRoundTripPingGoesWithTheFirstStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gw, peer, _, _ := twoStreams(t)
@@ -483,6 +484,19 @@ func TestRoundTripPingGoesWithTheFirstStream(t *testing.T) {
 		peer.sync()
 		if rtt := gw.roundTrip(); rtt != 30*time.Millisecond {
 			t.Errorf("the round trip is %v, want the 30ms the answer took", rtt)
+		}
+		openStream(t, gw, peer)
+		peer.sync()
+		if n := peer.count(func(f frame) bool { return f.typ == typePing && f.length == rttPing }); n != 2 {
+			t.Fatalf("%d round-trip pings after the first was answered and a stream opened, want 2", n)
+		}
+		time.Sleep(40 * time.Millisecond)
+		if err := peer.sendFrame(typePing, flagACK, 0, rttPing, nil); err != nil {
+			t.Fatal(err)
+		}
+		peer.sync()
+		if rtt := gw.roundTrip(); rtt != 30*time.Millisecond {
+			t.Errorf("the round trip is %v after a slower answer, want the lower 30ms", rtt)
 		}
 	})
 }

@@ -84,10 +84,11 @@ type Session struct {
 	// grown is how much the streams' windows grew beyond WindowSize.
 	grown atomic.Int64
 
-	// The round trip (rtt.go): when its ping went, until answered; the
-	// round trip it measured, in ns, 0 until then.
-	rttSent time.Time
-	rttNs   atomic.Int64
+	// The round trip (rtt.go): the pings sent; when the last went, until
+	// answered; the lowest round trip measured, in ns, 0 until then.
+	rttPings int
+	rttSent  time.Time
+	rttNs    atomic.Int64
 }
 
 func newSession(conn io.ReadWriteCloser, under *HoldConn, log *zap.Logger, opens bool) *Session {
@@ -150,8 +151,10 @@ func (s *Session) Open(opening func(id uint32) []byte) (*Stream, error) {
 	st.sendWindow -= uint32(len(body))
 	s.streams[id] = st
 	var ping []byte
-	if id == 1 {
-		// The connection's first stream: the round-trip ping goes with it.
+	if s.rttPings < rttSamples && s.rttSent.IsZero() {
+		// One of the connection's first streams: a round-trip ping goes
+		// with it.
+		s.rttPings++
 		h := makeHeader(typePing, flagSYN, 0, rttPing)
 		ping = h[:]
 		s.rttSent = time.Now()
@@ -291,7 +294,7 @@ func (s *Session) ping(h *header) {
 		s.w.send(makeHeader(typePing, flagACK, 0, h.length()))
 		return
 	}
-	if h.flags()&flagACK != 0 && h.length() == rttPing {
+	if h.flags()&flagACK != 0 && s.opens && h.length() == rttPing {
 		s.rttAnswered()
 		return
 	}
