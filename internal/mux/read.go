@@ -188,8 +188,8 @@ func (st *Stream) readLeading(p []byte) (n int, yielded bool) {
 		if s.body > 0 && s.bodyStream == st {
 			return st.readDirect(p), false
 		}
-		if st.hasNews() {
-			if st.ended() {
+		if news, ended := st.news(); news {
+			if ended {
 				lease = 0
 			}
 			return 0, false
@@ -228,20 +228,12 @@ func (st *Stream) readDirect(p []byte) int {
 	return k
 }
 
-// ended reports whether st has nothing more to read: the peer closed or
-// reset it with all read, or the session ended.
-func (st *Stream) ended() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.recvLen == 0 && (st.reset || st.remoteClosed || st.sessionGone)
-}
-
-// hasNews reports whether a Read of st that reads the connection should
+// news reports whether a Read of st that reads the connection should
 // return: bytes to read, the stream's or the session's end, or a read
-// deadline set meanwhile.
-func (st *Stream) hasNews() bool {
+// deadline set meanwhile; and ended, whether st has nothing more to read.
+func (st *Stream) news() (news, ended bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.recvLen > 0 || st.reset || st.remoteClosed || st.sessionGone ||
-		!st.readDeadline.IsZero() || st.s.IsClosed()
+	gone := st.reset || st.remoteClosed || st.sessionGone || st.s.IsClosed()
+	return st.recvLen > 0 || gone || !st.readDeadline.IsZero(), st.recvLen == 0 && gone
 }

@@ -74,8 +74,9 @@ type Session struct {
 
 	// Reading the connection (read.go). lead holds its token while no
 	// goroutine reads; lease fires a while after the last to read gave it
-	// back, for the session's reader to take it if it is still there. The data frame being read: body bytes still
-	// to come, for bodyStream, whose flags are taken once all are read.
+	// back, for the session's reader to take it if it is still there.
+	// The data frame being read: body bytes still to come, for
+	// bodyStream, whose flags are taken once all are read.
 	lead       chan struct{}
 	lease      *time.Timer
 	body       uint32
@@ -294,18 +295,19 @@ func (s *Session) ping(h *header) {
 		s.w.send(makeHeader(typePing, flagACK, 0, h.length()))
 		return
 	}
-	if h.flags()&flagACK != 0 && s.opens && h.length() == rttPing {
+	if h.flags()&flagACK == 0 {
+		return
+	}
+	if s.opens && h.length() == rttPing {
 		s.rttAnswered()
 		return
 	}
-	if h.flags()&flagACK != 0 {
-		s.mu.Lock()
-		if s.pingTimer != nil && h.length() == s.pingID {
-			s.pingTimer.Stop()
-			s.pingTimer = nil
-		}
-		s.mu.Unlock()
+	s.mu.Lock()
+	if s.pingTimer != nil && h.length() == s.pingID {
+		s.pingTimer.Stop()
+		s.pingTimer = nil
 	}
+	s.mu.Unlock()
 }
 
 // goAway notes that the peer opens, and takes, no more streams.

@@ -165,15 +165,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		deadline := st.readDeadline
-		if !deadline.IsZero() {
-			st.mu.Unlock()
-			if err := st.wait(st.readReady, deadline); err != nil {
-				return 0, err
-			}
-			st.mu.Lock()
-			continue
-		}
-		leads := len(p) >= directRead
+		leads := deadline.IsZero() && len(p) >= directRead
 		if leads && !yielded && st.s.tryLead() {
 			st.mu.Unlock()
 			n, yielded = st.readLeading(p)
