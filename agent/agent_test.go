@@ -140,6 +140,39 @@ func TestLiveness(t *testing.T) {
 	}
 }
 
+// TestAnswersTheGatewaysAlive: the agent answers the gateway's ALIVE at
+// once when it has been silent for half the alive interval or more, and
+// not when it spoke lately: a flood of ALIVEs draws no flood back, and the
+// agent's next ALIVE comes on its own schedule.
+func TestAnswersTheGatewaysAlive(t *testing.T) {
+	const alive = 2 * time.Second
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.Alive, s.Dead = alive, 10*alive })
+	startAgent(t, optionsFor(g), g.Entry("home", "pw", ""))
+	c := testgateway.Receive(t, g.Controls, "a control connection")
+
+	time.Sleep(alive/2 + 100*time.Millisecond)
+	sent := time.Now()
+	c.Send(wire.Frame{Type: wire.FrameAlive})
+	if f := testgateway.Receive(t, c.Frames, "the answer to ALIVE"); f.Type != wire.FrameAlive {
+		t.Fatalf("the agent answered with type %d, want ALIVE", f.Type)
+	}
+	answered := time.Now()
+	if d := answered.Sub(sent); d > alive/4 {
+		t.Errorf("the agent answered after %s, want at once", d)
+	}
+
+	for range 50 {
+		c.Send(wire.Frame{Type: wire.FrameAlive})
+	}
+	if f := testgateway.Receive(t, c.Frames, "the agent's next ALIVE"); f.Type != wire.FrameAlive {
+		t.Fatalf("the agent sent type %d, want ALIVE", f.Type)
+	}
+	if d := time.Since(answered); d < alive*3/4 {
+		t.Errorf("the agent's next ALIVE came %s after its answer: the flood was answered, want its own schedule (%s)", d, alive)
+	}
+}
+
 func TestPermanentRefusalRetriesSlowly(t *testing.T) {
 	g := testgateway.New(t, false, map[string]string{"home": "pw"})
 	g.Set(func(s *testgateway.Settings) { s.Refuse = wire.CodeAddressNotAllowed })

@@ -55,10 +55,10 @@ func (w *frameWriter) idle() time.Duration {
 }
 
 // serve runs a registered control connection until it ends: it answers
-// OPENs with back connections and keeps the connection alive. It returns
-// ctx's error once ctx ended (after sending CLOSE{shutting-down}), a
-// *wire.Refusal when the gateway closed the registration, and any other
-// error when the connection dropped.
+// OPENs with back connections and the gateway's ALIVEs, and keeps the
+// connection alive. It returns ctx's error once ctx ended (after sending
+// CLOSE{shutting-down}), a *wire.Refusal when the gateway closed the
+// registration, and any other error when the connection dropped.
 func (r *runner) serve(ctx context.Context, c *control) error {
 	defer c.conn.Close()
 	w := &frameWriter{conn: c.conn, sealer: wire.NewSealer(c.sess.key, true), last: time.Now()}
@@ -68,7 +68,8 @@ func (r *runner) serve(ctx context.Context, c *control) error {
 	regCtx, endRegistration := context.WithCancel(ctx)
 	defer endRegistration()
 	done := make(chan error, 1)
-	go func() { done <- r.readFrames(regCtx, c) }()
+	answer := make(chan struct{}, 1)
+	go func() { done <- r.readFrames(regCtx, c, answer) }()
 	alive := time.NewTimer(c.sess.alive)
 	defer alive.Stop()
 	for {
@@ -84,24 +85,31 @@ func (r *runner) serve(ctx context.Context, c *control) error {
 			return ctx.Err()
 		case err := <-done:
 			return err
+		case <-answer:
+			// The gateway's ALIVE is answered at once, unless this side
+			// spoke lately: a gateway with thousands of agents then hears
+			// them in the burst of its own sweep, not one by one.
+			if w.idle() < c.sess.alive/2 {
+				continue
+			}
 		case <-alive.C:
 			if idle := w.idle(); idle < c.sess.alive {
 				alive.Reset(c.sess.alive - idle)
 				continue
 			}
-			if err := w.write(wire.Frame{Type: wire.FrameAlive}, writeTimeout); err != nil {
-				c.conn.Close()
-				<-done
-				return fmt.Errorf("sending ALIVE: %w", err)
-			}
-			alive.Reset(c.sess.alive)
 		}
+		if err := w.write(wire.Frame{Type: wire.FrameAlive}, writeTimeout); err != nil {
+			c.conn.Close()
+			<-done
+			return fmt.Errorf("sending ALIVE: %w", err)
+		}
+		alive.Reset(c.sess.alive)
 	}
 }
 
 // readFrames reads the gateway's frames, checking their tags, until the
-// connection ends.
-func (r *runner) readFrames(ctx context.Context, c *control) error {
+// connection ends; each ALIVE is passed on to answer.
+func (r *runner) readFrames(ctx context.Context, c *control, answer chan<- struct{}) error {
 	for {
 		if err := c.conn.SetReadDeadline(time.Now().Add(c.sess.dead)); err != nil {
 			return fmt.Errorf("setting the read deadline: %w", err)
@@ -125,6 +133,10 @@ func (r *runner) readFrames(ctx context.Context, c *control) error {
 		case wire.FrameClose, wire.FrameRefuse:
 			return &wire.Refusal{Code: f.Code, Reason: f.Reason}
 		case wire.FrameAlive:
+			select {
+			case answer <- struct{}{}:
+			default:
+			}
 		default:
 			r.log.Debug("ignoring a control frame", zap.Uint8("type", uint8(f.Type)))
 		}

@@ -101,3 +101,31 @@ func TestAliveTick(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayNeverAnswersAlive: the agent's ALIVEs, a flood of them too,
+// draw nothing from the gateway but its own on its schedule, so that the
+// agent's answers to the gateway's can never start a loop.
+func TestGatewayNeverAnswersAlive(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	t.Cleanup(func() { b.Destruct() })
+	agent, key := aliveRegistration(t, b, "home", time.Hour)
+	b.mu.Lock()
+	reg := b.regs["home"]
+	b.mu.Unlock()
+	go reg.run()
+	sealer := wire.NewSealer(key, true)
+	go func() {
+		for range 50 {
+			frame, _ := sealer.Append(nil, wire.Frame{Type: wire.FrameAlive})
+			if _, err := agent.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	if n := countAlives(agent, key, 500*time.Millisecond); n != 0 {
+		t.Errorf("the gateway answered the agent's ALIVEs with %d", n)
+	}
+	if heard := time.Since(time.Unix(0, reg.lastHeard.Load())); heard > time.Second {
+		t.Errorf("the gateway last heard the agent %s ago: it did not read the ALIVEs", heard)
+	}
+}
