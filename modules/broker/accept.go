@@ -295,7 +295,6 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 	reg.lastSent.Store(reg.since.UnixNano()) // the WELCOME, about to go
 	// No frame may reach the agent before the WELCOME, though requests
 	// may find the registration as soon as it is published.
-	b.keepAliveEvery(settings.Alive)
 	reg.wmu.Lock()
 	replaced, resumed, code, why := b.register(reg, hello.Resume, auth, keys, adm.resumeOnly)
 	if code != 0 {
@@ -316,6 +315,7 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 	registrations.WithLabelValues("accepted").Inc()
 	b.logger.Info("agent registered", zap.String("name", a.name), zap.String("remote_ip", a.addr),
 		zap.Bool("tls", reg.tls), zap.Bool("resumed", resumed))
+	b.alive.add(reg)
 	go reg.run()
 	return true
 }

@@ -11,19 +11,21 @@ import (
 )
 
 // aliveRegistration adds a registration called name with the given alive
-// interval to b, and returns the agent's end of its control connection.
-func aliveRegistration(t *testing.T, b *Broker, name string, alive time.Duration) (net.Conn, wire.SessionKey) {
+// interval and dead time (0: the default) to b, and returns the agent's
+// end of its control connection.
+func aliveRegistration(t *testing.T, b *Broker, name string, alive, dead time.Duration) (net.Conn, wire.SessionKey) {
 	t.Helper()
 	key := wire.SessionKey(make([]byte, wire.SessionKeySize))
 	gw, agent := net.Pipe()
 	t.Cleanup(func() { gw.Close(); agent.Close() })
-	reg := &registration{b: b, name: name, key: name, conn: gw, settings: Settings{Alive: alive}.WithDefaults(),
+	reg := &registration{b: b, name: name, key: name, conn: gw, settings: Settings{Alive: alive, Dead: dead}.WithDefaults(),
 		sessionKey: key, sealer: wire.NewSealer(key, false), done: make(chan struct{})}
 	reg.lastSent.Store(time.Now().UnixNano())
+	reg.lastHeard.Store(time.Now().UnixNano())
 	b.mu.Lock()
 	b.regs[name] = reg
 	b.mu.Unlock()
-	b.keepAliveEvery(alive)
+	b.alive.add(reg)
 	return agent, key
 }
 
@@ -45,17 +47,13 @@ func countAlives(conn net.Conn, key wire.SessionKey, d time.Duration) int {
 
 // TestAliveSweep: one sweep sends every registration its ALIVE by the
 // time its alive interval passed without a frame, not more often, and a
-// connection whose peer stopped reading holds up no other's; its round
-// follows the shortest alive interval registered.
+// connection whose peer stopped reading holds up no other's.
 func TestAliveSweep(t *testing.T) {
 	b := newBroker(zap.NewNop())
-	t.Cleanup(func() { b.Destruct() })                     // after the connections' cleanups: nothing blocks it
-	aliveRegistration(t, b, "stuck", 100*time.Millisecond) // nobody reads it
-	fast, fastKey := aliveRegistration(t, b, "fast", 100*time.Millisecond)
-	slow, slowKey := aliveRegistration(t, b, "slow", 400*time.Millisecond)
-	if got, want := time.Duration(b.aliveTick.Load()), aliveTickFor(100*time.Millisecond); got != want {
-		t.Errorf("the sweep's round is %s, want %s for the shortest alive interval", got, want)
-	}
+	t.Cleanup(func() { b.Destruct() })                        // after the connections' cleanups: nothing blocks it
+	aliveRegistration(t, b, "stuck", 100*time.Millisecond, 0) // nobody reads it
+	fast, fastKey := aliveRegistration(t, b, "fast", 100*time.Millisecond, 0)
+	slow, slowKey := aliveRegistration(t, b, "slow", 400*time.Millisecond, 0)
 	var fastN, slowN atomic.Int64
 	done := make(chan struct{})
 	go func() { fastN.Store(int64(countAlives(fast, fastKey, 2*time.Second))); done <- struct{}{} }()
@@ -68,7 +66,7 @@ func TestAliveSweep(t *testing.T) {
 	if stuck == nil || !stuck.aliveSending.Load() {
 		t.Error("the stuck connection's ALIVE is not in flight")
 	}
-	// One an interval, sent up to a round (25ms) early: about 20-26, and
+	// One an interval, sent up to a window (25ms) early: about 20-26, and
 	// fewer on a loaded machine.
 	if n := fastN.Load(); n < 8 || n > 27 {
 		t.Errorf("%d ALIVEs in 2s at a 100ms interval, want about 20-26", n)
@@ -76,28 +74,107 @@ func TestAliveSweep(t *testing.T) {
 	if n := slowN.Load(); n < 2 || n > 6 {
 		t.Errorf("%d ALIVEs in 2s at a 400ms interval, want about 5", n)
 	}
-	// The round follows the registrations there are now.
-	b.mu.Lock()
-	delete(b.regs, "fast")
-	delete(b.regs, "stuck")
-	b.mu.Unlock()
-	time.Sleep(200 * time.Millisecond)
-	if got, want := time.Duration(b.aliveTick.Load()), aliveTickFor(400*time.Millisecond); got != want {
-		t.Errorf("with the 100ms registrations gone, the round is %s, want %s", got, want)
+}
+
+// TestAliveTurns: a round sends the ALIVEs that are due within a window,
+// and only those; closes the registrations silent for their dead time;
+// puts back for later one that sent a frame since its turn was set; and
+// sleeps until the next turn, a window at least.
+func TestAliveTurns(t *testing.T) {
+	// A broker without its sweep's goroutine: the test runs the rounds.
+	b := &Broker{logger: zap.NewNop(), regs: map[string]*registration{}, ended: map[string]endedSession{}, alive: newAliveSweep()}
+	s := b.alive
+	now := time.Now().UnixNano()
+	ago := func(d time.Duration) int64 { return now - int64(d) }
+	reg := func(sent, heard int64) *registration {
+		gw, agent := net.Pipe()
+		t.Cleanup(func() { gw.Close(); agent.Close() })
+		key := wire.SessionKey(make([]byte, wire.SessionKeySize))
+		r := &registration{b: b, conn: gw, settings: Settings{Alive: 20 * time.Second, Dead: 60 * time.Second},
+			sealer: wire.NewSealer(key, false), done: make(chan struct{})}
+		r.lastSent.Store(sent)
+		r.lastHeard.Store(heard)
+		s.add(r)
+		return r
+	}
+	due := reg(ago(19500*time.Millisecond), ago(time.Second))   // due within the window
+	early := reg(ago(18500*time.Millisecond), ago(time.Second)) // due in 1.5s: not in this round
+	silent := reg(ago(10*time.Second), ago(61*time.Second))
+	talked := reg(ago(19*time.Second), ago(time.Second))
+	talked.lastSent.Store(ago(5 * time.Second)) // a frame since it was queued
+
+	wait := s.round(now)
+	if !due.aliveSending.Load() {
+		t.Error("the ALIVE due within the window did not go")
+	}
+	if early.aliveSending.Load() || talked.aliveSending.Load() {
+		t.Error("an ALIVE went before its alive interval was within a window of its end")
+	}
+	if want := time.Second; wait != want {
+		t.Errorf("the sweep sleeps %s, want %s: the next turn, 0.5s away, or a window", wait, want)
+	}
+	select {
+	case <-silent.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the registration silent for its dead time was not closed")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) != 3 || silent.queued != 0 {
+		t.Fatalf("%d registrations queued (the silent one at %d), want 3, not the silent one", len(s.queue), silent.queued)
+	}
+	turns := map[*registration]time.Duration{}
+	for _, turn := range s.queue {
+		turns[turn.r] = time.Duration(turn.at - now)
+	}
+	for r, want := range map[*registration]time.Duration{
+		due:    19 * time.Second,       // from this round's ALIVE
+		early:  500 * time.Millisecond, // its own turn
+		talked: 14 * time.Second,       // from its last frame
+	} {
+		if got := turns[r]; got != want {
+			t.Errorf("next turn in %s, want %s", got, want)
+		}
 	}
 }
 
-// TestAliveTick: the sweep's round is a quarter of the alive interval,
+// TestSilentAgentIsClosed: the sweep closes a registration from which
+// nothing came for its dead time, though the gateway's ALIVEs go out.
+func TestSilentAgentIsClosed(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	t.Cleanup(func() { b.Destruct() })
+	agent, key := aliveRegistration(t, b, "quiet", 50*time.Millisecond, 300*time.Millisecond)
+	b.mu.Lock()
+	reg := b.regs["quiet"]
+	b.mu.Unlock()
+	go countAlives(agent, key, 5*time.Second)
+	start := time.Now()
+	select {
+	case <-reg.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a silent agent was not closed")
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("closed after %s, before its dead time of 300ms", d)
+	}
+	b.alive.mu.Lock()
+	defer b.alive.mu.Unlock()
+	if n := len(b.alive.queue); n != 0 {
+		t.Errorf("%d registrations left in the sweep's queue", n)
+	}
+}
+
+// TestAliveWindow: an ALIVE may go a quarter of its interval early,
 // within bounds.
-func TestAliveTick(t *testing.T) {
+func TestAliveWindow(t *testing.T) {
 	for alive, want := range map[time.Duration]time.Duration{
-		20 * time.Second:       maxAliveTick,
+		20 * time.Second:       maxAliveWindow,
 		2 * time.Second:        500 * time.Millisecond,
 		500 * time.Millisecond: 125 * time.Millisecond,
 		time.Millisecond:       10 * time.Millisecond,
 	} {
-		if got := aliveTickFor(alive); got != want {
-			t.Errorf("alive %s: round %s, want %s", alive, got, want)
+		if got := aliveWindowFor(alive); got != want {
+			t.Errorf("alive %s: window %s, want %s", alive, got, want)
 		}
 	}
 }
@@ -108,7 +185,7 @@ func TestAliveTick(t *testing.T) {
 func TestGatewayNeverAnswersAlive(t *testing.T) {
 	b := newBroker(zap.NewNop())
 	t.Cleanup(func() { b.Destruct() })
-	agent, key := aliveRegistration(t, b, "home", time.Hour)
+	agent, key := aliveRegistration(t, b, "home", time.Hour, 0)
 	b.mu.Lock()
 	reg := b.regs["home"]
 	b.mu.Unlock()

@@ -10,7 +10,6 @@ import (
 	"crypto/subtle"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -132,11 +131,8 @@ type Broker struct {
 	// traffic on; read without a lock by every request to a back entry.
 	named sync.Map
 
-	// aliveTick is the round of the ALIVE sweep, in nanoseconds: short
-	// enough for the shortest alive interval registered; aliveSooner wakes
-	// the sweep when a registration needs shorter rounds.
-	aliveTick   atomic.Int64
-	aliveSooner chan struct{}
+	// alive keeps the registrations alive and watches them for silence.
+	alive *aliveSweep
 	// stopped is closed when the broker stops.
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -167,22 +163,21 @@ func Release() {
 
 func newBroker(logger *zap.Logger) *Broker {
 	b := &Broker{
-		logger:      logger.Named("broker"),
-		regs:        make(map[string]*registration),
-		claims:      make(map[string]*claim),
-		ended:       make(map[string]endedSession),
-		tickets:     make(map[[wire.TicketSize]byte]*ticket),
-		used:        make(map[[wire.TicketSize]byte]time.Time),
-		holds:       make(map[string]time.Time),
-		intake:      newIntake(),
-		throttle:    newThrottle(),
-		logs:        newLogLimiter(),
-		stopped:     make(chan struct{}),
-		aliveSooner: make(chan struct{}, 1),
+		logger:   logger.Named("broker"),
+		regs:     make(map[string]*registration),
+		claims:   make(map[string]*claim),
+		ended:    make(map[string]endedSession),
+		tickets:  make(map[[wire.TicketSize]byte]*ticket),
+		used:     make(map[[wire.TicketSize]byte]time.Time),
+		holds:    make(map[string]time.Time),
+		intake:   newIntake(),
+		throttle: newThrottle(),
+		logs:     newLogLimiter(),
+		stopped:  make(chan struct{}),
+		alive:    newAliveSweep(),
 	}
-	b.aliveTick.Store(int64(maxAliveTick))
 	metricsBroker.Store(b)
-	go b.sendAlives()
+	go b.alive.run(b.stopped)
 	return b
 }
 

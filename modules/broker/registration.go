@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +38,10 @@ type registration struct {
 	lastSent atomic.Int64
 	// aliveSending is set while the sweep's ALIVE is being written.
 	aliveSending atomic.Bool
-	stats        *nameStats
+	// queued is 1 + its index in the alive sweep's queue, 0 when it is
+	// not in it; guarded by the sweep's mutex.
+	queued int
+	stats  *nameStats
 
 	session    []byte
 	sessionKey wire.SessionKey
@@ -72,6 +74,16 @@ type registration struct {
 	done      chan struct{}
 }
 
+// closed reports whether r was closed.
+func (r *registration) closed() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // kinds is the number of session kinds: HTTP and RDP.
 const kinds = 2
 
@@ -96,19 +108,16 @@ func (r *registration) writeLocked(f wire.Frame) error {
 }
 
 // run reads the agent's frames and closes the registration when the
-// connection ends or stays silent for the dead time.
+// connection ends; the alive sweep closes it when it stays silent for the
+// dead time.
 func (r *registration) run() {
 	opener := wire.NewOpener(r.sessionKey, true)
 	for {
-		_ = r.conn.SetReadDeadline(time.Now().Add(r.settings.Dead))
 		f, err := opener.ReadFrame(r.conn)
 		if err == nil {
 			r.lastHeard.Store(time.Now().UnixNano())
 		}
 		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			r.close(0, "the agent was silent for "+r.settings.Dead.String())
-			return
 		case errors.Is(err, wire.ErrFrameTag):
 			// Dropped without a CLOSE, which whoever forged the frame could
 			// read as well: the agent resumes its session at once.
@@ -142,6 +151,7 @@ func (r *registration) close(code wire.Code, reason string) {
 			}
 		}
 		r.b.mu.Unlock()
+		r.b.alive.remove(r)
 		close(r.done)
 		r.closeMuxes()
 		fields := []zap.Field{zap.String("name", r.name), zap.String("remote_ip", r.addr), zap.String("reason", reason)}
