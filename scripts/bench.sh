@@ -27,7 +27,12 @@
 # /proc/stat), in the gateway, and in the path's agent, split into user and
 # system time (from /proc/PID/stat). Everything shares the same cores, so
 # the whole machine's CPU per request is what sets the rates, and the
-# agent's share shows what the extra hop costs.
+# agent's share shows what the extra hop costs. Below the table, the CPU
+# targets of the tunnel over TLS are checked against these medians: the
+# gateway's per request within 1.1x plain's, its per MB in bulk within
+# 1.1x (plain's + one pass of the TLS cipher, BenchmarkCipherPass of
+# internal/mux, run once a round), the agent's at most 50 us per
+# keep-alive request and 763 us per MB (80 ms per 100 MiB).
 #
 # Environment:
 #   ROUNDS=5        rounds
@@ -105,6 +110,13 @@ if [[ -n $need_agent ]]; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tildegate-bench.XXXXXX")
+# With bulk through the tunnel, every round also measures one pass of the
+# TLS cipher over a MB, which the gateway's bulk target adds to plain's.
+cipher_test=
+if [[ -n $need_agent ]] && contains bulk "${loads[@]}"; then
+	cipher_test=$tmp/cipher.test
+	go test -c -o "$cipher_test" ./internal/mux
+fi
 pids=()
 wrk_pid=
 
@@ -496,6 +508,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			fi
 		done
 	done
+	if [[ -n $cipher_test ]]; then
+		"$cipher_test" -test.run '^$' -test.bench '^BenchmarkCipherPass$' -test.benchtime 1s |
+			awk -v r="$round" '$1 ~ /^BenchmarkCipherPass/ { for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") printf "cipher - %d %.1f\n", r, 1e6 / $i }' >>"$results"
+	fi
 done
 
 rm -rf bin/bench-raw
@@ -522,6 +538,50 @@ total() {
 }
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+# cpu_targets prints the CPU time targets of the tunnel over TLS against
+# the medians: the gateway's per request within 1.1x plain's, its per MB in
+# bulk within 1.1x (plain's + one pass of the TLS cipher, measured in the
+# same rounds), and the agent's at most 50 us per keep-alive request and 80
+# ms per 100 MiB in bulk.
+cpu_targets() {
+	contains tunnel "${paths[@]}" || return 0
+	local load unit plain gw agent cipher goal header=
+	for load in keepalive newconn bulk; do
+		contains "$load" "${loads[@]}" || continue
+		if [[ -z $header ]]; then
+			header=1
+			echo
+			echo "CPU targets, tunnel over TLS (medians; the A/A ratio of the gateway's is the noise band):"
+		fi
+		unit=request
+		[[ $load == bulk ]] && unit=MB
+		plain=$(cpu_per_unit "$load" plain 16 | median)
+		gw=$(cpu_per_unit "$load" tunnel 16 | median)
+		agent=$(paste -d' ' <(cpu_per_unit "$load" tunnel 17) <(cpu_per_unit "$load" tunnel 18) | awk '{ print $1 + $2 }' | median)
+		if [[ $load == bulk ]]; then
+			cipher=$(field cipher - 4 | median)
+			goal=$(awk -v p="$plain" -v c="$cipher" 'BEGIN { printf "%.1f", 1.1 * (p + c) }')
+			printf '  gateway per MB      <= 1.1 x (plain %s + cipher %s) = %s us: %s us, %s' "$plain" "$cipher" "$goal" "$gw" \
+				"$(verdict "$gw" "$goal")"
+		else
+			goal=$(awk -v p="$plain" 'BEGIN { printf "%.1f", 1.1 * p }')
+			printf '  gateway per %-7s <= 1.1 x plain %s = %s us: %s us (%sx), %s' "$unit" "$plain" "$goal" "$gw" \
+				"$(ratio "$gw" "$plain")" "$(verdict "$gw" "$goal")"
+		fi
+		if contains aa "${paths[@]}"; then
+			printf ' (A/A %sx)' "$(ratio "$(cpu_per_unit "$load" aa 16 | median)" "$plain")"
+		fi
+		echo
+		case $load in
+		keepalive) printf '  agent per request   <= 50 us: %s us, %s\n' "$agent" "$(verdict "$agent" 50)" ;;
+		bulk) printf '  agent per MB        <= 763 us (80 ms per 100 MiB): %s us, %s\n' "$agent" "$(verdict "$agent" 763)" ;;
+		esac
+	done
+}
+verdict() {
+	awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 <= g + 0) ? "met" : "NOT met" }'
 }
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -611,6 +671,7 @@ table() {
 		fi
 		echo
 	done
+	cpu_targets
 	if ((${#failures[@]} > 0)); then
 		echo
 		echo "FAILED runs:"
