@@ -555,19 +555,22 @@ cpu_targets() {
 			echo
 			echo "CPU targets, tunnel over TLS (medians; the A/A ratio of the gateway's is the noise band):"
 		fi
-		unit=request
-		[[ $load == bulk ]] && unit=MB
+		case $load in
+		keepalive) unit="keep-alive request" ;;
+		newconn) unit="new connection" ;;
+		bulk) unit="MB in bulk" ;;
+		esac
 		plain=$(cpu_per_unit "$load" plain 16 | median)
 		gw=$(cpu_per_unit "$load" tunnel 16 | median)
 		agent=$(paste -d' ' <(cpu_per_unit "$load" tunnel 17) <(cpu_per_unit "$load" tunnel 18) | awk '{ print $1 + $2 }' | median)
 		if [[ $load == bulk ]]; then
 			cipher=$(field cipher - 4 | median)
 			goal=$(awk -v p="$plain" -v c="$cipher" 'BEGIN { printf "%.1f", 1.1 * (p + c) }')
-			printf '  gateway per MB      <= 1.1 x (plain %s + cipher %s) = %s us: %s us, %s' "$plain" "$cipher" "$goal" "$gw" \
+			printf '  gateway per %-18s <= 1.1 x (plain %s + cipher %s) = %s us: %s us, %s' "$unit" "$plain" "$cipher" "$goal" "$gw" \
 				"$(verdict "$gw" "$goal")"
 		else
 			goal=$(awk -v p="$plain" 'BEGIN { printf "%.1f", 1.1 * p }')
-			printf '  gateway per %-7s <= 1.1 x plain %s = %s us: %s us (%sx), %s' "$unit" "$plain" "$goal" "$gw" \
+			printf '  gateway per %-18s <= 1.1 x plain %s = %s us: %s us (%sx), %s' "$unit" "$plain" "$goal" "$gw" \
 				"$(ratio "$gw" "$plain")" "$(verdict "$gw" "$goal")"
 		fi
 		if contains aa "${paths[@]}"; then
@@ -575,8 +578,8 @@ cpu_targets() {
 		fi
 		echo
 		case $load in
-		keepalive) printf '  agent per request   <= 50 us: %s us, %s\n' "$agent" "$(verdict "$agent" 50)" ;;
-		bulk) printf '  agent per MB        <= 763 us (80 ms per 100 MiB): %s us, %s\n' "$agent" "$(verdict "$agent" 763)" ;;
+		keepalive) printf '  agent per keep-alive request   <= 50 us: %s us, %s\n' "$agent" "$(verdict "$agent" 50)" ;;
+		bulk) printf '  agent per MB in bulk           <= 763 us (80 ms per 100 MiB): %s us, %s\n' "$agent" "$(verdict "$agent" 763)" ;;
 		esac
 	done
 }
