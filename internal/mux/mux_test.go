@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -717,23 +718,7 @@ func selfSigned(t *testing.T) tls.Certificate {
 // and arrive intact.
 func TestTLSRecordsOfABatchGoInOneWrite(t *testing.T) {
 	t.Parallel()
-	ac, gc := net.Pipe()
-	rec := &recordingConn{Conn: ac}
-	under := NewHoldConn(rec)
-	client := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
-	server := tls.Server(gc, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
-	handshake := make(chan error, 1)
-	go func() { handshake <- server.Handshake() }()
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := within(t, "the handshake", handshake); err != nil {
-		t.Fatal(err)
-	}
-	agent := Agent(client, under, zap.NewNop(), 0)
-	gw := Gateway(server, zap.NewNop())
-	defer agent.Close()
-	defer gw.Close()
+	gw, agent, rec := tlsSessions(t)
 	gs, as := openAccept(t, gw, agent, "o")
 	if _, err := io.ReadFull(as, make([]byte, 1)); err != nil {
 		t.Fatal(err)
@@ -771,6 +756,104 @@ func TestTLSRecordsOfABatchGoInOneWrite(t *testing.T) {
 	}
 	if records < maxFrame/(16<<10) {
 		t.Errorf("the write holds %d TLS records, want the %d or more of a full data frame", records, maxFrame/(16<<10))
+	}
+}
+
+// tlsSessions returns a gateway's and an agent's session over TLS, the
+// agent's a TLS client over a HoldConn, as the agent's are, and the
+// recording of what the agent's TLS writes beneath.
+func tlsSessions(t *testing.T) (gw, agent *Session, rec *recordingConn) {
+	t.Helper()
+	ac, gc := net.Pipe()
+	rec = &recordingConn{Conn: ac}
+	under := NewHoldConn(rec)
+	client := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
+	server := tls.Server(gc, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
+	handshake := make(chan error, 1)
+	go func() { handshake <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(t, "the handshake", handshake); err != nil {
+		t.Fatal(err)
+	}
+	agent = Agent(client, under, zap.NewNop(), 0)
+	gw = Gateway(server, zap.NewNop())
+	t.Cleanup(func() { agent.Close(); gw.Close() })
+	return gw, agent, rec
+}
+
+// TestLargeFramesGoStraightOut shows that under TLS with a HoldConn, full
+// data frames from several streams at once, with small frames between
+// them, arrive intact and in each stream's order, whether a frame went
+// out from its caller's buffer (nobody else wrote) or through the queue
+// (another write was under way), and that a full frame on a quiet
+// connection goes out in one write beneath TLS.
+func TestLargeFramesGoStraightOut(t *testing.T) {
+	t.Parallel()
+	gw, agent, rec := tlsSessions(t)
+	const streams, frames = 4, 3
+	type pair struct{ gs, as *Stream }
+	pairs := make([]pair, streams)
+	for i := range pairs {
+		pairs[i].gs, pairs[i].as = openAccept(t, gw, agent, strconv.Itoa(i))
+		if _, err := io.ReadFull(pairs[i].as, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the round trip measured", func() bool { return gw.roundTrip() > 0 })
+
+	// One full frame alone: one write beneath TLS.
+	alone := make([]byte, maxFrame)
+	_, _ = rand.Read(alone)
+	rec.taken()
+	go func() { _, _ = pairs[0].as.Write(alone) }()
+	got := make([]byte, len(alone))
+	if _, err := io.ReadFull(pairs[0].gs, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, alone) {
+		t.Fatal("a full frame changed on the way")
+	}
+	if writes := rec.taken(); len(writes) != 1 {
+		t.Errorf("a full frame on a quiet connection went out in %d writes beneath TLS, want 1", len(writes))
+	}
+
+	// All streams at once.
+	pieces := make([][][]byte, streams) // each stream's writes
+	sent := make([][]byte, streams)
+	for i := range pieces {
+		for range frames {
+			frame := make([]byte, maxFrame)
+			_, _ = rand.Read(frame)
+			pieces[i] = append(pieces[i], frame, []byte("small "+strconv.Itoa(i)))
+		}
+		sent[i] = bytes.Join(pieces[i], nil)
+	}
+	var wg sync.WaitGroup
+	received := make([][]byte, streams)
+	for i, p := range pairs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for _, piece := range pieces[i] {
+				if _, err := p.as.Write(piece); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			_ = p.as.Close()
+		}()
+		go func() {
+			defer wg.Done()
+			received[i], _ = io.ReadAll(p.gs)
+		}()
+	}
+	wg.Wait()
+	for i := range sent {
+		if !bytes.Equal(received[i], sent[i]) {
+			t.Errorf("stream %d: %d bytes arrived, not the %d sent", i, len(received[i]), len(sent[i]))
+		}
 	}
 }
 

@@ -23,6 +23,12 @@ const (
 // queue first.
 const smallFrame = 4 << 10
 
+// directWrite is the size of a frame body from which a frame written on
+// a connection that nobody writes is not copied into the queue: under
+// TLS, a copy of its body costs more than a record of its own for its
+// header.
+const directWrite = 16 << 10
+
 // batchBuffers are the queue buffers of all sessions: an idle session
 // holds none.
 var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchKeep); return &b }}
@@ -78,6 +84,19 @@ func (w *writer) writeAfter(first []byte, h header, body []byte) error {
 	}
 	if w.err != nil {
 		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	if !w.writing && w.queue == nil && first == nil && w.under != nil && len(body) >= directWrite {
+		// A large frame on a connection that nobody writes goes out from
+		// its caller's buffer, not copied into the queue; its header
+		// makes a TLS record of its own, in the same system call.
+		w.writing = true
+		w.mu.Unlock()
+		err := w.writeOut(h[:], body)
+		w.mu.Lock()
+		err = w.wrote(err)
+		w.handOn()
 		w.mu.Unlock()
 		return err
 	}
@@ -166,12 +185,19 @@ func (w *writer) writeBatch() error {
 	out := w.queue
 	w.queue = nil
 	w.mu.Unlock()
-	err := w.writeOut(*out)
+	err := w.writeOut(*out, nil)
 	if cap(*out) <= batchKeep {
 		*out = (*out)[:0]
 		batchBuffers.Put(out)
 	}
 	w.mu.Lock()
+	return w.wrote(err)
+}
+
+// wrote, called with the lock held after a write, wakes whoever waits for
+// the queue and fails the writer if the write failed. It returns the
+// writer's error.
+func (w *writer) wrote(err error) error {
 	w.cond.Broadcast()
 	if err != nil && w.err == nil {
 		w.err = err
@@ -184,8 +210,9 @@ func (w *writer) writeBatch() error {
 	return w.err
 }
 
-// writeOut writes one batch on the connection.
-func (w *writer) writeOut(out []byte) error {
+// writeOut writes one batch on the connection: out, then more if any,
+// in one system call under TLS.
+func (w *writer) writeOut(out, more []byte) error {
 	if w.deadline != nil {
 		// Moving the deadline costs a timer update: once a second is
 		// enough for a bound of writeTimeout.
@@ -200,6 +227,9 @@ func (w *writer) writeOut(out []byte) error {
 		w.under.hold()
 	}
 	_, err := w.conn.Write(out)
+	if err == nil && more != nil {
+		_, err = w.conn.Write(more)
+	}
 	if w.under != nil {
 		if uerr := w.under.release(); err == nil {
 			err = uerr
