@@ -108,15 +108,16 @@ go build -o bin/caddy ./cmd/caddy
 if [[ -n $need_agent ]]; then
 	go build -o bin/tildegate-agent ./cmd/tildegate-agent
 fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tildegate-bench.XXXXXX")
-# With bulk through the tunnel, every round also measures one pass of the
-# TLS cipher over a MB, which the gateway's bulk target adds to plain's.
+# With bulk through the tunnel over TLS, every round also measures one pass
+# of the TLS cipher over a MB, which the gateway's bulk target adds to
+# plain's.
 cipher_test=
-if [[ -n $need_agent ]] && contains bulk "${loads[@]}"; then
-	cipher_test=$tmp/cipher.test
+if contains tunnel "${paths[@]}" && contains bulk "${loads[@]}"; then
+	cipher_test=bin/cipher.test
 	go test -c -o "$cipher_test" ./internal/mux
 fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tildegate-bench.XXXXXX")
 pids=()
 wrk_pid=
 
@@ -510,7 +511,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 	if [[ -n $cipher_test ]]; then
 		"$cipher_test" -test.run '^$' -test.bench '^BenchmarkCipherPass$' -test.benchtime 1s |
-			awk -v r="$round" '$1 ~ /^BenchmarkCipherPass/ { for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") printf "cipher - %d %.1f\n", r, 1e6 / $i }' >>"$results"
+			awk -v r="$round" '$1 ~ /^BenchmarkCipherPass/ { for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") printf "cipher - %d %.1f\n", r, 1e6 / $i }' >>"$results" ||
+			failures+=("round $round: the cipher's pass (BenchmarkCipherPass) failed")
 	fi
 done
 

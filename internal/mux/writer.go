@@ -39,7 +39,9 @@ var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, batchKeep); 
 // another goroutine; the frames queued during a write go out together in
 // the next one, from a goroutine of its own: over TLS each write costs at
 // least a record and a system call. A frame's header always goes in the
-// same write as its body. A failed write fails every write after it.
+// same write as its body, or, for a large frame under TLS with a
+// HoldConn, in the same system call. A failed write fails every write
+// after it.
 type writer struct {
 	conn io.Writer
 	// deadline, when not nil, sets the connection's write deadline: a

@@ -315,8 +315,15 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 	registrations.WithLabelValues("accepted").Inc()
 	b.logger.Info("agent registered", zap.String("name", a.name), zap.String("remote_ip", a.addr),
 		zap.Bool("tls", reg.tls), zap.Bool("resumed", resumed))
-	b.alive.add(reg)
-	go reg.run()
+	select {
+	case <-b.stopped:
+		// Destruct took its list of registrations before this one was
+		// published, and its sweep has stopped.
+		reg.close(wire.CodeShuttingDown, "the gateway is stopping")
+	default:
+		b.alive.add(reg)
+		go reg.run()
+	}
 	return true
 }
 

@@ -14,9 +14,9 @@ import (
 const maxAliveWindow = time.Second
 
 // aliveWindowFor is how early an ALIVE may go for an alive interval: a
-// fraction of it, at most maxAliveWindow. It is also the shortest wait
-// between two rounds of the sweep, so that one round sends every ALIVE
-// due within it.
+// fraction of it, at most maxAliveWindow. The shortest window of those
+// queued is also the shortest wait between two rounds of the sweep, so
+// that one round sends every ALIVE due within it.
 func aliveWindowFor(alive time.Duration) time.Duration {
 	return min(max(alive/4, 10*time.Millisecond), maxAliveWindow)
 }
@@ -43,10 +43,15 @@ func newAliveSweep() *aliveSweep {
 	return &aliveSweep{sooner: make(chan struct{}, 1)}
 }
 
-// add puts a new registration in the queue.
+// add puts a new registration in the queue, unless it was closed.
 func (s *aliveSweep) add(r *registration) {
 	at := r.turnAfter(r.lastSent.Load())
 	s.mu.Lock()
+	if r.closed() {
+		// Its close found nothing to remove.
+		s.mu.Unlock()
+		return
+	}
 	heap.Push(&s.queue, aliveTurn{at: at, r: r})
 	sooner := at < s.next
 	s.mu.Unlock()
@@ -85,12 +90,12 @@ func (s *aliveSweep) run(stopped <-chan struct{}) {
 
 // round sends the ALIVEs that may go at now, closes the registrations
 // silent for their dead time, and returns how long to sleep: until the
-// next turn, and at least the window of its registration.
+// next turn, and at least the shortest window of those queued.
 func (s *aliveSweep) round(now int64) time.Duration {
 	var alive, dead []*registration
 	s.mu.Lock()
-	for len(s.queue) > 0 && s.queue[0].at <= now {
-		r := s.queue[0].r
+	for len(s.queue.turns) > 0 && s.queue.turns[0].at <= now {
+		r := s.queue.turns[0].r
 		if r.closed() {
 			heap.Pop(&s.queue)
 			continue
@@ -106,13 +111,12 @@ func (s *aliveSweep) round(now int64) time.Duration {
 			sent = now
 		}
 		// A turn that finds a write held up comes back a window later.
-		s.queue[0].at = max(r.turnAfter(sent), now+int64(aliveWindowFor(r.settings.Alive)))
+		s.queue.turns[0].at = max(r.turnAfter(sent), now+int64(aliveWindowFor(r.settings.Alive)))
 		heap.Fix(&s.queue, 0)
 	}
 	wait, next := time.Duration(math.MaxInt64), int64(math.MaxInt64)
-	if len(s.queue) > 0 {
-		top := s.queue[0]
-		wait = max(time.Duration(top.at-now), aliveWindowFor(top.r.settings.Alive))
+	if len(s.queue.turns) > 0 {
+		wait = max(time.Duration(s.queue.turns[0].at-now), s.queue.shortestWindow())
 		next = now + int64(wait)
 	}
 	s.next = next
@@ -134,8 +138,17 @@ func (s *aliveSweep) round(now int64) time.Duration {
 // its alive interval ends, or when its dead time ends, whichever comes
 // first.
 func (r *registration) turnAfter(sent int64) int64 {
-	mayAlive := sent + int64(r.settings.Alive-aliveWindowFor(r.settings.Alive))
-	return min(mayAlive, r.lastHeard.Load()+int64(r.settings.Dead))
+	mayAlive := later(sent, r.settings.Alive-aliveWindowFor(r.settings.Alive))
+	return min(mayAlive, later(r.lastHeard.Load(), r.settings.Dead))
+}
+
+// later returns t + d, in Unix nanoseconds, at most the last time there
+// is: a setting of centuries must not wrap around into the past.
+func later(t int64, d time.Duration) int64 {
+	if int64(d) > math.MaxInt64-t {
+		return math.MaxInt64
+	}
+	return t + int64(d)
 }
 
 // sendAlive sends an ALIVE, and closes the registration if it cannot.
@@ -153,27 +166,49 @@ type aliveTurn struct {
 }
 
 // aliveQueue is a heap of turns, the earliest first; each registration
-// knows its place, so that it can leave when it closes.
-type aliveQueue []aliveTurn
+// knows its place, so that it can leave when it closes. It counts the
+// registrations of each window, to find the shortest.
+type aliveQueue struct {
+	turns   []aliveTurn
+	windows map[time.Duration]int
+}
 
-func (q aliveQueue) Len() int           { return len(q) }
-func (q aliveQueue) Less(i, j int) bool { return q[i].at < q[j].at }
-func (q aliveQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].r.queued, q[j].r.queued = i+1, j+1
+func (q *aliveQueue) Len() int           { return len(q.turns) }
+func (q *aliveQueue) Less(i, j int) bool { return q.turns[i].at < q.turns[j].at }
+func (q *aliveQueue) Swap(i, j int) {
+	q.turns[i], q.turns[j] = q.turns[j], q.turns[i]
+	q.turns[i].r.queued, q.turns[j].r.queued = i+1, j+1
 }
 
 func (q *aliveQueue) Push(x any) {
 	t := x.(aliveTurn)
-	*q = append(*q, t)
-	t.r.queued = len(*q)
+	q.turns = append(q.turns, t)
+	t.r.queued = len(q.turns)
+	if q.windows == nil {
+		q.windows = make(map[time.Duration]int)
+	}
+	q.windows[aliveWindowFor(t.r.settings.Alive)]++
 }
 
 func (q *aliveQueue) Pop() any {
-	old := *q
-	t := old[len(old)-1]
-	old[len(old)-1] = aliveTurn{}
-	*q = old[:len(old)-1]
+	last := len(q.turns) - 1
+	t := q.turns[last]
+	q.turns[last] = aliveTurn{}
+	q.turns = q.turns[:last]
 	t.r.queued = 0
+	w := aliveWindowFor(t.r.settings.Alive)
+	if q.windows[w]--; q.windows[w] == 0 {
+		delete(q.windows, w)
+	}
 	return t
+}
+
+// shortestWindow is the shortest window of the registrations queued, or
+// maxAliveWindow when there are none.
+func (q *aliveQueue) shortestWindow() time.Duration {
+	shortest := maxAliveWindow
+	for w := range q.windows {
+		shortest = min(shortest, w)
+	}
+	return shortest
 }

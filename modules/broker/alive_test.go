@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -120,11 +121,11 @@ func TestAliveTurns(t *testing.T) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) != 3 || silent.queued != 0 {
-		t.Fatalf("%d registrations queued (the silent one at %d), want 3, not the silent one", len(s.queue), silent.queued)
+	if len(s.queue.turns) != 3 || silent.queued != 0 {
+		t.Fatalf("%d registrations queued (the silent one at %d), want 3, not the silent one", len(s.queue.turns), silent.queued)
 	}
 	turns := map[*registration]time.Duration{}
-	for _, turn := range s.queue {
+	for _, turn := range s.queue.turns {
 		turns[turn.r] = time.Duration(turn.at - now)
 	}
 	for r, want := range map[*registration]time.Duration{
@@ -135,6 +136,45 @@ func TestAliveTurns(t *testing.T) {
 		if got := turns[r]; got != want {
 			t.Errorf("next turn in %s, want %s", got, want)
 		}
+	}
+}
+
+// TestAliveSweepWaitsForTheShortestWindow: with registrations of several
+// alive intervals, the sweep sleeps no longer than the shortest window of
+// those queued, whichever comes first in the queue; a closed registration
+// is not queued; and an interval of centuries does not wrap around.
+func TestAliveSweepWaitsForTheShortestWindow(t *testing.T) {
+	b := &Broker{logger: zap.NewNop(), regs: map[string]*registration{}, ended: map[string]endedSession{}, alive: newAliveSweep()}
+	s := b.alive
+	now := time.Now().UnixNano()
+	reg := func(alive, dead time.Duration, sent int64) *registration {
+		r := &registration{b: b, settings: Settings{Alive: alive, Dead: dead}, done: make(chan struct{})}
+		r.lastSent.Store(sent)
+		r.lastHeard.Store(now)
+		return r
+	}
+	slow := reg(20*time.Second, time.Minute, now-int64(19*time.Second)+int64(time.Millisecond)) // turn in 1ms, window 1s
+	fast := reg(100*time.Millisecond, 300*time.Millisecond, now)                                // ALIVE due in 100ms, window 25ms
+	s.add(slow)
+	s.add(fast)
+	if wait := s.round(now); wait != 25*time.Millisecond {
+		t.Errorf("the sweep sleeps %s, want the 25ms window of the shorter interval", wait)
+	}
+	s.remove(fast)
+	if wait := s.round(now); wait != maxAliveWindow {
+		t.Errorf("with the short interval gone, the sweep sleeps %s, want the 1s window of the one left", wait)
+	}
+
+	closed := reg(time.Second, 3*time.Second, now)
+	close(closed.done)
+	s.add(closed)
+	if closed.queued != 0 {
+		t.Error("a closed registration was queued")
+	}
+
+	ages := reg(250*365*24*time.Hour, math.MaxInt64, now)
+	if turn := ages.turnAfter(now); turn < now {
+		t.Errorf("an alive interval of centuries put the turn in the past (%d)", turn)
 	}
 }
 
@@ -159,7 +199,7 @@ func TestSilentAgentIsClosed(t *testing.T) {
 	}
 	b.alive.mu.Lock()
 	defer b.alive.mu.Unlock()
-	if n := len(b.alive.queue); n != 0 {
+	if n := len(b.alive.queue.turns); n != 0 {
 		t.Errorf("%d registrations left in the sweep's queue", n)
 	}
 }

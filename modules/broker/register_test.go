@@ -154,3 +154,43 @@ func TestNewRegistrationIsIdle(t *testing.T) {
 		t.Fatalf("no OPEN for a session: %+v, %v", f, err)
 	}
 }
+
+// TestRegistrationAfterTheBrokerStopped: an agent whose handshake ends
+// after the broker stopped, and so after Destruct closed the
+// registrations it found, is closed at once, not left with nobody to keep
+// it alive or watch it.
+func TestRegistrationAfterTheBrokerStopped(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	b.Claim([]Entry{{Name: "home", Password: "pw"}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.ServeUpgrade(w, r, "home") }))
+	defer srv.Close()
+	b.Destruct()
+	addr := srv.Listener.Addr().String()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	p, err := e2e.Handshake(c, nil, addr, "home", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.NextOpen(5 * time.Second)
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the registration after the broker stopped stayed open: %v", err)
+	}
+	// The connection closes before the registration leaves the table.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b.mu.Lock()
+		left := len(b.regs)
+		b.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d registrations left after the broker stopped", left)
+		}
+	}
+}
