@@ -125,25 +125,36 @@ func TestResumePastBudgetNeedsItsKey(t *testing.T) {
 	}
 }
 
-// TestNewRegistrationIsIdle: a registration asks for no multiplexed back
-// connection until a session is asked for, and then asks for them at
-// once.
-func TestNewRegistrationIsIdle(t *testing.T) {
-	b := newBroker(zap.NewNop())
+// registerHome registers an agent for the entry home, password pw, with
+// b over HTTP, calling before, if not nil, once the server runs.
+func registerHome(t *testing.T, b *Broker, before func()) *e2e.Peer {
+	t.Helper()
 	b.Claim([]Entry{{Name: "home", Password: "pw"}})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.ServeUpgrade(w, r, "home") }))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	if before != nil {
+		before()
+	}
 	addr := srv.Listener.Addr().String()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	p, err := e2e.Handshake(c, nil, addr, "home", "pw", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// TestNewRegistrationIsIdle: a registration asks for no multiplexed back
+// connection until a session is asked for, and then asks for them at
+// once.
+func TestNewRegistrationIsIdle(t *testing.T) {
+	b := newBroker(zap.NewNop())
+	p := registerHome(t, b, nil)
 	if f, err := p.NextOpen(time.Second); err == nil {
 		t.Fatalf("a registration without a session got an OPEN: %+v", f)
 	}
@@ -161,22 +172,8 @@ func TestNewRegistrationIsIdle(t *testing.T) {
 // it alive or watch it.
 func TestRegistrationAfterTheBrokerStopped(t *testing.T) {
 	b := newBroker(zap.NewNop())
-	b.Claim([]Entry{{Name: "home", Password: "pw"}})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.ServeUpgrade(w, r, "home") }))
-	defer srv.Close()
-	b.Destruct()
-	addr := srv.Listener.Addr().String()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	p, err := e2e.Handshake(c, nil, addr, "home", "pw", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = p.NextOpen(5 * time.Second)
+	p := registerHome(t, b, func() { b.Destruct() })
+	_, err := p.NextOpen(5 * time.Second)
 	var ne net.Error
 	if err == nil || errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("the registration after the broker stopped stayed open: %v", err)
