@@ -48,7 +48,7 @@ func (s *aliveSweep) add(r *registration) {
 	at := r.turnAfter(r.lastSent.Load())
 	s.mu.Lock()
 	if r.closed() {
-		// Its close found nothing to remove.
+		// Its close may have found nothing to remove.
 		s.mu.Unlock()
 		return
 	}
@@ -96,10 +96,6 @@ func (s *aliveSweep) round(now int64) time.Duration {
 	s.mu.Lock()
 	for len(s.queue.turns) > 0 && s.queue.turns[0].at <= now {
 		r := s.queue.turns[0].r
-		if r.closed() {
-			heap.Pop(&s.queue)
-			continue
-		}
 		if now-r.lastHeard.Load() >= int64(r.settings.Dead) {
 			heap.Pop(&s.queue)
 			dead = append(dead, r)

@@ -151,8 +151,10 @@ func (r *registration) close(code wire.Code, reason string) {
 			}
 		}
 		r.b.mu.Unlock()
-		r.b.alive.remove(r)
+		// Closed first: a registration that add finds closed is not
+		// queued, and one queued before is removed here.
 		close(r.done)
+		r.b.alive.remove(r)
 		r.closeMuxes()
 		fields := []zap.Field{zap.String("name", r.name), zap.String("remote_ip", r.addr), zap.String("reason", reason)}
 		if code != 0 {
