@@ -33,6 +33,12 @@ func aliveWindowFor(alive time.Duration) time.Duration {
 type aliveSweep struct {
 	mu    sync.Mutex
 	queue aliveQueue
+	// inFlight holds the ALIVEs sent off and not yet seen written, the
+	// oldest first: they go without a write deadline (whose timer, armed
+	// for each of thousands of ALIVEs, cost more than the write's system
+	// call), and a round closes a registration whose ALIVE is still being
+	// written frameWriteTimeout after it was sent off.
+	inFlight []aliveInFlight
 	// sooner wakes the sweep when a registration's turn comes before the
 	// one it sleeps until.
 	sooner chan struct{}
@@ -92,8 +98,10 @@ func (s *aliveSweep) run(stopped <-chan struct{}) {
 // silent for their dead time, and returns how long to sleep: until the
 // next turn, and at least the shortest window of those queued.
 func (s *aliveSweep) round(now int64) time.Duration {
-	var alive, dead []*registration
+	var alive []*registration
 	s.mu.Lock()
+	stuck := s.watchInFlight(now)
+	var dead []*registration
 	for len(s.queue.turns) > 0 && s.queue.turns[0].at <= now {
 		r := s.queue.turns[0].r
 		if now-r.lastHeard.Load() >= int64(r.settings.Dead) {
@@ -102,31 +110,64 @@ func (s *aliveSweep) round(now int64) time.Duration {
 			continue
 		}
 		sent := r.lastSent.Load()
-		if now+int64(aliveWindowFor(r.settings.Alive))-sent >= int64(r.settings.Alive) && r.aliveSending.CompareAndSwap(false, true) {
+		if now+int64(aliveWindowFor(r.settings.Alive))-sent >= int64(r.settings.Alive) && r.aliveSince.CompareAndSwap(0, now) {
 			alive = append(alive, r)
+			s.inFlight = append(s.inFlight, aliveInFlight{r: r, since: now})
 			sent = now
 		}
 		// A turn that finds a write held up comes back a window later.
 		s.queue.turns[0].at = max(r.turnAfter(sent), now+int64(aliveWindowFor(r.settings.Alive)))
 		heap.Fix(&s.queue, 0)
 	}
-	wait, next := time.Duration(math.MaxInt64), int64(math.MaxInt64)
+	wait := time.Duration(math.MaxInt64)
 	if len(s.queue.turns) > 0 {
 		wait = max(time.Duration(s.queue.turns[0].at-now), s.queue.shortestWindow())
-		next = now + int64(wait)
 	}
-	s.next = next
+	if len(s.inFlight) > 0 {
+		wait = min(wait, time.Duration(s.inFlight[0].since-now)+frameWriteTimeout)
+	}
+	s.next = later(now, wait)
 	s.mu.Unlock()
 	for _, r := range alive {
 		// Each on its own: one connection whose peer stopped reading must
 		// not hold up the others' ALIVEs, and has one at most in flight
-		// until its write times out.
+		// until the sweep closes it.
 		go r.sendAlive()
+	}
+	for _, r := range stuck {
+		go r.close(0, "the agent took no control frame for "+frameWriteTimeout.String())
 	}
 	for _, r := range dead {
 		go r.close(0, "the agent was silent for "+r.settings.Dead.String())
 	}
 	return wait
+}
+
+// aliveInFlight is an ALIVE the sweep sent off at since, in Unix
+// nanoseconds.
+type aliveInFlight struct {
+	r     *registration
+	since int64
+}
+
+// watchInFlight forgets the ALIVEs written since the last round and
+// returns the registrations whose ALIVE is still being written
+// frameWriteTimeout after it was sent off; s.mu is held.
+func (s *aliveSweep) watchInFlight(now int64) (stuck []*registration) {
+	kept := s.inFlight[:0]
+	for _, a := range s.inFlight {
+		switch {
+		case a.r.aliveSince.Load() != a.since:
+			// Written, and maybe another sent off since.
+		case now-a.since >= int64(frameWriteTimeout):
+			stuck = append(stuck, a.r)
+		default:
+			kept = append(kept, a)
+		}
+	}
+	clear(s.inFlight[len(kept):])
+	s.inFlight = kept
+	return stuck
 }
 
 // turnAfter is when the sweep must look at r next if it last sent a frame
@@ -147,10 +188,14 @@ func later(t int64, d time.Duration) int64 {
 	return t + int64(d)
 }
 
-// sendAlive sends an ALIVE, and closes the registration if it cannot.
+// sendAlive sends the sweep's ALIVE, with no write deadline: the sweep
+// watches it. It closes the registration if the write fails.
 func (r *registration) sendAlive() {
-	defer r.aliveSending.Store(false)
-	if err := r.send(wire.Frame{Type: wire.FrameAlive}); err != nil {
+	defer r.aliveSince.Store(0)
+	r.wmu.Lock()
+	err := r.writeFrameLocked(wire.Frame{Type: wire.FrameAlive})
+	r.wmu.Unlock()
+	if err != nil {
 		r.close(0, "control connection lost: "+err.Error())
 	}
 }

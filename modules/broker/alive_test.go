@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"io"
 	"math"
 	"net"
 	"sync/atomic"
@@ -64,7 +65,7 @@ func TestAliveSweep(t *testing.T) {
 	b.mu.Lock()
 	stuck := b.regs["stuck"]
 	b.mu.Unlock()
-	if stuck == nil || !stuck.aliveSending.Load() {
+	if stuck == nil || stuck.aliveSince.Load() == 0 {
 		t.Error("the stuck connection's ALIVE is not in flight")
 	}
 	// One an interval, sent up to a window (25ms) early: about 20-26, and
@@ -105,10 +106,10 @@ func TestAliveTurns(t *testing.T) {
 	talked.lastSent.Store(ago(5 * time.Second)) // a frame since it was queued
 
 	wait := s.round(now)
-	if !due.aliveSending.Load() {
+	if due.aliveSince.Load() == 0 {
 		t.Error("the ALIVE due within the window did not go")
 	}
-	if early.aliveSending.Load() || talked.aliveSending.Load() {
+	if early.aliveSince.Load() != 0 || talked.aliveSince.Load() != 0 {
 		t.Error("an ALIVE went before its alive interval was within a window of its end")
 	}
 	if want := time.Second; wait != want {
@@ -245,4 +246,113 @@ func TestGatewayNeverAnswersAlive(t *testing.T) {
 	if heard := time.Since(time.Unix(0, reg.lastHeard.Load())); heard > time.Second {
 		t.Errorf("the gateway last heard the agent %s ago: it did not read the ALIVEs", heard)
 	}
+}
+
+// TestStuckAliveIsClosed: the sweep's ALIVEs go without a write deadline,
+// and a round closes the registration whose ALIVE is still being written
+// frameWriteTimeout after it was sent off, not before, and not one whose
+// ALIVE was written; until then the sweep wakes for it.
+func TestStuckAliveIsClosed(t *testing.T) {
+	b := &Broker{logger: zap.NewNop(), regs: map[string]*registration{}, ended: map[string]endedSession{}, alive: newAliveSweep()}
+	s := b.alive
+	now := time.Now().UnixNano()
+	reg := func() (*registration, net.Conn) {
+		gw, agent := net.Pipe()
+		t.Cleanup(func() { gw.Close(); agent.Close() })
+		key := wire.SessionKey(make([]byte, wire.SessionKeySize))
+		r := &registration{b: b, conn: &deadlines{Conn: gw}, settings: Settings{Alive: 20 * time.Second, Dead: time.Hour},
+			sealer: wire.NewSealer(key, false), done: make(chan struct{})}
+		r.lastSent.Store(now - int64(20*time.Second))
+		r.lastHeard.Store(now)
+		s.add(r)
+		return r, agent
+	}
+	stuck, _ := reg() // nobody reads its end
+	reading, agent := reg()
+	go func() { _, _ = io.Copy(io.Discard, agent) }()
+
+	// The queue's next turns are 19s away: the sweep wakes to watch the
+	// ALIVEs sent off.
+	if wait := s.round(now); wait != frameWriteTimeout {
+		t.Errorf("the sweep sleeps %s after sending, want %s", wait, frameWriteTimeout)
+	}
+	for deadline := time.Now().Add(5 * time.Second); reading.aliveSince.Load() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the ALIVE to a reading agent was not written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if stuck.aliveSince.Load() != now {
+		t.Fatal("the ALIVE to an agent that reads nothing is not in flight")
+	}
+	for _, r := range []*registration{stuck, reading} {
+		if set := r.conn.(*deadlines).set.Load(); set != 0 {
+			t.Errorf("the sweep's ALIVE set %d write deadlines", set)
+		}
+	}
+
+	if wait := s.round(now + int64(frameWriteTimeout-time.Second)); wait != time.Second {
+		t.Errorf("with an ALIVE in flight for 4s, the sweep sleeps %s, want 1s", wait)
+	}
+	if stuck.closed() {
+		t.Fatal("closed before its ALIVE was held up for frameWriteTimeout")
+	}
+	s.round(now + int64(frameWriteTimeout))
+	select {
+	case <-stuck.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the registration whose ALIVE was held up for frameWriteTimeout was not closed")
+	}
+	if reading.closed() {
+		t.Error("the registration whose ALIVE was written was closed")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.inFlight); n != 0 {
+		t.Errorf("%d ALIVEs still watched", n)
+	}
+}
+
+// TestFramesOnDemandHaveADeadline: a frame sent on demand is written
+// within frameWriteTimeout, and the deadline is cleared afterwards so that
+// the sweep's next ALIVE does not find it passed.
+func TestFramesOnDemandHaveADeadline(t *testing.T) {
+	gw, agent := net.Pipe()
+	t.Cleanup(func() { gw.Close(); agent.Close() })
+	go func() { _, _ = io.Copy(io.Discard, agent) }()
+	conn := &deadlines{Conn: gw}
+	key := wire.SessionKey(make([]byte, wire.SessionKeySize))
+	r := &registration{conn: conn, sealer: wire.NewSealer(key, false)}
+	before := time.Now()
+	if err := r.send(wire.Frame{Type: wire.FrameOpen, Ticket: make([]byte, wire.TicketSize), Kind: wire.KindMux}); err != nil {
+		t.Fatal(err)
+	}
+	if set := conn.set.Load(); set != 2 {
+		t.Fatalf("%d write deadlines set, want 2: one for the write, one to clear it", set)
+	}
+	if first := time.Unix(0, conn.first.Load()); first.Before(before.Add(frameWriteTimeout)) || first.After(time.Now().Add(frameWriteTimeout)) {
+		t.Errorf("the write's deadline was %s after it began, want %s", first.Sub(before), frameWriteTimeout)
+	}
+	if conn.last.Load() != 0 {
+		t.Error("the write deadline was left set")
+	}
+}
+
+// deadlines records the write deadlines set on a connection.
+type deadlines struct {
+	net.Conn
+	set         atomic.Int64
+	first, last atomic.Int64 // Unix nanoseconds, 0 for none
+}
+
+func (d *deadlines) SetWriteDeadline(t time.Time) error {
+	var at int64
+	if !t.IsZero() {
+		at = t.UnixNano()
+	}
+	if d.set.Add(1) == 1 {
+		d.first.Store(at)
+	}
+	d.last.Store(at)
+	return d.Conn.SetWriteDeadline(t)
 }

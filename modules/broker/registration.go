@@ -13,7 +13,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// frameWriteTimeout bounds a write on the control connection.
+// frameWriteTimeout bounds a write on the control connection: a
+// deadline for the frames sent on demand, the alive sweep's watch for its
+// ALIVEs.
 const frameWriteTimeout = 5 * time.Second
 
 // registration is an agent's live control connection for one name.
@@ -36,8 +38,9 @@ type registration struct {
 	// nanoseconds: the broker's sweep sends an ALIVE when it is older
 	// than the alive interval.
 	lastSent atomic.Int64
-	// aliveSending is set while the sweep's ALIVE is being written.
-	aliveSending atomic.Bool
+	// aliveSince is when the sweep's ALIVE being written was sent off,
+	// in Unix nanoseconds; 0 when none is.
+	aliveSince atomic.Int64
 	// queued is 1 + its index in the alive sweep's queue, 0 when it is
 	// not in it; guarded by the sweep's mutex.
 	queued int
@@ -87,21 +90,31 @@ func (r *registration) closed() bool {
 // kinds is the number of session kinds: HTTP and RDP.
 const kinds = 2
 
-// send writes one tagged control frame.
+// send writes one tagged control frame within frameWriteTimeout.
 func (r *registration) send(f wire.Frame) error {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	return r.writeLocked(f)
 }
 
-// writeLocked writes one tagged control frame; r.wmu is held.
+// writeLocked writes one tagged control frame within frameWriteTimeout;
+// r.wmu is held. The deadline is cleared afterwards, so that the sweep's
+// ALIVEs go without one.
 func (r *registration) writeLocked(f wire.Frame) error {
+	_ = r.conn.SetWriteDeadline(time.Now().Add(frameWriteTimeout))
+	err := r.writeFrameLocked(f)
+	_ = r.conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// writeFrameLocked writes one tagged control frame with no deadline of its
+// own; r.wmu is held.
+func (r *registration) writeFrameLocked(f wire.Frame) error {
 	b, err := r.sealer.Append(make([]byte, 0, 64), f)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	_ = r.conn.SetWriteDeadline(now.Add(frameWriteTimeout))
 	_, err = r.conn.Write(b)
 	r.lastSent.Store(now.UnixNano())
 	return err
