@@ -18,16 +18,20 @@ import (
 )
 
 // env has the binaries under test, built once for the package; loadAgents
-// is the load tool's.
+// is the load tool's, tlsFloor the floor's (integration/tlsfloor).
 var (
 	env        *e2e.Env
 	loadAgents string
+	tlsFloor   string
 )
 
 func TestMain(m *testing.M) {
 	os.Exit(e2e.Main(m, "../..", &env, func(e *e2e.Env) error {
 		var err error
-		loadAgents, err = e.Build("loadagents", "../loadagents")
+		if loadAgents, err = e.Build("loadagents", "../loadagents"); err != nil {
+			return err
+		}
+		tlsFloor, err = e.Build("tlsfloor", "../tlsfloor")
 		return err
 	}))
 }
