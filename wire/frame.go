@@ -36,10 +36,11 @@ const (
 	// maxUnknownPayload bounds the payload of a frame type this side does
 	// not know.
 	maxUnknownPayload = 1024
-	// frameHeaderSize is a type byte and a big-endian 16-bit payload length.
-	frameHeaderSize = 3
-	welcomeSize     = ConfirmationSize + SessionSize + 8
-	authSize        = ShareSize + ConfirmationSize
+	// HeaderSize is the size of a frame's header: a type byte and a
+	// big-endian 16-bit payload length.
+	HeaderSize  = 3
+	welcomeSize = ConfirmationSize + SessionSize + 8
+	authSize    = ShareSize + ConfirmationSize
 )
 
 // maxPayload is the largest payload, tag excluded, of each frame type: a
@@ -170,10 +171,15 @@ func ReadFrame(r io.Reader) (Frame, error) {
 // readRaw reads a frame's type and payload, refusing a length above the
 // type's maximum (plus extra, for a tag) before it allocates.
 func readRaw(r io.Reader, extra int) (FrameType, []byte, error) {
-	var hdr [frameHeaderSize]byte
+	var hdr [HeaderSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
+	return readPayload(hdr, r, extra)
+}
+
+// readPayload reads the payload of the frame whose header is hdr.
+func readPayload(hdr [HeaderSize]byte, r io.Reader, extra int) (FrameType, []byte, error) {
 	t, n := FrameType(hdr[0]), int(binary.BigEndian.Uint16(hdr[1:]))
 	if n > maxPayload(t)+extra {
 		return 0, nil, fmt.Errorf("%w: type %d announces %d payload bytes, at most %d allowed", ErrFrame, t, n, maxPayload(t)+extra)
@@ -294,6 +300,18 @@ func NewOpener(k SessionKey, fromAgent bool) *Opener {
 // types come back with only Type set, once their tag is checked.
 func (o *Opener) ReadFrame(r io.Reader) (Frame, error) {
 	t, p, err := readRaw(r, TagSize)
+	if err != nil {
+		return Frame{}, err
+	}
+	return o.open(t, p)
+}
+
+// ReadFrameAfter reads the rest of the tagged frame whose header its caller
+// read into hdr, and checks its tag as ReadFrame does. A goroutine that
+// waits for frames most of its life can so wait with little on its stack:
+// the header's array and io.ReadFull.
+func (o *Opener) ReadFrameAfter(hdr [HeaderSize]byte, r io.Reader) (Frame, error) {
+	t, p, err := readPayload(hdr, r, TagSize)
 	if err != nil {
 		return Frame{}, err
 	}

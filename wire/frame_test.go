@@ -77,7 +77,7 @@ func TestFrameLengthCheckedFirst(t *testing.T) {
 		if _, err := ReadFrame(r); !errors.Is(err, ErrFrame) || !strings.Contains(err.Error(), "at most") {
 			t.Errorf("type %d: %v, want a length refusal", typ, err)
 		}
-		if r.n > frameHeaderSize {
+		if r.n > HeaderSize {
 			t.Errorf("type %d: %d bytes read before the refusal", typ, r.n)
 		}
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -124,28 +125,46 @@ func (r *registration) writeFrameLocked(f wire.Frame) error {
 // connection ends; the alive sweep closes it when it stays silent for the
 // dead time.
 func (r *registration) run() {
+	r.close(0, r.readFrames())
+}
+
+// readFrames reads the agent's frames until the connection ends or the
+// agent closes it, and returns why. Its goroutine, one per agent, waits for
+// the next frame's header with only this loop and io.ReadFull above the
+// TLS connection's reading on its stack: under 2 KiB, which lets the
+// collector shrink its stack to 4 KiB where the runtime started it at 8.
+func (r *registration) readFrames() string {
 	opener := wire.NewOpener(r.sessionKey, true)
+	var hdr [wire.HeaderSize]byte
 	for {
-		f, err := opener.ReadFrame(r.conn)
-		if err == nil {
-			r.lastHeard.Store(time.Now().UnixNano())
+		if _, err := io.ReadFull(r.conn, hdr[:]); err != nil {
+			return "control connection lost: " + err.Error()
 		}
-		switch {
-		case errors.Is(err, wire.ErrFrameTag):
-			// Dropped without a CLOSE, which whoever forged the frame could
-			// read as well: the agent resumes its session at once.
-			r.b.logger.Warn("control frame with a wrong tag: forged, replayed or changed on the way; dropping the connection",
-				zap.String("name", r.name), zap.String("remote_ip", r.addr))
-			r.close(0, "a control frame failed its tag check")
-			return
-		case err != nil:
-			r.close(0, "control connection lost: "+err.Error())
-			return
-		case f.Type == wire.FrameClose:
-			r.close(0, "the agent closed: "+f.Code.String()+": "+f.Reason)
-			return
+		if why, end := r.readFrame(opener, hdr); end {
+			return why
 		}
 	}
+}
+
+// readFrame reads the rest of the agent's frame whose header is hdr, and
+// reports whether the registration ends with it, and why.
+func (r *registration) readFrame(opener *wire.Opener, hdr [wire.HeaderSize]byte) (string, bool) {
+	f, err := opener.ReadFrameAfter(hdr, r.conn)
+	switch {
+	case errors.Is(err, wire.ErrFrameTag):
+		// Dropped without a CLOSE, which whoever forged the frame could
+		// read as well: the agent resumes its session at once.
+		r.b.logger.Warn("control frame with a wrong tag: forged, replayed or changed on the way; dropping the connection",
+			zap.String("name", r.name), zap.String("remote_ip", r.addr))
+		return "a control frame failed its tag check", true
+	case err != nil:
+		return "control connection lost: " + err.Error(), true
+	}
+	r.lastHeard.Store(time.Now().UnixNano())
+	if f.Type == wire.FrameClose {
+		return "the agent closed: " + f.Code.String() + ": " + f.Reason, true
+	}
+	return "", false
 }
 
 // close ends the registration once. A non-zero code is sent to the agent
