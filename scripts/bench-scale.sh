@@ -19,6 +19,12 @@
 #   restart storm      s     gateway restarted until all agents are registered again
 #   storm peak RSS     x     the restarted gateway's peak RSS / the steady state
 #
+# Then BenchmarkTLSFloor (integration/scale) holds as many idle connections
+# in a bare Go TLS server (integration/tlsfloor), each read by a goroutine and
+# written one record every alive interval, which its peer answers: the
+# floor under "per agent" and "idle CPU" that any Go server with crypto/tls
+# would pay, printed beside them.
+#
 # Then BenchmarkAgent10000 (integration/tunnel) runs one tildegate-agent
 # process with 10,000 entries against a gateway with as many, and prints the
 # time until all are registered, the agent's and the gateway's RSS per
@@ -33,7 +39,7 @@
 #   ROUNDS=1            runs of the whole benchmark
 #
 # The figures are also written to bin/bench-scale-results.txt. It takes
-# about 8 minutes with the defaults on 2 cores.
+# about 10 minutes with the defaults on 2 cores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -50,7 +56,7 @@ mkdir -p bin
 out=bin/bench-scale-raw.txt
 echo "bench-scale: $SCALE_NAMES names and agents, idle CPU over $SCALE_IDLE, $ROUNDS round(s)"
 GOENV=$(go env GOENV) XDG_DATA_HOME=$xdg/data XDG_CONFIG_HOME=$xdg/config \
-	go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -count "$ROUNDS" -timeout 60m ./integration/scale | tee "$out"
+	go test -run '^$' -bench '^(BenchmarkScale|BenchmarkTLSFloor)$' -benchtime 1x -count "$ROUNDS" -timeout 60m ./integration/scale | tee "$out"
 GOENV=$(go env GOENV) XDG_DATA_HOME=$xdg/data XDG_CONFIG_HOME=$xdg/config \
 	go test -run '^$' -bench '^BenchmarkAgent10000$' -benchtime 1x -count "$ROUNDS" -timeout 60m ./integration/tunnel | tee -a "$out"
 
@@ -77,6 +83,12 @@ value() {
 	row "next request" ms ms/next-request
 	row "restart storm" s s/storm
 	row "storm peak RSS" x peak/steady-RSS
+	echo "the floor: a bare Go TLS server with as many idle connections, kept alive alike"
+	frow() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value BenchmarkTLSFloor "$3" | paste -sd' ')"; }
+	frow "per connection" KiB KiB/conn
+	frow "  Go heap" KiB heap-KiB/conn
+	frow "  stacks" KiB stack-KiB/conn
+	frow "idle CPU" "%" %core-idle
 	echo "one agent process with 10,000 entries"
 	arow() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value BenchmarkAgent10000 "$3" | paste -sd' ')"; }
 	arow registered s s/registered
