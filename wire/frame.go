@@ -308,8 +308,8 @@ func (o *Opener) ReadFrame(r io.Reader) (Frame, error) {
 
 // ReadFrameAfter reads the rest of the tagged frame whose header its caller
 // read into hdr, and checks its tag as ReadFrame does. A goroutine that
-// waits for frames most of its life can so wait with little on its stack:
-// the header's array and io.ReadFull.
+// waits for frames most of its life can so wait with only its own loop and
+// io.ReadFull above the connection's Read on its stack.
 func (o *Opener) ReadFrameAfter(hdr [HeaderSize]byte, r io.Reader) (Frame, error) {
 	t, p, err := readPayload(hdr, r, TagSize)
 	if err != nil {

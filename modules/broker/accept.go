@@ -291,8 +291,8 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		wanted:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
-	reg.lastHeard.Store(reg.since.UnixNano())
-	reg.lastSent.Store(reg.since.UnixNano()) // the WELCOME, about to go
+	reg.lastHeard.Store(clock())
+	reg.lastSent.Store(clock()) // the WELCOME, about to go
 	// No frame may reach the agent before the WELCOME, though requests
 	// may find the registration as soon as it is published.
 	reg.wmu.Lock()
@@ -311,7 +311,9 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		reg.close(0, "connection lost during the handshake")
 		return false
 	}
-	_ = conn.SetDeadline(time.Time{})
+	// Its writes have no deadline left (writeLocked cleared the
+	// handshake's), and requests may be writing to it by now.
+	_ = conn.SetReadDeadline(time.Time{})
 	registrations.WithLabelValues("accepted").Inc()
 	b.logger.Info("agent registered", zap.String("name", a.name), zap.String("remote_ip", a.addr),
 		zap.Bool("tls", reg.tls), zap.Bool("resumed", resumed))

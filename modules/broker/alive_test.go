@@ -4,6 +4,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,8 +23,8 @@ func aliveRegistration(t *testing.T, b *Broker, name string, alive, dead time.Du
 	t.Cleanup(func() { gw.Close(); agent.Close() })
 	reg := &registration{b: b, name: name, key: name, conn: gw, settings: Settings{Alive: alive, Dead: dead}.WithDefaults(),
 		sessionKey: key, sealer: wire.NewSealer(key, false), done: make(chan struct{})}
-	reg.lastSent.Store(time.Now().UnixNano())
-	reg.lastHeard.Store(time.Now().UnixNano())
+	reg.lastSent.Store(clock())
+	reg.lastHeard.Store(clock())
 	b.mu.Lock()
 	b.regs[name] = reg
 	b.mu.Unlock()
@@ -65,7 +66,9 @@ func TestAliveSweep(t *testing.T) {
 	b.mu.Lock()
 	stuck := b.regs["stuck"]
 	b.mu.Unlock()
-	if stuck == nil || stuck.aliveSince.Load() == 0 {
+	// Held up for 2s, it is in flight, or closed if the sweep saw it held
+	// up for 5s on a loaded machine.
+	if stuck == nil || stuck.aliveSince.Load() == 0 && !stuck.closed() {
 		t.Error("the stuck connection's ALIVE is not in flight")
 	}
 	// One an interval, sent up to a window (25ms) early: about 20-26, and
@@ -86,7 +89,7 @@ func TestAliveTurns(t *testing.T) {
 	// A broker without its sweep's goroutine: the test runs the rounds.
 	b := &Broker{logger: zap.NewNop(), regs: map[string]*registration{}, ended: map[string]endedSession{}, alive: newAliveSweep()}
 	s := b.alive
-	now := time.Now().UnixNano()
+	now := clock()
 	ago := func(d time.Duration) int64 { return now - int64(d) }
 	reg := func(sent, heard int64) *registration {
 		gw, agent := net.Pipe()
@@ -147,7 +150,7 @@ func TestAliveTurns(t *testing.T) {
 func TestAliveSweepWaitsForTheShortestWindow(t *testing.T) {
 	b := &Broker{logger: zap.NewNop(), regs: map[string]*registration{}, ended: map[string]endedSession{}, alive: newAliveSweep()}
 	s := b.alive
-	now := time.Now().UnixNano()
+	now := clock()
 	reg := func(alive, dead time.Duration, sent int64) *registration {
 		r := &registration{b: b, settings: Settings{Alive: alive, Dead: dead}, done: make(chan struct{})}
 		r.lastSent.Store(sent)
@@ -243,7 +246,7 @@ func TestGatewayNeverAnswersAlive(t *testing.T) {
 	if n := countAlives(agent, key, 500*time.Millisecond); n != 0 {
 		t.Errorf("the gateway answered the agent's ALIVEs with %d", n)
 	}
-	if heard := time.Since(time.Unix(0, reg.lastHeard.Load())); heard > time.Second {
+	if heard := time.Duration(clock() - reg.lastHeard.Load()); heard > time.Second {
 		t.Errorf("the gateway last heard the agent %s ago: it did not read the ALIVEs", heard)
 	}
 }
@@ -255,12 +258,12 @@ func TestGatewayNeverAnswersAlive(t *testing.T) {
 func TestStuckAliveIsClosed(t *testing.T) {
 	b := &Broker{logger: zap.NewNop(), regs: map[string]*registration{}, ended: map[string]endedSession{}, alive: newAliveSweep()}
 	s := b.alive
-	now := time.Now().UnixNano()
+	now := clock()
 	reg := func() (*registration, net.Conn) {
 		gw, agent := net.Pipe()
 		t.Cleanup(func() { gw.Close(); agent.Close() })
 		key := wire.SessionKey(make([]byte, wire.SessionKeySize))
-		r := &registration{b: b, conn: &deadlines{Conn: gw}, settings: Settings{Alive: 20 * time.Second, Dead: time.Hour},
+		r := &registration{b: b, conn: newDeadlines(gw), settings: Settings{Alive: 20 * time.Second, Dead: time.Hour},
 			sealer: wire.NewSealer(key, false), done: make(chan struct{})}
 		r.lastSent.Store(now - int64(20*time.Second))
 		r.lastHeard.Store(now)
@@ -285,6 +288,7 @@ func TestStuckAliveIsClosed(t *testing.T) {
 	if stuck.aliveSince.Load() != now {
 		t.Fatal("the ALIVE to an agent that reads nothing is not in flight")
 	}
+	<-stuck.conn.(*deadlines).writing // its write has begun, and blocks
 	for _, r := range []*registration{stuck, reading} {
 		if set := r.conn.(*deadlines).set.Load(); set != 0 {
 			t.Errorf("the sweep's ALIVE set %d write deadlines", set)
@@ -320,7 +324,7 @@ func TestFramesOnDemandHaveADeadline(t *testing.T) {
 	gw, agent := net.Pipe()
 	t.Cleanup(func() { gw.Close(); agent.Close() })
 	go func() { _, _ = io.Copy(io.Discard, agent) }()
-	conn := &deadlines{Conn: gw}
+	conn := newDeadlines(gw)
 	key := wire.SessionKey(make([]byte, wire.SessionKeySize))
 	r := &registration{conn: conn, sealer: wire.NewSealer(key, false)}
 	before := time.Now()
@@ -338,11 +342,23 @@ func TestFramesOnDemandHaveADeadline(t *testing.T) {
 	}
 }
 
-// deadlines records the write deadlines set on a connection.
+// deadlines records the write deadlines set on a connection, and closes
+// writing when its first write begins.
 type deadlines struct {
 	net.Conn
 	set         atomic.Int64
 	first, last atomic.Int64 // Unix nanoseconds, 0 for none
+	writing     chan struct{}
+	began       sync.Once
+}
+
+func newDeadlines(conn net.Conn) *deadlines {
+	return &deadlines{Conn: conn, writing: make(chan struct{})}
+}
+
+func (d *deadlines) Write(p []byte) (int, error) {
+	d.began.Do(func() { close(d.writing) })
+	return d.Conn.Write(p)
 }
 
 func (d *deadlines) SetWriteDeadline(t time.Time) error {
@@ -355,4 +371,37 @@ func (d *deadlines) SetWriteDeadline(t time.Time) error {
 	}
 	d.last.Store(at)
 	return d.Conn.SetWriteDeadline(t)
+}
+
+// TestStopWithAlivesHeldUp: agents that read nothing, each with an ALIVE
+// held up in its write (which has no deadline), hold the broker's stop up
+// for frameWriteTimeout in all: the CLOSE it sends each waits no longer.
+func TestStopWithAlivesHeldUp(t *testing.T) {
+	t.Parallel()
+	b := newBroker(zap.NewNop())
+	var regs []*registration
+	for _, name := range []string{"a", "b", "c"} {
+		aliveRegistration(t, b, name, 10*time.Millisecond, time.Hour) // nobody reads its end
+		b.mu.Lock()
+		regs = append(regs, b.regs[name])
+		b.mu.Unlock()
+	}
+	for _, r := range regs {
+		for deadline := time.Now().Add(5 * time.Second); r.aliveSince.Load() == 0; {
+			if time.Now().After(deadline) {
+				t.Fatal("no ALIVE went to an agent that reads nothing")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	start := time.Now()
+	b.Destruct()
+	if d := time.Since(start); d > frameWriteTimeout+3*time.Second {
+		t.Errorf("the stop took %s with three ALIVEs held up, want about %s", d, frameWriteTimeout)
+	}
+	for _, r := range regs {
+		if !r.closed() {
+			t.Errorf("%s not closed by the stop", r.name)
+		}
+	}
 }

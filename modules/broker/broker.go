@@ -181,7 +181,9 @@ func newBroker(logger *zap.Logger) *Broker {
 	return b
 }
 
-// Destruct closes every registration: the gateway is stopping.
+// Destruct closes every registration: the gateway is stopping. It closes
+// them all at once, so that agents that read nothing hold the stop up for
+// frameWriteTimeout in all, not each.
 func (b *Broker) Destruct() error {
 	metricsBroker.CompareAndSwap(b, nil)
 	b.stopOnce.Do(func() { close(b.stopped) })
@@ -191,9 +193,11 @@ func (b *Broker) Destruct() error {
 		regs = append(regs, r)
 	}
 	b.mu.Unlock()
+	var closing sync.WaitGroup
 	for _, r := range regs {
-		r.close(wire.CodeShuttingDown, "the gateway is stopping")
+		closing.Go(func() { r.close(wire.CodeShuttingDown, "the gateway is stopping") })
 	}
+	closing.Wait()
 	return nil
 }
 

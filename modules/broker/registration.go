@@ -32,15 +32,15 @@ type registration struct {
 	bound    bool   // the handshake is bound to the TLS session
 	agent    string // the agent's software and version, from its hello
 	since    time.Time
-	// lastHeard is when the agent's last frame arrived, in Unix
-	// nanoseconds.
+	// lastHeard is when the agent's last frame arrived, on the sweep's
+	// clock.
 	lastHeard atomic.Int64
-	// lastSent is when the gateway last wrote a frame, in Unix
-	// nanoseconds: the broker's sweep sends an ALIVE when it is older
-	// than the alive interval.
+	// lastSent is when the gateway last wrote a frame, on the sweep's
+	// clock: the broker's sweep sends an ALIVE when it is older than the
+	// alive interval.
 	lastSent atomic.Int64
 	// aliveSince is when the sweep's ALIVE being written was sent off,
-	// in Unix nanoseconds; 0 when none is.
+	// on the sweep's clock; 0 when none is.
 	aliveSince atomic.Int64
 	// queued is 1 + its index in the alive sweep's queue, 0 when it is
 	// not in it; guarded by the sweep's mutex.
@@ -115,9 +115,9 @@ func (r *registration) writeFrameLocked(f wire.Frame) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := clock()
 	_, err = r.conn.Write(b)
-	r.lastSent.Store(now.UnixNano())
+	r.lastSent.Store(now)
 	return err
 }
 
@@ -131,8 +131,9 @@ func (r *registration) run() {
 // readFrames reads the agent's frames until the connection ends or the
 // agent closes it, and returns why. Its goroutine, one per agent, waits for
 // the next frame's header with only this loop and io.ReadFull above the
-// TLS connection's reading on its stack: under 2 KiB, which lets the
-// collector shrink its stack to 4 KiB where the runtime started it at 8.
+// connection's Read on its stack, 1.6 KiB in all (2.8 when it waited
+// inside the frame decoder), so that a reader the runtime starts at 4 KiB
+// stays within it while it reads a frame.
 func (r *registration) readFrames() string {
 	opener := wire.NewOpener(r.sessionKey, true)
 	var hdr [wire.HeaderSize]byte
@@ -160,7 +161,7 @@ func (r *registration) readFrame(opener *wire.Opener, hdr [wire.HeaderSize]byte)
 	case err != nil:
 		return "control connection lost: " + err.Error(), true
 	}
-	r.lastHeard.Store(time.Now().UnixNano())
+	r.lastHeard.Store(clock())
 	if f.Type == wire.FrameClose {
 		return "the agent closed: " + f.Code.String() + ": " + f.Reason, true
 	}
@@ -168,11 +169,15 @@ func (r *registration) readFrame(opener *wire.Opener, hdr [wire.HeaderSize]byte)
 }
 
 // close ends the registration once. A non-zero code is sent to the agent
-// in a CLOSE frame first, so that it can say why in its log.
+// in a CLOSE frame first, so that it can say why in its log; within
+// frameWriteTimeout, though an ALIVE written with no deadline holds the
+// connection: the connection is closed then, which ends both writes.
 func (r *registration) close(code wire.Code, reason string) {
 	r.closeOnce.Do(func() {
 		if code != 0 {
+			stuck := time.AfterFunc(frameWriteTimeout, func() { _ = r.conn.Close() })
 			_ = r.send(wire.Frame{Type: wire.FrameClose, Code: code, Reason: reason})
+			stuck.Stop()
 		}
 		r.conn.Close()
 		r.b.mu.Lock()

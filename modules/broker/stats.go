@@ -137,7 +137,7 @@ func (b *Broker) Agents() []AgentStatus {
 			st.HeldUntil = &e.held
 		}
 		if r := e.reg; r != nil {
-			since, heard := r.since, time.Unix(0, r.lastHeard.Load())
+			since, heard := r.since, clockStart.Add(time.Duration(r.lastHeard.Load()))
 			st.Connected, st.Address, st.Agent, st.Since, st.LastHeard = true, r.addr, r.agent, &since, &heard
 			st.TLS, st.Bound = r.tls, r.bound
 			b.mu.Lock()
