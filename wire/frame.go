@@ -3,11 +3,13 @@ package wire
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -235,29 +237,80 @@ func DecodeFrame(t FrameType, p []byte) (Frame, error) {
 // HMAC-SHA-256 under that side's frame key over a counter, the type and
 // the payload, cut to TagSize. The counter starts at 0 and counts every
 // frame the side sends, so a frame cannot be injected, replayed, dropped
-// or reordered without the next tag failing. The keyed HMAC is made once
-// and reset for each frame, a quarter of the cost of making it anew (about
-// 550 bytes kept for it).
+// or reordered without the next tag failing.
+//
+// It keeps the SHA-256 states after the key's inner and outer pads, as
+// crypto/hmac keeps them once reset, and computes each tag from them with a
+// pooled digest: a quarter of the cost of keying an HMAC anew, in about 220
+// bytes where a kept crypto/hmac takes about 600, of which a gateway holds
+// two per agent.
 type frameTags struct {
-	mac     hash.Hash
+	pads    []byte // the marshaled inner state, then the outer one
 	counter uint64
-	sum     [sha256.Size]byte
 }
 
 func newFrameTags(key []byte) frameTags {
-	return frameTags{mac: hmac.New(sha256.New, key)}
+	if len(key) > sha256.BlockSize {
+		sum := sha256.Sum256(key)
+		key = sum[:]
+	}
+	var inner, outer [sha256.BlockSize]byte
+	copy(inner[:], key)
+	copy(outer[:], key)
+	for i := range inner {
+		inner[i] ^= 0x36
+		outer[i] ^= 0x5c
+	}
+	d := digests.Get().(*digest)
+	defer digests.Put(d)
+	innerState := d.marshalAfter(inner[:])
+	pads := append(make([]byte, 0, 2*len(innerState)), innerState...)
+	return frameTags{pads: append(pads, d.marshalAfter(outer[:])...)}
 }
 
-// next returns the tag of the next frame, valid until the next call.
-func (t *frameTags) next(typ FrameType, payload []byte) []byte {
-	t.mac.Reset()
+// digest is a SHA-256 digest with room for its sum.
+type digest struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+var digests = sync.Pool{New: func() any { return &digest{h: sha256.New()} }}
+
+// next returns the tag of the next frame.
+func (t *frameTags) next(typ FrameType, payload []byte) [TagSize]byte {
+	d := digests.Get().(*digest)
+	defer digests.Put(d)
+	inner, outer := t.pads[:len(t.pads)/2], t.pads[len(t.pads)/2:]
+	d.restore(inner)
 	var hdr [9]byte
 	binary.BigEndian.PutUint64(hdr[:8], t.counter)
 	hdr[8] = byte(typ)
-	t.mac.Write(hdr[:])
-	t.mac.Write(payload)
+	d.h.Write(hdr[:])
+	d.h.Write(payload)
 	t.counter++
-	return t.mac.Sum(t.sum[:0])[:TagSize]
+	d.h.Sum(d.sum[:0])
+	d.restore(outer)
+	d.h.Write(d.sum[:])
+	d.h.Sum(d.sum[:0])
+	return [TagSize]byte(d.sum[:TagSize])
+}
+
+// marshalAfter returns the digest's state after hashing pad alone.
+func (d *digest) marshalAfter(pad []byte) []byte {
+	d.h.Reset()
+	d.h.Write(pad)
+	state, err := d.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err) // SHA-256 always marshals its state
+	}
+	return state
+}
+
+// restore sets the digest to a state marshalAfter returned.
+func (d *digest) restore(state []byte) {
+	if err := d.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		panic(err) // the state is SHA-256's own
+	}
 }
 
 // Sealer tags the frames one side sends on a registered control
@@ -283,7 +336,8 @@ func (s *Sealer) Append(b []byte, f Frame) ([]byte, error) {
 // AppendPayload encodes a frame of any type from its payload, with its
 // tag, onto b: for frame types that this version does not define.
 func (s *Sealer) AppendPayload(b []byte, t FrameType, payload []byte) []byte {
-	return appendFrame(b, t, payload, s.tags.next(t, payload))
+	tag := s.tags.next(t, payload)
+	return appendFrame(b, t, payload, tag[:])
 }
 
 // Opener checks the tags of the frames the peer sends on a registered
@@ -338,7 +392,7 @@ func (o *Opener) open(t FrameType, p []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: type %d without its tag", ErrFrame, t)
 	}
 	body, tag := p[:len(p)-TagSize], p[len(p)-TagSize:]
-	if !hmac.Equal(tag, o.tags.next(t, body)) {
+	if want := o.tags.next(t, body); !hmac.Equal(tag, want[:]) {
 		return Frame{}, ErrFrameTag
 	}
 	return DecodeFrame(t, body)

@@ -2,6 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"reflect"
@@ -153,6 +156,31 @@ func mustAppend(t *testing.T, f Frame) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestFrameTagsAreHMAC: each frame's tag is HMAC-SHA-256 under the frame
+// key over the counter, the type and the payload, cut to TagSize, as
+// crypto/hmac computes it: keys shorter and longer than a block, empty and
+// long payloads, a run of frames.
+func TestFrameTagsAreHMAC(t *testing.T) {
+	for _, keySize := range []int{0, 1, 32, 63, 64, 65, 200} {
+		key := filled(keySize, byte(keySize))
+		tags := newFrameTags(key)
+		for counter, size := range []int{0, 1, 40, 55, 56, 64, 119, 1000, 65535} {
+			payload := filled(size, byte(size))
+			typ := FrameType(counter + 1)
+			mac := hmac.New(sha256.New, key)
+			var hdr [9]byte
+			binary.BigEndian.PutUint64(hdr[:8], uint64(counter))
+			hdr[8] = byte(typ)
+			mac.Write(hdr[:])
+			mac.Write(payload)
+			want := mac.Sum(nil)[:TagSize]
+			if got := tags.next(typ, payload); !bytes.Equal(got[:], want) {
+				t.Errorf("key of %d bytes, frame %d of %d bytes: tag %x, want %x", keySize, counter, size, got, want)
+			}
+		}
+	}
 }
 
 // BenchmarkSealAlive is the cost of tagging one frame, which each
