@@ -10,7 +10,8 @@
 #   per name           KiB   resident memory per configured name, no agent yet
 #   register           s     agents started to all registered
 #   per agent          KiB   resident memory per connected agent (and its Go
-#                            heap and goroutine stacks)
+#                            heap and goroutine stacks; and again after the
+#                            idle CPU's minute)
 #   idle CPU           %     of a core, all agents connected and idle, over SCALE_IDLE
 #   reload             s     POST /load of a changed configuration
 #   balance.bin edit   s     a name added to balance.bin until it answers
@@ -76,6 +77,7 @@ value() {
 	row "per agent" KiB KiB/agent
 	row "  Go heap" KiB heap-KiB/agent
 	row "  stacks" KiB stack-KiB/agent
+	row "  after idle CPU" KiB KiB/agent-idle
 	row "idle CPU" "%" %core-idle
 	row reload s s/reload
 	row "balance.bin edit" s s/edit
@@ -88,6 +90,7 @@ value() {
 	frow "per connection" KiB KiB/conn
 	frow "  Go heap" KiB heap-KiB/conn
 	frow "  stacks" KiB stack-KiB/conn
+	frow "  after idle CPU" KiB KiB/conn-idle
 	frow "idle CPU" "%" %core-idle
 	echo "one agent process with 10,000 entries"
 	arow() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value BenchmarkAgent10000 "$3" | paste -sd' ')"; }

@@ -22,7 +22,9 @@ import (
 //   - register: from starting the agents until all are registered;
 //   - KiB/agent, heap-KiB/agent and stack-KiB/agent: resident memory, Go
 //     heap in use and goroutine stacks per connected agent, against before
-//     they came;
+//     they came; KiB/agent-idle, the resident memory per agent again after
+//     SCALE_IDLE, when the garbage of their handshakes is collected and
+//     given back;
 //   - idle-cpu: the gateway's CPU with all agents connected and idle, in
 //     percent of a core, over SCALE_IDLE (default 1m), at the alive
 //     interval SCALE_ALIVE (default 20s, dead after three);
@@ -62,6 +64,7 @@ func BenchmarkScale(b *testing.B) {
 		cpu0 := cpu(b, g.Process)
 		time.Sleep(idle)
 		idleCPU := float64(cpu(b, g.Process)-cpu0) / float64(idle) * 100
+		connectedIdle := rss(b, g.Process)
 
 		closedBefore := g.Log.Count("agent registration closed")
 		started = time.Now()
@@ -117,6 +120,7 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(float64(configured-baseline)/float64(names), "KiB/name")
 		b.ReportMetric(register.Seconds(), "s/register")
 		b.ReportMetric(float64(connected-configured)/float64(names), "KiB/agent")
+		b.ReportMetric(float64(connectedIdle-configured)/float64(names), "KiB/agent-idle")
 		b.ReportMetric(float64(connectedHeap-configuredHeap)/1024/float64(names), "heap-KiB/agent")
 		b.ReportMetric(float64(connectedStacks-configuredStacks)/1024/float64(names), "stack-KiB/agent")
 		b.ReportMetric(idleCPU, "%core-idle")

@@ -18,8 +18,8 @@ import (
 // goroutine and written one record every SCALE_ALIVE (default the tunnel's
 // alive interval), which the client answers. It prints, as BenchmarkScale
 // does for agents: resident memory, Go heap in use and goroutine stacks
-// per connection, and the idle CPU in percent of a core over SCALE_IDLE
-// (default 1m).
+// per connection, the resident memory per connection again after SCALE_IDLE
+// (default 1m), and the idle CPU in percent of a core over it.
 func BenchmarkTLSFloor(b *testing.B) {
 	conns := envInt(b, "SCALE_NAMES", 10000)
 	idle := envDuration(b, "SCALE_IDLE", time.Minute)
@@ -40,6 +40,7 @@ func BenchmarkTLSFloor(b *testing.B) {
 		cpu0 := cpu(b, server)
 		time.Sleep(idle)
 		idleCPU := float64(cpu(b, server)-cpu0) / float64(idle) * 100
+		connectedIdle := rss(b, server)
 		// Every connection was written to and answered at least once an
 		// interval, but the last.
 		idleStats := floorStats(b, server, 2)
@@ -49,6 +50,7 @@ func BenchmarkTLSFloor(b *testing.B) {
 
 		per := func(after, before uint64) float64 { return (float64(after) - float64(before)) / 1024 / float64(conns) }
 		b.ReportMetric(float64(connected-before)/float64(conns), "KiB/conn")
+		b.ReportMetric(float64(connectedIdle-before)/float64(conns), "KiB/conn-idle")
 		b.ReportMetric(per(connectedStats.HeapInuse, beforeStats.HeapInuse), "heap-KiB/conn")
 		b.ReportMetric(per(connectedStats.StackInuse, beforeStats.StackInuse), "stack-KiB/conn")
 		b.ReportMetric(idleCPU, "%core-idle")
