@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tildegate/tildegate/internal/e2e"
-	"github.com/tildegate/tildegate/modules/broker"
 )
 
 // BenchmarkTLSFloor measures what BenchmarkScale's idle agents cost a Go
@@ -21,9 +20,7 @@ import (
 // per connection, the resident memory per connection again after SCALE_IDLE
 // (default 1m), and the idle CPU in percent of a core over it.
 func BenchmarkTLSFloor(b *testing.B) {
-	conns := envInt(b, "SCALE_NAMES", 10000)
-	idle := envDuration(b, "SCALE_IDLE", time.Minute)
-	alive := envDuration(b, "SCALE_ALIVE", broker.DefaultAlive)
+	conns, idle, alive := scaleSettings(b)
 	for range b.N {
 		server, addr := startFloor(b, alive)
 		time.Sleep(2 * time.Second)
