@@ -111,10 +111,9 @@ func (s *aliveSweep) run(stopped <-chan struct{}) {
 // that comes first: a round that sent ALIVEs wakes again frameWriteTimeout
 // later, unless turns wake it before (as they do with many agents).
 func (s *aliveSweep) round(now int64) time.Duration {
-	var alive []*registration
+	var alive, dead []*registration
 	s.mu.Lock()
 	stuck := s.watchInFlight(now)
-	var dead []*registration
 	for len(s.queue.turns) > 0 && s.queue.turns[0].at <= now {
 		r := s.queue.turns[0].r
 		if now-r.lastHeard.Load() >= int64(r.settings.Dead) {
