@@ -13,6 +13,7 @@
 #                            heap and goroutine stacks; and again after the
 #                            idle CPU's minute)
 #   idle CPU           %     of a core, all agents connected and idle, over SCALE_IDLE
+#   /metrics scrape    MB s  its size, and the gateway's CPU for it
 #   reload             s     POST /load of a changed configuration
 #   balance.bin edit   s     a name added to balance.bin until it answers
 #   first request      ms    a name's first request, which opens its back connection
@@ -79,6 +80,8 @@ value() {
 	row "  stacks" KiB stack-KiB/agent
 	row "  after idle CPU" KiB KiB/agent-idle
 	row "idle CPU" "%" %core-idle
+	row "/metrics scrape" MB MB/metrics
+	row "  gateway CPU" s s/metrics-cpu
 	row reload s s/reload
 	row "balance.bin edit" s s/edit
 	row "first request" ms ms/first-request

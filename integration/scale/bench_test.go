@@ -3,6 +3,7 @@ package scale
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -29,6 +30,9 @@ import (
 //   - idle-cpu: the gateway's CPU with all agents connected and idle, in
 //     percent of a core, over SCALE_IDLE (default 1m), at the alive
 //     interval SCALE_ALIVE (default 20s, dead after three);
+//   - metrics: one scrape of /metrics, its size and the gateway's CPU for
+//     it (from its start to 5s after, less the idle rate), which includes
+//     collecting the garbage it leaves;
 //   - reload: a POST /load of a changed configuration, and an edit of
 //     balance.bin until its new name answers; a registration lost in
 //     either fails the benchmark;
@@ -64,6 +68,7 @@ func BenchmarkScale(b *testing.B) {
 		time.Sleep(idle)
 		idleCPU := float64(cpu(b, g.Process)-cpu0) / float64(idle) * 100
 		connectedIdle := rss(b, g.Process)
+		scrapeBytes, scrapeCPU := scrape(b, g, idleCPU)
 
 		closedBefore := g.Log.Count("agent registration closed")
 		started = time.Now()
@@ -123,6 +128,8 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(float64(connectedHeap-configuredHeap)/1024/float64(names), "heap-KiB/agent")
 		b.ReportMetric(float64(connectedStacks-configuredStacks)/1024/float64(names), "stack-KiB/agent")
 		b.ReportMetric(idleCPU, "%core-idle")
+		b.ReportMetric(float64(scrapeBytes)/1e6, "MB/metrics")
+		b.ReportMetric(scrapeCPU.Seconds(), "s/metrics-cpu")
 		b.ReportMetric(reload.Seconds(), "s/reload")
 		b.ReportMetric(edit.Seconds(), "s/edit")
 		b.ReportMetric(float64(first.Microseconds())/1000, "ms/first-request")
@@ -188,17 +195,7 @@ func cpu(b *testing.B, p *e2e.Process) time.Duration {
 // that the collector would scan during the idle minute.
 func memory(b *testing.B, g *e2e.Gateway) (heap, stacks float64) {
 	b.Helper()
-	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/debug/vars", g.Admin), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Not kept for the next request to the admin API, the reload after
-	// the idle minute: the admin API closes a connection idle for as long.
-	req.Close = true
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
+	res := adminGet(b, g, "/debug/vars")
 	defer res.Body.Close()
 	var vars struct {
 		Memstats struct{ HeapInuse, StackInuse uint64 }
@@ -207,6 +204,44 @@ func memory(b *testing.B, g *e2e.Gateway) (heap, stacks float64) {
 		b.Fatalf("the gateway's /debug/vars: %v", err)
 	}
 	return float64(vars.Memstats.HeapInuse), float64(vars.Memstats.StackInuse)
+}
+
+// scrape reads /metrics once and returns its size and the gateway's CPU
+// for it: from the scrape's start to 5s after, less idleCPU (in percent of
+// a core) over that time.
+func scrape(b *testing.B, g *e2e.Gateway, idleCPU float64) (int64, time.Duration) {
+	b.Helper()
+	cpu0, start := cpu(b, g.Process), time.Now()
+	res := adminGet(b, g, "/metrics")
+	n, err := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if err != nil {
+		b.Fatalf("the gateway's /metrics: %v", err)
+	}
+	time.Sleep(5 * time.Second)
+	spent := cpu(b, g.Process) - cpu0 - time.Duration(idleCPU/100*float64(time.Since(start)))
+	return n, spent
+}
+
+// adminGet gets path from the gateway's admin API on a connection of its
+// own: a pooled one left idle could be closed by the admin API (after 60s,
+// the idle minute's length) as the next request, the reload, takes it.
+func adminGet(b *testing.B, g *e2e.Gateway, path string) *http.Response {
+	b.Helper()
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", g.Admin, path), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Close = true
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		res.Body.Close()
+		b.Fatalf("%s: %s", path, res.Status)
+	}
+	return res
 }
 
 // scaleSettings returns the scale benchmarks' settings: SCALE_NAMES (the
