@@ -65,7 +65,8 @@ func agentStatus(t *testing.T, g *e2e.Gateway, name string) broker.AgentStatus {
 // TestMetricsAndAdminAPI sends known traffic through a direct name, a back
 // entry and native RDP through its agent. Must hold: the scraped metrics
 // count it (requests, bytes, sessions, registrations), a quiet back entry
-// has no series, and after a config reload and a balance.bin edit the
+// has no series, one whose agent is connected but that saw no request has
+// only its agent's, and after a config reload and a balance.bin edit the
 // series are still there and no counter went back; the admin API lists
 // the names and the agent with the right fields; disconnect?hold= keeps
 // the agent out for the hold (the agent logs the refusal and waits it
@@ -73,9 +74,11 @@ func agentStatus(t *testing.T, g *e2e.Gateway, name string) broker.AgentStatus {
 func TestMetricsAndAdminAPI(t *testing.T) {
 	local := e2e.LocalService(t, "ops").Listener.Addr().String()
 	rdp := e2e.EchoServer(t)
-	g := e2e.StartGateway(t, env, fmt.Sprintf("/~~web=%s;\nSSL /~~home=pw#:*;\n/~~quiet=pw2#:*;\n", local))
-	agent := env.StartAgent(t, "agent", fmt.Sprintf("SSL /~~home=pw#%s => %s RDPPORT %s;\n", g.Address(), local, rdp))
+	g := e2e.StartGateway(t, env, fmt.Sprintf("/~~web=%s;\nSSL /~~home=pw#:*;\n/~~quiet=pw2#:*;\n/~~idle=pw3#:*;\n", local))
+	agent := env.StartAgent(t, "agent", fmt.Sprintf("SSL /~~home=pw#%s => %s RDPPORT %s;\nSSL /~~idle=pw3#%[1]s => %[2]s;\n",
+		g.Address(), local, rdp))
 	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
+	agent.Log.WaitFor(10*time.Second, 0, "registered", "idle")
 	waitServed(t, g.URL("/~~home/hello"), 5*time.Second)
 
 	client := env.Client()
@@ -114,6 +117,10 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 	want("tildegate_session_open_seconds", 2)
 	if _, ok := e2e.Metric(families, "tildegate_agent_connected", "name", "quiet"); ok {
 		t.Error("a back entry that saw no traffic has series")
+	}
+	want("tildegate_agent_connected", 1, "name", "idle")
+	if _, ok := e2e.Metric(families, "tildegate_requests_total", "name", "idle"); ok {
+		t.Error("a back entry that saw no request has series of its traffic")
 	}
 	for _, m := range families["tildegate_session_open_seconds"].GetMetric() {
 		if len(m.Label) > 0 {
@@ -198,7 +205,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 
 	// Hold the agent out for 3 s: it is dropped, refused with the time
 	// left, waits it out, and comes back.
-	registered := agent.Log.Count("registered")
+	registered := agent.Log.Count("registered", "home")
 	status, body := adminPost(t, g, "POST", "/tildegate/agents/home/disconnect?hold=3s")
 	var res struct {
 		Connected bool       `json:"connected"`

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,8 +32,10 @@ var (
 	})
 )
 
-// Per-name series, made from the broker's state at each scrape; a name
-// has them from its first traffic on.
+// Per-name series, made from the broker's state at each scrape. A name has
+// the first two from its first agent connection on, and the others from
+// its first request or session on: thousands of idle names cost two
+// series each.
 var (
 	descConnected = prometheus.NewDesc("tildegate_agent_connected",
 		"1 while an agent holds the back entry, else 0.", []string{"name"}, nil)
@@ -60,30 +64,35 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// nameSample is one name's state at a scrape.
+type nameSample struct {
+	name      string // lower case
+	stats     *nameStats
+	connected bool
+	muxes     int
+	open      [kinds]int64
+}
+
+// used reports whether the name has had a request or a session.
+func (s *nameSample) used() bool {
+	return s.stats.requests.Load() > 0 || s.stats.sessions[wire.KindHTTP].Load() > 0 || s.stats.sessions[wire.KindRDP].Load() > 0
+}
+
+// Collect implements prometheus.Collector. It sends each family's series
+// in the order the registry sorts them into, by their labels' values in
+// the order of the labels' names, which makes that sort linear: with
+// 10,000 names, sorting shuffled series was a third of a scrape's CPU.
 func (collector) Collect(ch chan<- prometheus.Metric) {
 	b := metricsBroker.Load()
 	if b == nil {
 		return
 	}
-	b.named.Range(func(k, v any) bool {
-		b.collectName(ch, k.(string), v.(*nameStats))
-		return true
-	})
-}
-
-// collectName reports the series of one name, by its lower-case key.
-func (b *Broker) collectName(ch chan<- prometheus.Metric, name string, s *nameStats) {
-	b.mu.Lock()
-	r := b.regs[name]
-	muxes := 0
-	if r != nil {
-		muxes = len(r.muxes)
-	}
-	b.mu.Unlock()
-	connected := 0.0
-	if r != nil {
-		connected = 1
+	all := b.sampleNames()
+	used := make([]*nameSample, 0, len(all))
+	for i := range all {
+		if all[i].used() {
+			used = append(used, &all[i])
+		}
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -91,23 +100,60 @@ func (b *Broker) collectName(ch chan<- prometheus.Metric, name string, s *nameSt
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	gauge(descConnected, connected, name)
-	gauge(descBackConns, float64(muxes), name)
+	for i := range all {
+		s := &all[i]
+		connected := 0.0
+		if s.connected {
+			connected = 1
+		}
+		gauge(descConnected, connected, s.name)
+		gauge(descBackConns, float64(s.muxes), s.name)
+	}
+	// Labels sort by name: kind before name, name before status and
+	// direction before name; "http" < "rdp" as wire.KindHTTP < wire.KindRDP.
 	for k := range kinds {
 		kind := wire.Kind(k).String()
-		open := int64(0)
-		if r != nil {
-			open = r.sessions[k].Load()
+		for _, s := range used {
+			gauge(descSessions, float64(s.open[k]), s.name, kind)
+			counter(descSessionsTotal, s.stats.sessions[k].Load(), s.name, kind)
 		}
-		gauge(descSessions, float64(open), name, kind)
-		counter(descSessionsTotal, s.sessions[k].Load(), name, kind)
 	}
-	counter(descRequests, s.requests.Load(), name)
-	counter(descBytes, s.bytesToAgent.Load(), name, "to_agent")
-	counter(descBytes, s.bytesFromAgent.Load(), name, "from_agent")
-	counter(descUnserved, s.unserved.noAgent.Load(), name, "502")
-	counter(descUnserved, s.unserved.limit.Load(), name, "503")
-	counter(descUnserved, s.unserved.timeout.Load(), name, "504")
+	for _, s := range used {
+		counter(descBytes, s.stats.bytesFromAgent.Load(), s.name, "from_agent")
+	}
+	for _, s := range used {
+		counter(descBytes, s.stats.bytesToAgent.Load(), s.name, "to_agent")
+	}
+	for _, s := range used {
+		counter(descRequests, s.stats.requests.Load(), s.name)
+		counter(descUnserved, s.stats.unserved.noAgent.Load(), s.name, "502")
+		counter(descUnserved, s.stats.unserved.limit.Load(), s.name, "503")
+		counter(descUnserved, s.stats.unserved.timeout.Load(), s.name, "504")
+	}
+}
+
+// sampleNames returns the state of every name with stats, sorted by name.
+func (b *Broker) sampleNames() []nameSample {
+	var all []nameSample
+	b.named.Range(func(k, v any) bool {
+		all = append(all, nameSample{name: k.(string), stats: v.(*nameStats)})
+		return true
+	})
+	slices.SortFunc(all, func(x, y nameSample) int { return strings.Compare(x.name, y.name) })
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range all {
+		s := &all[i]
+		r := b.regs[s.name]
+		if r == nil {
+			continue
+		}
+		s.connected, s.muxes = true, len(r.muxes)
+		for k := range kinds {
+			s.open[k] = r.sessions[k].Load()
+		}
+	}
+	return all
 }
 
 // RegisterMetrics adds the broker's metrics to reg, a config's registry:
