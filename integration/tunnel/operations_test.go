@@ -103,7 +103,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want at least %v", family, labels, v, ok, min)
 		}
 	}
-	want("tildegate_names", 2, "kind", "back")
+	want("tildegate_names", 3, "kind", "back")
 	want("tildegate_names", 1, "kind", "direct")
 	want("tildegate_agent_connected", 1, "name", "home")
 	want("tildegate_back_connections", 1, "name", "home")
@@ -148,7 +148,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 			}
 		}
 	}
-	if kinds["web"] != "direct" || kinds["home"] != "back" || kinds["quiet"] != "back" {
+	if kinds["web"] != "direct" || kinds["home"] != "back" || kinds["quiet"] != "back" || kinds["idle"] != "back" {
 		t.Errorf("names and kinds: %v", kinds)
 	}
 	home := agentStatus(t, g, "home")
@@ -165,7 +165,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 	if err := g.Reload(strings.Replace(g.Config(), `respond "gateway"`, `respond "gateway 2"`, -1)); err != nil {
 		t.Fatal(err)
 	}
-	g.WriteBalance(fmt.Sprintf("/~~web=%s;\nSSL /~~home=pw#:*;\n/~~quiet=pw2#:*;\n/~~extra=%s;\n", local, local))
+	g.WriteBalance(fmt.Sprintf("/~~web=%s;\nSSL /~~home=pw#:*;\n/~~quiet=pw2#:*;\n/~~idle=pw3#:*;\n/~~extra=%s;\n", local, local))
 	g.Log.WaitFor(10*time.Second, 0, "balance files reloaded")
 	after := g.Metrics(t)
 	for _, c := range []struct {

@@ -128,7 +128,8 @@ type Broker struct {
 	logs     *logLimiter
 
 	// named holds a *nameStats by lower-case name, from the name's first
-	// traffic on; read without a lock by every request to a back entry.
+	// agent connection (accepted or refused) or request on; read without a
+	// lock by every request to a back entry.
 	named sync.Map
 
 	// alive keeps the registrations alive and watches them for silence.

@@ -33,9 +33,9 @@ var (
 )
 
 // Per-name series, made from the broker's state at each scrape. A name has
-// the first two from its first agent connection on, and the others from
-// its first request or session on: thousands of idle names cost two
-// series each.
+// the first two from its first agent connection (accepted or refused) on,
+// and the others from its first request or session on: thousands of idle
+// names cost two series each.
 var (
 	descConnected = prometheus.NewDesc("tildegate_agent_connected",
 		"1 while an agent holds the back entry, else 0.", []string{"name"}, nil)
@@ -75,7 +75,15 @@ type nameSample struct {
 
 // used reports whether the name has had a request or a session.
 func (s *nameSample) used() bool {
-	return s.stats.requests.Load() > 0 || s.stats.sessions[wire.KindHTTP].Load() > 0 || s.stats.sessions[wire.KindRDP].Load() > 0
+	if s.stats.requests.Load() > 0 {
+		return true
+	}
+	for k := range kinds {
+		if s.stats.sessions[k].Load() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Collect implements prometheus.Collector. It sends each family's series

@@ -15,7 +15,8 @@ import (
 
 // metricsTestBroker returns a broker with stats for names n0..n(count-1):
 // every third has a connected agent with one back connection and an open
-// session, and every fifth had a request and sessions.
+// session, every fifth had a request and a session, and every seventh
+// that is not a fifth had an RDP session and no request.
 func metricsTestBroker(count int) *Broker {
 	b := &Broker{regs: map[string]*registration{}}
 	for i := range count {
@@ -31,6 +32,8 @@ func metricsTestBroker(count int) *Broker {
 			s.sessions[wire.KindHTTP].Add(1)
 			s.bytesFromAgent.Add(100)
 			s.unserved.limit.Add(1)
+		} else if i%7 == 0 {
+			s.sessions[wire.KindRDP].Add(1)
 		}
 	}
 	return b
@@ -79,13 +82,15 @@ func TestNameSeries(t *testing.T) {
 		"tildegate_unserved_requests_total name=n15 status=503":      1,
 		"tildegate_unserved_requests_total name=n15 status=504":      0,
 		"tildegate_requests_total name=n5":                           2,
+		"tildegate_sessions_total kind=rdp name=n7":                  1,
+		"tildegate_requests_total name=n7":                           0,
 	} {
 		if got, ok := series[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
 		}
 	}
-	// 30 names with an agent's two series, 6 used ones with 10 more.
-	if want := 30*2 + 6*10; len(series) != want {
+	// 30 names with an agent's two series, 6 + 4 used ones with 10 more.
+	if want := 30*2 + 10*10; len(series) != want {
 		t.Errorf("%d series, want %d", len(series), want)
 	}
 	for key := range series {
@@ -125,14 +130,14 @@ func TestNameSeriesComeSorted(t *testing.T) {
 		last[family] = values
 		n++
 	}
-	if want := 200*2 + 40*10; n != want {
+	if want := 200*2 + (40+23)*10; n != want {
 		t.Errorf("%d series, want %d", n, want)
 	}
 }
 
 // BenchmarkScrape10000Names scrapes the per-name series of 10,000 names
-// through a Prometheus handler, gzipped as Prometheus asks: names that
-// only had an agent, and names that each had a request.
+// through a Prometheus handler, gzipped as Prometheus asks: names that had
+// no request yet, and names that each had one.
 func BenchmarkScrape10000Names(b *testing.B) {
 	for _, used := range []bool{false, true} {
 		b.Run(map[bool]string{false: "idle", true: "used"}[used], func(b *testing.B) {

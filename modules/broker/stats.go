@@ -12,8 +12,9 @@ import (
 )
 
 // nameStats counts what went through one name since the process started.
-// It is made with the name's first traffic, so that names that never see
-// any cost nothing, and outlives registrations and config reloads.
+// It is made with the name's first agent connection (accepted or refused)
+// or request, so that names that never see either cost nothing, and
+// outlives registrations and config reloads.
 type nameStats struct {
 	requests       atomic.Int64 // requests to the name (web)
 	sessions       [kinds]atomic.Int64
