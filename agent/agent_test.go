@@ -395,6 +395,20 @@ func TestUnknownFramesIgnored(t *testing.T) {
 	}
 }
 
+// TestOpenBehindTheWelcome: an OPEN that arrives with the WELCOME, read
+// into the handshake's buffer with it, is served.
+func TestOpenBehindTheWelcome(t *testing.T) {
+	g := testgateway.New(t, false, map[string]string{"home": "pw"})
+	g.Set(func(s *testgateway.Settings) { s.OpenWithWelcome = true })
+	startAgent(t, optionsFor(g), g.Entry("home", "pw", localHTTP(t)))
+	testgateway.Receive(t, g.Controls, "a control connection")
+	b := testgateway.Receive(t, g.Backs, "the back connection of the OPEN sent with the WELCOME")
+	defer b.Close()
+	if got := request(t, b, "/x"); got != "local /x ping" {
+		t.Errorf("answer %q", got)
+	}
+}
+
 // TestLocalServiceDown: a stream to a local service that refuses
 // connections is refused as local-unavailable in answer to its opening,
 // before the gateway sends anything of the session, and the failure is

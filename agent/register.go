@@ -1,11 +1,11 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -32,8 +32,10 @@ type session struct {
 // control is a registered control connection.
 type control struct {
 	conn net.Conn
-	// r reads the connection; it may hold bytes read past the 101.
-	r    *bufio.Reader
+	// r reads the connection: the handshake's reader while it holds bytes
+	// read past the WELCOME, else the connection itself, so that an idle
+	// entry keeps no read buffer of its own.
+	r    io.Reader
 	sess *session
 	// opener checks the tags of the gateway's frames, from the WELCOME on.
 	opener *wire.Opener
@@ -117,7 +119,11 @@ func (r *runner) handshake(conn net.Conn, cs *tls.ConnectionState, resume *sessi
 	if sess.dead <= 0 {
 		sess.dead = defaultDead
 	}
-	return &control{conn: conn, r: reg.Reader, sess: sess, opener: reg.Opener}, nil
+	var frames io.Reader = conn
+	if reg.Reader.Buffered() > 0 {
+		frames = reg.Reader
+	}
+	return &control{conn: conn, r: frames, sess: sess, opener: reg.Opener}, nil
 }
 
 // binding returns the channel binding the proofs cover: the TLS session's

@@ -48,6 +48,10 @@ type Settings struct {
 	Alive, Dead time.Duration
 	// Instance, when set, goes in the challenge as the gateway's instance.
 	Instance string
+	// OpenWithWelcome sends an OPEN for a multiplexed back connection in
+	// the same write as the WELCOME, as a gateway with a request waiting
+	// for the name may.
+	OpenWithWelcome bool
 }
 
 // Gateway is a running test gateway.
@@ -411,7 +415,12 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 	g.sessions[string(c.Session)] = c
 	g.mu.Unlock()
 	conn.SetDeadline(time.Time{})
-	c.Send(wire.Frame{Type: wire.FrameWelcome, Confirmation: confirmation, Session: c.Session, Alive: s.Alive, Dead: s.Dead})
+	welcome := wire.Frame{Type: wire.FrameWelcome, Confirmation: confirmation, Session: c.Session, Alive: s.Alive, Dead: s.Dead}
+	if s.OpenWithWelcome {
+		c.Send(welcome, c.openFrame(wire.KindMux))
+	} else {
+		c.Send(welcome)
+	}
 	g.Controls <- c
 	defer close(c.Frames)
 	opener := wire.NewOpener(keys.Session, true)
@@ -424,14 +433,17 @@ func (g *Gateway) control(conn net.Conn, br *bufio.Reader, name string, hello wi
 	}
 }
 
-// Send writes a tagged frame to the agent.
-func (c *Control) Send(f wire.Frame) {
+// Send writes tagged frames to the agent, in one write.
+func (c *Control) Send(frames ...wire.Frame) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	b, err := c.sealer.Append(nil, f)
-	if err != nil {
-		c.g.t.Errorf("test gateway: %v", err)
-		return
+	var b []byte
+	for _, f := range frames {
+		var err error
+		if b, err = c.sealer.Append(b, f); err != nil {
+			c.g.t.Errorf("test gateway: %v", err)
+			return
+		}
 	}
 	c.Conn.Write(b)
 }
@@ -460,12 +472,19 @@ func (c *Control) SendPayload(t wire.FrameType, payload []byte) {
 // agent answers wire.KindMux with a multiplexed back connection; the test
 // may send other kinds, which an agent must not answer.
 func (c *Control) Open(kind wire.Kind) []byte {
+	f := c.openFrame(kind)
+	c.Send(f)
+	return f.Ticket
+}
+
+// openFrame returns an OPEN of kind with a new ticket, which the gateway
+// now expects.
+func (c *Control) openFrame(kind wire.Kind) wire.Frame {
 	tk := random(wire.TicketSize)
 	c.g.mu.Lock()
 	c.g.tickets[string(tk)] = ticket{c: c, kind: kind}
 	c.g.mu.Unlock()
-	c.Send(wire.Frame{Type: wire.FrameOpen, Ticket: tk, Kind: kind})
-	return tk
+	return wire.Frame{Type: wire.FrameOpen, Ticket: tk, Kind: kind}
 }
 
 func (g *Gateway) back(conn net.Conn, br *bufio.Reader, name string, hello wire.Hello, binding []byte) {
