@@ -32,9 +32,9 @@ type session struct {
 // control is a registered control connection.
 type control struct {
 	conn net.Conn
-	// r reads the connection: the handshake's reader while it holds bytes
-	// read past the WELCOME, else the connection itself, so that an idle
-	// entry keeps no read buffer of its own.
+	// r reads the connection: for the whole registration, the handshake's
+	// reader when it held bytes read past the WELCOME, else the connection
+	// itself, so that an idle entry keeps no read buffer of its own.
 	r    io.Reader
 	sess *session
 	// opener checks the tags of the gateway's frames, from the WELCOME on.
