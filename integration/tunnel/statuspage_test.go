@@ -22,7 +22,7 @@ import (
 // after traffic through the agent, the same page load, refreshed by its own
 // script under its Content-Security-Policy, shows the requests and bytes
 // grown; the script puts markup from the status into the page as text; a
-// failed refresh says so. The JSON at the same address is the admin API's.
+// slow refresh spaces the next ones out; a failed refresh says so. The JSON at the same address is the admin API's.
 func TestStatusPage(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -112,6 +112,31 @@ func TestStatusPage(t *testing.T) {
 	}
 	if evil.Markup != 0 || evil.Alerted {
 		t.Errorf("markup from the status became elements: %d script or img elements in the tables, alert called %v", evil.Markup, evil.Alerted)
+	}
+
+	// A slow refresh, as with thousands of names, waits ten times as long
+	// before the next; a quick one 2 s again.
+	page.eval(t, `window.fetchDelay = 500; window.fetchCalls = []; window.fetch = () => {
+		window.fetchCalls.push(performance.now());
+		const delay = window.fetchDelay;
+		return new Promise(ok => setTimeout(() => ok(new Response(`+string(fakeJS)+`, {headers: {"Content-Type": "application/json"}})), delay));
+	}`, nil)
+	calls := func(n int, within time.Duration) []float64 {
+		t.Helper()
+		var at []float64
+		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if page.eval(t, "window.fetchCalls", &at); len(at) >= n {
+				return at
+			}
+		}
+		t.Fatalf("%d refreshes within %s, want %d", len(at), within, n)
+		return nil
+	}
+	calls(1, 5*time.Second)
+	page.eval(t, "window.fetchDelay = 0", nil)
+	at := calls(3, 15*time.Second)
+	if slow, quick := at[1]-at[0], at[2]-at[1]; slow < 5000 || quick >= 4000 {
+		t.Errorf("refreshes %.0f ms after one that took 500 ms, %.0f ms after a quick one; want at least 5000, then about 2000", slow, quick)
 	}
 
 	// A refresh that fails says so.

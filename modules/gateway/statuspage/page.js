@@ -1,9 +1,12 @@
 "use strict";
 // Reads the status as JSON from this page's own address every 2 seconds
 // and renders the tables again, as page.html does. Everything goes into
-// the page as text, never as markup.
+// the page as text, never as markup. A refresh that took long (a farm of
+// thousands of names) waits ten times as long before the next, so that
+// an open page costs the gateway and the browser a tenth of their time at
+// most.
 (function () {
-	var period = 2000;
+	var period = 2000, slowdown = 10;
 	var units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 	var names = document.querySelector("#names tbody");
 	var agents = document.querySelector("#agents tbody");
@@ -158,10 +161,18 @@
 		]);
 	}
 
+	// fill replaces the rows of body, through a fragment: thousands of rows
+	// are more arguments than a call may take.
+	function fill(body, rows) {
+		var f = document.createDocumentFragment();
+		rows.forEach(function (r) { f.appendChild(r); });
+		body.replaceChildren(f);
+	}
+
 	function render(st, now) {
 		var ns = st.names || [], as = st.agents || [];
-		names.replaceChildren.apply(names, ns.length ? ns.map(nameRow) : [empty(5, "No names.")]);
-		agents.replaceChildren.apply(agents, as.length ? as.map(function (a) { return agentRow(a, now); }) : [empty(15, "No back entries.")]);
+		fill(names, ns.length ? ns.map(nameRow) : [empty(5, "No names.")]);
+		fill(agents, as.length ? as.map(function (a) { return agentRow(a, now); }) : [empty(15, "No back entries.")]);
 		var connected = as.filter(function (a) { return a.connected; }).length;
 		summary.textContent = "names: " + ns.length + ", back entries: " + as.length + ", agents connected: " + connected;
 		readAt.textContent = clock(now);
@@ -169,6 +180,7 @@
 	}
 
 	function refresh() {
+		var started = Date.now();
 		fetch(location.href, {headers: {Accept: "application/json"}, cache: "no-store"}).then(function (res) {
 			if (!res.ok) {
 				throw new Error(res.status + " " + res.statusText);
@@ -179,7 +191,7 @@
 		}).catch(function (err) {
 			problem.textContent = " · not updated: " + err.message;
 		}).finally(function () {
-			setTimeout(refresh, period);
+			setTimeout(refresh, Math.max(period, slowdown * (Date.now() - started)));
 		});
 	}
 
