@@ -68,7 +68,7 @@ func agentStatus(t *testing.T, g *e2e.Gateway, name string) broker.AgentStatus {
 // has no series, one whose agent is connected but that saw no request has
 // only its agent's, and after a config reload and a balance.bin edit the
 // series are still there and no counter went back; the admin API lists
-// the names and the agent with the right fields; disconnect?hold= keeps
+// the names and the agent with the right fields, and each alone; disconnect?hold= keeps
 // the agent out for the hold (the agent logs the refusal and waits it
 // out), then lets it back; bad admin requests are refused with the reason.
 func TestMetricsAndAdminAPI(t *testing.T) {
@@ -160,6 +160,19 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 	if quiet := agentStatus(t, g, "quiet"); quiet.Connected || quiet.Requests != 0 {
 		t.Errorf("quiet's status: %+v", quiet)
 	}
+	// One name and one back entry, in any case, as the lists have them.
+	var one broker.AgentStatus
+	adminJSON(t, g, "/tildegate/agents/HOME", &one)
+	if one.Name != "home" || !one.Connected || one.Address != home.Address || one.Agent != home.Agent || !one.Since.Equal(*home.Since) ||
+		one.BackConnections != home.BackConnections || one.Requests < home.Requests || one.SessionsTotal["rdp"] != 1 {
+		t.Errorf("/tildegate/agents/HOME: %+v, the list's: %+v", one, home)
+	}
+	var web gateway.NameStatus
+	adminJSON(t, g, "/tildegate/names/Web", &web)
+	if web.Name != "web" || strings.Join(web.Kinds, ",") != "direct" || len(web.Upstreams) != 1 || web.Upstreams[0].Address != local ||
+		!strings.HasPrefix(web.DefinedIn, g.BalancePath+":1:") {
+		t.Errorf("/tildegate/names/Web: %+v", web)
+	}
 
 	// Reloads keep the metrics: a config change, then a balance.bin edit.
 	if err := g.Reload(strings.Replace(g.Config(), `respond "gateway"`, `respond "gateway 2"`, -1)); err != nil {
@@ -196,7 +209,14 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 		{"POST", "/tildegate/agents/home/disconnect?hold=soon", http.StatusBadRequest, "want a duration"},
 		{"POST", "/tildegate/agents/nobody/disconnect", http.StatusNotFound, "no back entry"},
 		{"GET", "/tildegate/agents/home/disconnect", http.StatusMethodNotAllowed, "use POST"},
-		{"POST", "/tildegate/agents/home/reboot", http.StatusNotFound, "want /tildegate/agents/NAME/disconnect"},
+		{"POST", "/tildegate/agents/home/reboot", http.StatusNotFound, "want /tildegate/agents/NAME or /tildegate/agents/NAME/disconnect"},
+		{"GET", "/tildegate/agents/", http.StatusNotFound, "want /tildegate/agents/NAME"},
+		{"GET", "/tildegate/agents/nobody", http.StatusNotFound, `no back entry named \"nobody\"`},
+		{"GET", "/tildegate/agents/web", http.StatusNotFound, `no back entry named \"web\"`},
+		{"POST", "/tildegate/agents/home", http.StatusMethodNotAllowed, "use GET"},
+		{"GET", "/tildegate/names/nobody", http.StatusNotFound, `no name \"nobody\"`},
+		{"GET", "/tildegate/names/web/x", http.StatusNotFound, "want /tildegate/names/NAME"},
+		{"DELETE", "/tildegate/names/web", http.StatusMethodNotAllowed, "use GET"},
 	} {
 		if status, body := adminPost(t, g, c.method, c.path); status != c.status || !strings.Contains(body, c.says) {
 			t.Errorf("%s %s: %d %s, want %d saying %q", c.method, c.path, status, body, c.status, c.says)

@@ -113,53 +113,79 @@ type AgentStatus struct {
 	HeldUntil *time.Time `json:"held_until,omitempty"`
 }
 
+// agentEntry is a configured back entry as its status is read: its
+// claim, its registration and its hold, taken under the broker's mutex.
+type agentEntry struct {
+	key   string
+	claim Entry
+	reg   *registration
+	held  time.Time
+}
+
 // Agents returns the status of every configured back entry, by name.
 func (b *Broker) Agents() []AgentStatus {
 	now := time.Now()
 	b.mu.Lock()
-	type entry struct {
-		key   string
-		claim Entry
-		reg   *registration
-		held  time.Time
-	}
-	entries := make([]entry, 0, len(b.claims))
+	entries := make([]agentEntry, 0, len(b.claims))
 	for key, c := range b.claims {
-		entries = append(entries, entry{key, c.entry, b.regs[key], b.holds[key]})
+		entries = append(entries, agentEntry{key, c.entry, b.regs[key], b.holds[key]})
 	}
 	b.mu.Unlock()
-	slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.key, y.key) })
+	slices.SortFunc(entries, func(x, y agentEntry) int { return strings.Compare(x.key, y.key) })
 
 	out := make([]AgentStatus, 0, len(entries))
 	for _, e := range entries {
-		st := AgentStatus{Name: e.claim.Name, Origin: e.claim.Origin,
-			Sessions: map[string]int64{}, SessionsTotal: map[string]int64{}}
-		if e.held.After(now) {
-			st.HeldUntil = &e.held
-		}
-		if r := e.reg; r != nil {
-			since, heard := r.since, clockStart.Add(time.Duration(r.lastHeard.Load()))
-			st.Connected, st.Address, st.Agent, st.Since, st.LastHeard = true, r.addr, r.agent, &since, &heard
-			st.TLS, st.Bound = r.tls, r.bound
-			b.mu.Lock()
-			st.BackConnections = len(r.muxes)
-			b.mu.Unlock()
-			for k := range kinds {
-				st.Sessions[wire.Kind(k).String()] = r.sessions[k].Load()
-			}
-		}
-		if v, ok := b.named.Load(e.key); ok {
-			s := v.(*nameStats)
-			for k := range kinds {
-				st.SessionsTotal[wire.Kind(k).String()] = s.sessions[k].Load()
-			}
-			st.Requests = s.requests.Load()
-			st.BytesToAgent, st.BytesFromAgent = s.bytesToAgent.Load(), s.bytesFromAgent.Load()
-			s.mu.Lock()
-			st.LastRefusal = s.lastRefusal
-			s.mu.Unlock()
-		}
-		out = append(out, st)
+		out = append(out, b.agentStatus(e, now))
 	}
 	return out
+}
+
+// Agent returns the status of the configured back entry called name (in
+// any case), and whether there is one: what Agents lists for it, at the
+// cost of one entry rather than all.
+func (b *Broker) Agent(name string) (AgentStatus, bool) {
+	key := strings.ToLower(name)
+	b.mu.Lock()
+	c := b.claims[key]
+	var e agentEntry
+	if c != nil {
+		e = agentEntry{key, c.entry, b.regs[key], b.holds[key]}
+	}
+	b.mu.Unlock()
+	if c == nil {
+		return AgentStatus{}, false
+	}
+	return b.agentStatus(e, time.Now()), true
+}
+
+// agentStatus reads the status of one back entry.
+func (b *Broker) agentStatus(e agentEntry, now time.Time) AgentStatus {
+	st := AgentStatus{Name: e.claim.Name, Origin: e.claim.Origin,
+		Sessions: map[string]int64{}, SessionsTotal: map[string]int64{}}
+	if e.held.After(now) {
+		st.HeldUntil = &e.held
+	}
+	if r := e.reg; r != nil {
+		since, heard := r.since, clockStart.Add(time.Duration(r.lastHeard.Load()))
+		st.Connected, st.Address, st.Agent, st.Since, st.LastHeard = true, r.addr, r.agent, &since, &heard
+		st.TLS, st.Bound = r.tls, r.bound
+		b.mu.Lock()
+		st.BackConnections = len(r.muxes)
+		b.mu.Unlock()
+		for k := range kinds {
+			st.Sessions[wire.Kind(k).String()] = r.sessions[k].Load()
+		}
+	}
+	if v, ok := b.named.Load(e.key); ok {
+		s := v.(*nameStats)
+		for k := range kinds {
+			st.SessionsTotal[wire.Kind(k).String()] = s.sessions[k].Load()
+		}
+		st.Requests = s.requests.Load()
+		st.BytesToAgent, st.BytesFromAgent = s.bytesToAgent.Load(), s.bytesFromAgent.Load()
+		s.mu.Lock()
+		st.LastRefusal = s.lastRefusal
+		s.mu.Unlock()
+	}
+	return st
 }

@@ -43,8 +43,9 @@ func (Admin) CaddyModule() caddy.ModuleInfo {
 func (a *Admin) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/tildegate/names", Handler: caddy.AdminHandlerFunc(a.names)},
+		{Pattern: "/tildegate/names/", Handler: caddy.AdminHandlerFunc(a.name)},
 		{Pattern: "/tildegate/agents", Handler: caddy.AdminHandlerFunc(a.agents)},
-		{Pattern: "/tildegate/agents/", Handler: caddy.AdminHandlerFunc(a.agentAction)},
+		{Pattern: "/tildegate/agents/", Handler: caddy.AdminHandlerFunc(a.agent)},
 	}
 }
 
@@ -55,11 +56,53 @@ func (a *Admin) names(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, CurrentStatus().Names)
 }
 
+// name serves /tildegate/names/NAME: what /tildegate/names lists for one
+// name, without reading the others.
+func (a *Admin) name(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimPrefix(r.URL.Path, "/tildegate/names/")
+	if name == "" || strings.Contains(name, "/") {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound,
+			Err: fmt.Errorf("no such resource %s: want /tildegate/names/NAME", r.URL.Path)}
+	}
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(r, http.MethodGet)
+	}
+	st, ok := CurrentNameStatus(strings.ToLower(name))
+	if !ok {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no name %q", name)}
+	}
+	return writeJSON(w, st)
+}
+
 func (a *Admin) agents(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(r, http.MethodGet)
 	}
 	return writeJSON(w, CurrentStatus().Agents)
+}
+
+// agent serves /tildegate/agents/NAME, what /tildegate/agents lists for
+// one back entry without reading the others, and its disconnect.
+func (a *Admin) agent(w http.ResponseWriter, r *http.Request) error {
+	name, action, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/tildegate/agents/"), "/")
+	switch {
+	case name == "" || (action != "" && action != "disconnect"):
+		return caddy.APIError{HTTPStatus: http.StatusNotFound,
+			Err: fmt.Errorf("no such resource %s: want /tildegate/agents/NAME or /tildegate/agents/NAME/disconnect", r.URL.Path)}
+	case action == "disconnect":
+		return a.disconnect(w, r, name)
+	case r.Method != http.MethodGet:
+		return methodNotAllowed(r, http.MethodGet)
+	}
+	b := currentBroker()
+	if b == nil {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q: no tildegate handler runs", name)}
+	}
+	st, ok := b.Agent(name)
+	if !ok {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q", name)}
+	}
+	return writeJSON(w, st)
 }
 
 // disconnected is the answer to a disconnect.
@@ -70,13 +113,8 @@ type disconnected struct {
 	HeldUntil *time.Time `json:"held_until,omitempty"`
 }
 
-// agentAction serves /tildegate/agents/NAME/disconnect.
-func (a *Admin) agentAction(w http.ResponseWriter, r *http.Request) error {
-	name, action, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/tildegate/agents/"), "/")
-	if !ok || action != "disconnect" || name == "" {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound,
-			Err: fmt.Errorf("no such resource %s: want /tildegate/agents/NAME/disconnect", r.URL.Path)}
-	}
+// disconnect serves /tildegate/agents/NAME/disconnect.
+func (a *Admin) disconnect(w http.ResponseWriter, r *http.Request, name string) error {
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(r, http.MethodPost)
 	}

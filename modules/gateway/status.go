@@ -45,9 +45,7 @@ type UpstreamStatus struct {
 // names of its newest handlers (a name the newest defines hides older
 // definitions), and the broker's back entries.
 func CurrentStatus() Status {
-	liveHandlers.Lock()
-	handlers := slices.Clone(liveHandlers.list)
-	liveHandlers.Unlock()
+	handlers := runningHandlers()
 	names := make(map[string]NameStatus)
 	var b *broker.Broker
 	for i := len(handlers) - 1; i >= 0; i-- {
@@ -71,6 +69,33 @@ func CurrentStatus() Status {
 		st.Agents = b.Agents()
 	}
 	return st
+}
+
+// CurrentNameStatus reads the status of the name with lower-case key as
+// CurrentStatus lists it, and whether the running configuration routes it,
+// at the cost of one name rather than all.
+func CurrentNameStatus(key string) (NameStatus, bool) {
+	handlers := runningHandlers()
+	for i := len(handlers) - 1; i >= 0; i-- {
+		t := handlers[i].tables.acquire()
+		rt, ok := t.routes[key]
+		var st NameStatus
+		if ok {
+			st = rt.status()
+		}
+		t.release()
+		if ok {
+			return st, true
+		}
+	}
+	return NameStatus{}, false
+}
+
+// runningHandlers returns the running handlers, the oldest first.
+func runningHandlers() []*Handler {
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
+	return slices.Clone(liveHandlers.list)
 }
 
 // status describes the route.
