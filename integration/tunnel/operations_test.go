@@ -214,6 +214,7 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 		{"GET", "/tildegate/agents/nobody", http.StatusNotFound, `no back entry named \"nobody\"`},
 		{"GET", "/tildegate/agents/web", http.StatusNotFound, `no back entry named \"web\"`},
 		{"POST", "/tildegate/agents/home", http.StatusMethodNotAllowed, "use GET"},
+		{"GET", "/tildegate/agents/home/", http.StatusNotFound, "want /tildegate/agents/NAME"},
 		{"GET", "/tildegate/names/nobody", http.StatusNotFound, `no name \"nobody\"`},
 		{"GET", "/tildegate/names/web/x", http.StatusNotFound, "want /tildegate/names/NAME"},
 		{"DELETE", "/tildegate/names/web", http.StatusMethodNotAllowed, "use GET"},
@@ -221,6 +222,11 @@ func TestMetricsAndAdminAPI(t *testing.T) {
 		if status, body := adminPost(t, g, c.method, c.path); status != c.status || !strings.Contains(body, c.says) {
 			t.Errorf("%s %s: %d %s, want %d saying %q", c.method, c.path, status, body, c.status, c.says)
 		}
+	}
+	if res, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/tildegate/agents/home", g.Admin), "", nil); err != nil {
+		t.Error(err)
+	} else if res.Body.Close(); res.Header.Get("Allow") != "GET" {
+		t.Errorf("a 405's Allow: %q, want GET", res.Header.Get("Allow"))
 	}
 
 	// Hold the agent out for 3 s: it is dropped, refused with the time

@@ -25,6 +25,12 @@ func TestHold(t *testing.T) {
 	if st := b.Agents(); len(st) != 1 || st[0].HeldUntil == nil {
 		t.Errorf("the status does not show the hold: %+v", st)
 	}
+	if st, ok := b.Agent("hOmE"); !ok || st.Name != "Home" || st.HeldUntil == nil || !st.HeldUntil.Equal(*b.Agents()[0].HeldUntil) {
+		t.Errorf("Agent(hOmE) = %+v, %v; want what Agents lists", st, ok)
+	}
+	if st, ok := b.Agent("nobody"); ok {
+		t.Errorf("Agent(nobody) = %+v, want none", st)
+	}
 	time.Sleep(200 * time.Millisecond)
 	if left := b.heldFor("home"); left != 0 {
 		t.Errorf("still held %s after the hold ended", left)

@@ -22,7 +22,9 @@ const maxHold = 30 * 24 * time.Hour
 // behind its access control:
 //
 //	GET  /tildegate/names                          every name and how it is routed
+//	GET  /tildegate/names/NAME                     one of them
 //	GET  /tildegate/agents                         every back entry and its agent
+//	GET  /tildegate/agents/NAME                    one of them
 //	POST /tildegate/agents/NAME/disconnect[?hold=DURATION]
 //
 // disconnect drops the agent's registration; with hold, the gateway refuses
@@ -51,7 +53,7 @@ func (a *Admin) Routes() []caddy.AdminRoute {
 
 func (a *Admin) names(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
-		return methodNotAllowed(r, http.MethodGet)
+		return methodNotAllowed(w, r, http.MethodGet)
 	}
 	return writeJSON(w, CurrentStatus().Names)
 }
@@ -65,9 +67,9 @@ func (a *Admin) name(w http.ResponseWriter, r *http.Request) error {
 			Err: fmt.Errorf("no such resource %s: want /tildegate/names/NAME", r.URL.Path)}
 	}
 	if r.Method != http.MethodGet {
-		return methodNotAllowed(r, http.MethodGet)
+		return methodNotAllowed(w, r, http.MethodGet)
 	}
-	st, ok := CurrentNameStatus(strings.ToLower(name))
+	st, ok := CurrentNameStatus(name)
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no name %q", name)}
 	}
@@ -76,7 +78,7 @@ func (a *Admin) name(w http.ResponseWriter, r *http.Request) error {
 
 func (a *Admin) agents(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
-		return methodNotAllowed(r, http.MethodGet)
+		return methodNotAllowed(w, r, http.MethodGet)
 	}
 	return writeJSON(w, CurrentStatus().Agents)
 }
@@ -84,21 +86,21 @@ func (a *Admin) agents(w http.ResponseWriter, r *http.Request) error {
 // agent serves /tildegate/agents/NAME, what /tildegate/agents lists for
 // one back entry without reading the others, and its disconnect.
 func (a *Admin) agent(w http.ResponseWriter, r *http.Request) error {
-	name, action, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/tildegate/agents/"), "/")
+	name, action, slash := strings.Cut(strings.TrimPrefix(r.URL.Path, "/tildegate/agents/"), "/")
 	switch {
-	case name == "" || (action != "" && action != "disconnect"):
+	case name == "" || (slash && action != "disconnect"):
 		return caddy.APIError{HTTPStatus: http.StatusNotFound,
 			Err: fmt.Errorf("no such resource %s: want /tildegate/agents/NAME or /tildegate/agents/NAME/disconnect", r.URL.Path)}
 	case action == "disconnect":
 		return a.disconnect(w, r, name)
 	case r.Method != http.MethodGet:
-		return methodNotAllowed(r, http.MethodGet)
+		return methodNotAllowed(w, r, http.MethodGet)
 	}
 	b := currentBroker()
 	if b == nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q: no tildegate handler runs", name)}
 	}
-	st, ok := b.Agent(name)
+	st, ok := b.Agent(lookupKey(name))
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q", name)}
 	}
@@ -116,7 +118,7 @@ type disconnected struct {
 // disconnect serves /tildegate/agents/NAME/disconnect.
 func (a *Admin) disconnect(w http.ResponseWriter, r *http.Request, name string) error {
 	if r.Method != http.MethodPost {
-		return methodNotAllowed(r, http.MethodPost)
+		return methodNotAllowed(w, r, http.MethodPost)
 	}
 	var hold time.Duration
 	if v := r.URL.Query().Get("hold"); v != "" {
@@ -153,7 +155,10 @@ func currentBroker() *broker.Broker {
 	return liveHandlers.list[len(liveHandlers.list)-1].broker
 }
 
-func methodNotAllowed(r *http.Request, allowed ...string) error {
+// methodNotAllowed refuses r's method, naming the allowed ones in the
+// answer's Allow header and its error.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) error {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed,
 		Err: fmt.Errorf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))}
 }

@@ -71,10 +71,11 @@ func CurrentStatus() Status {
 	return st
 }
 
-// CurrentNameStatus reads the status of the name with lower-case key as
-// CurrentStatus lists it, and whether the running configuration routes it,
-// at the cost of one name rather than all.
-func CurrentNameStatus(key string) (NameStatus, bool) {
+// CurrentNameStatus reads the status of name (in any case, as requests
+// give it) as CurrentStatus lists it, and whether the running
+// configuration routes it, at the cost of one name rather than all.
+func CurrentNameStatus(name string) (NameStatus, bool) {
+	key := lookupKey(name)
 	handlers := runningHandlers()
 	for i := len(handlers) - 1; i >= 0; i-- {
 		t := handlers[i].tables.acquire()

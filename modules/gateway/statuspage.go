@@ -27,7 +27,8 @@ func init() {
 
 // StatusPage is the HTTP handler http.handlers.tildegate_status: a page
 // for the farm's administrators with every name the gateway routes and
-// every back entry with its agent, which updates itself every 2 seconds.
+// every back entry with its agent, which updates itself every 2 seconds,
+// or ten times as long as its last refresh took.
 // Browsers get HTML; a request that accepts application/json, or has
 // ?format=json, gets the JSON of CurrentStatus, as the admin API serves
 // it. Only GET and HEAD are allowed.

@@ -2,11 +2,11 @@
 // Reads the status as JSON from this page's own address every 2 seconds
 // and renders the tables again, as page.html does. Everything goes into
 // the page as text, never as markup. A refresh that took long (a farm of
-// thousands of names) waits ten times as long before the next, so that
-// an open page costs the gateway and the browser a tenth of their time at
-// most.
+// thousands of names) waits ten times as long before the next, a minute at
+// most, so that an open page costs the gateway and the browser about a
+// tenth of their time; a refresh with no answer in 30 seconds is given up.
 (function () {
-	var period = 2000, slowdown = 10;
+	var period = 2000, slowdown = 10, longest = 60000, timeout = 30000;
 	var units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 	var names = document.querySelector("#names tbody");
 	var agents = document.querySelector("#agents tbody");
@@ -180,18 +180,24 @@
 	}
 
 	function refresh() {
-		var started = Date.now();
-		fetch(location.href, {headers: {Accept: "application/json"}, cache: "no-store"}).then(function (res) {
+		var started = performance.now(), took = 0;
+		var abort = new AbortController();
+		var timer = setTimeout(function () { abort.abort(new Error("no answer in " + timeout / 1000 + " s")); }, timeout);
+		fetch(location.href, {headers: {Accept: "application/json"}, cache: "no-store", signal: abort.signal}).then(function (res) {
 			if (!res.ok) {
 				throw new Error(res.status + " " + res.statusText);
 			}
 			// The server's clock, so that "last heard" does not depend on this one.
 			var now = Date.parse(res.headers.get("Date")) || Date.now();
-			return res.json().then(function (st) { render(st, now); });
+			return res.json().then(function (st) {
+				render(st, now);
+				took = performance.now() - started;
+			});
 		}).catch(function (err) {
 			problem.textContent = " · not updated: " + err.message;
 		}).finally(function () {
-			setTimeout(refresh, Math.max(period, slowdown * (Date.now() - started)));
+			clearTimeout(timer);
+			setTimeout(refresh, Math.min(longest, Math.max(period, slowdown * took)));
 		});
 	}
 
