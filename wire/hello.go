@@ -160,7 +160,9 @@ func ParseHello(value string) (Hello, error) {
 			if !ValidAgent(agent) {
 				return Hello{}, fmt.Errorf("field \"agent\": want at most %d characters of %s", MaxAgentLength, AgentChars)
 			}
-			h.Agent = agent
+			// A copy: the gateway keeps the agent's name for as long as it
+			// is registered, and a slice would keep the whole header.
+			h.Agent = strings.Clone(agent)
 		}
 	case RoleBack:
 		if h.Session, err = decodeField(fields, "session", SessionSize, true); err != nil {
