@@ -98,11 +98,11 @@ func (a *Admin) agent(w http.ResponseWriter, r *http.Request) error {
 	}
 	b := currentBroker()
 	if b == nil {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q: no tildegate handler runs", name)}
+		return noBackEntry(name, ": no tildegate handler runs")
 	}
-	st, ok := b.Agent(lookupKey(name))
+	st, ok := b.Agent(name)
 	if !ok {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q", name)}
+		return noBackEntry(name, "")
 	}
 	return writeJSON(w, st)
 }
@@ -131,11 +131,11 @@ func (a *Admin) disconnect(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	b := currentBroker()
 	if b == nil {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q: no tildegate handler runs", name)}
+		return noBackEntry(name, ": no tildegate handler runs")
 	}
 	known, connected := b.Disconnect(name, hold)
 	if !known {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q", name)}
+		return noBackEntry(name, "")
 	}
 	res := disconnected{Name: name, Connected: connected}
 	if hold > 0 {
@@ -143,6 +143,12 @@ func (a *Admin) disconnect(w http.ResponseWriter, r *http.Request, name string) 
 		res.HeldUntil = &until
 	}
 	return writeJSON(w, res)
+}
+
+// noBackEntry answers a request for the back entry name, which the
+// running configuration does not have, and why.
+func noBackEntry(name, why string) error {
+	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no back entry named %q%s", name, why)}
 }
 
 // currentBroker returns the broker of the running handlers, if any runs.

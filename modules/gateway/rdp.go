@@ -60,21 +60,9 @@ type rdpPlan struct {
 
 // lookupRDP finds the plan for name in the newest handler that defines it.
 func lookupRDP(name string) (rdpPlan, bool) {
-	key := lookupKey(name)
-	liveHandlers.Lock()
-	handlers := slices.Clone(liveHandlers.list)
-	liveHandlers.Unlock()
-	for i := len(handlers) - 1; i >= 0; i-- {
-		h := handlers[i]
-		t := h.tables.acquire()
-		if rt := t.routes[key]; rt != nil {
-			p := rt.rdpPlan(h.broker)
-			t.release()
-			return p, true
-		}
-		t.release()
-	}
-	return rdpPlan{}, false
+	var p rdpPlan
+	found := withNewestRoute(name, func(h *Handler, rt *route) { p = rt.rdpPlan(h.broker) })
+	return p, found
 }
 
 // rdpPlan applies the TSplus rule: the RDPPORT targets when the name has

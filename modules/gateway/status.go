@@ -75,21 +75,30 @@ func CurrentStatus() Status {
 // give it) as CurrentStatus lists it, and whether the running
 // configuration routes it, at the cost of one name rather than all.
 func CurrentNameStatus(name string) (NameStatus, bool) {
+	var st NameStatus
+	found := withNewestRoute(name, func(_ *Handler, rt *route) { st = rt.status() })
+	return st, found
+}
+
+// withNewestRoute calls use with the route of name (in any case, as
+// requests give it) in the newest running handler that defines it, while
+// that handler's table is held, and reports whether one does.
+func withNewestRoute(name string, use func(*Handler, *route)) bool {
 	key := lookupKey(name)
 	handlers := runningHandlers()
 	for i := len(handlers) - 1; i >= 0; i-- {
-		t := handlers[i].tables.acquire()
-		rt, ok := t.routes[key]
-		var st NameStatus
-		if ok {
-			st = rt.status()
+		h := handlers[i]
+		t := h.tables.acquire()
+		rt := t.routes[key]
+		if rt != nil {
+			use(h, rt)
 		}
 		t.release()
-		if ok {
-			return st, true
+		if rt != nil {
+			return true
 		}
 	}
-	return NameStatus{}, false
+	return false
 }
 
 // runningHandlers returns the running handlers, the oldest first.
