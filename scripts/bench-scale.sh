@@ -14,6 +14,9 @@
 #                            idle CPU's minute)
 #   idle CPU           %     of a core, all agents connected and idle, over SCALE_IDLE
 #   /metrics scrape    MB s  its size, and the gateway's CPU for it
+#   /tildegate/agents  MB s  the admin API's list of agents: its size and
+#                            CPU; the list of names' CPU; one agent's
+#                            entry (kB, ms), with its request's connection
 #   reload             s     POST /load of a changed configuration
 #   balance.bin edit   s     a name added to balance.bin until it answers
 #   first request      ms    a name's first request, which opens its back connection
@@ -82,6 +85,11 @@ value() {
 	row "idle CPU" "%" %core-idle
 	row "/metrics scrape" MB MB/metrics
 	row "  gateway CPU" s s/metrics-cpu
+	row "/tildegate/agents" MB MB/agents-list
+	row "  gateway CPU" s s/agents-list-cpu
+	row "/tildegate/names" s s/names-list-cpu
+	row "/tildegate/agents/b7" kB kB/agent-entry
+	row "  gateway CPU" ms ms/agent-entry-cpu
 	row reload s s/reload
 	row "balance.bin edit" s s/edit
 	row "first request" ms ms/first-request

@@ -69,6 +69,9 @@ func BenchmarkScale(b *testing.B) {
 		idleCPU := float64(cpu(b, g.Process)-cpu0) / float64(idle) * 100
 		connectedIdle := rss(b, g.Process)
 		scrapeBytes, scrapeCPU := scrape(b, g, idleCPU)
+		agentsBytes, agentsCPU := adminCost(b, g, "/tildegate/agents", 3)
+		_, namesCPU := adminCost(b, g, "/tildegate/names", 3)
+		entryBytes, entryCPU := adminCost(b, g, "/tildegate/agents/b7", 200)
 
 		closedBefore := g.Log.Count("agent registration closed")
 		started = time.Now()
@@ -130,6 +133,11 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(idleCPU, "%core-idle")
 		b.ReportMetric(float64(scrapeBytes)/1e6, "MB/metrics")
 		b.ReportMetric(scrapeCPU.Seconds(), "s/metrics-cpu")
+		b.ReportMetric(float64(agentsBytes)/1e6, "MB/agents-list")
+		b.ReportMetric(agentsCPU.Seconds(), "s/agents-list-cpu")
+		b.ReportMetric(namesCPU.Seconds(), "s/names-list-cpu")
+		b.ReportMetric(float64(entryBytes)/1e3, "kB/agent-entry")
+		b.ReportMetric(float64(entryCPU.Microseconds())/1000, "ms/agent-entry-cpu")
 		b.ReportMetric(reload.Seconds(), "s/reload")
 		b.ReportMetric(edit.Seconds(), "s/edit")
 		b.ReportMetric(float64(first.Microseconds())/1000, "ms/first-request")
@@ -221,6 +229,25 @@ func scrape(b *testing.B, g *e2e.Gateway, idleCPU float64) (int64, time.Duration
 	time.Sleep(5 * time.Second)
 	spent := cpu(b, g.Process) - cpu0 - time.Duration(idleCPU/100*float64(time.Since(start)))
 	return n, spent
+}
+
+// adminCost gets path from the admin API n times, each on a connection of
+// its own, and returns the size of an answer and the gateway's CPU per
+// request.
+func adminCost(b *testing.B, g *e2e.Gateway, path string, n int) (int64, time.Duration) {
+	b.Helper()
+	cpu0 := cpu(b, g.Process)
+	var size int64
+	for range n {
+		res := adminGet(b, g, path)
+		var err error
+		size, err = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err != nil {
+			b.Fatalf("the gateway's %s: %v", path, err)
+		}
+	}
+	return size, (cpu(b, g.Process) - cpu0) / time.Duration(n)
 }
 
 // adminGet gets path from the gateway's admin API on a connection of its

@@ -25,16 +25,9 @@ import (
 // slow refresh spaces the next ones out; a failed refresh says so. The JSON
 // at the same address is the admin API's.
 func TestStatusPage(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("install chromium (make deps)")
-	}
+	chromium := lookChromium(t)
 	local := e2e.LocalService(t, "status").Listener.Addr().String()
-	g := e2e.StartGateway(t, env, "SSL /~~home=pw#:*;\n/~~web="+local+";\n")
-	withPage := strings.ReplaceAll(g.Config(), `respond "gateway"`, "handle /status* {\n\t\ttildegate_status\n\t}\n\trespond \"gateway\"")
-	if err := g.Reload(withPage); err != nil {
-		t.Fatal(err)
-	}
+	g := startWithStatusPage(t, "SSL /~~home=pw#:*;\n/~~web="+local+";\n")
 	agent := env.StartAgent(t, "agent", e2e.BackbalanceLine("home", "pw", g.Address(), local))
 	agent.Log.WaitFor(10*time.Second, 0, "registered", "home")
 	url := fmt.Sprintf("http://%s/status", g.PlainAddress())
@@ -147,6 +140,71 @@ func TestStatusPage(t *testing.T) {
 	})
 }
 
+// BenchmarkStatusPage10000 opens the status page in headless Chromium and
+// has its script render a made-up status of 10,000 names and as many
+// connected agents, again and again: s/refresh is what one refresh costs
+// the browser (fetching, parsing and building the rows; the layout after
+// is not counted), s/between-refreshes how far apart they come.
+func BenchmarkStatusPage10000(b *testing.B) {
+	chromium := lookChromium(b)
+	g := startWithStatusPage(b, "")
+	page := openInChromium(b, chromium, fmt.Sprintf("http://%s/status", g.PlainAddress()))
+	for loaded, deadline := false, time.Now().Add(30*time.Second); !loaded; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the status page did not load within 30s")
+		}
+		page.eval(b, `document.readyState === "complete" && document.getElementById("summary") !== null`, &loaded)
+	}
+	page.eval(b, `const now = new Date().toISOString(), ns = [], as = [];
+		for (let i = 0; i < 10000; i++) {
+			ns.push({name: "b" + i, kinds: ["back"], defined_in: "/etc/tildegate/balance.bin:" + (i + 1) + ":1"});
+			as.push({name: "b" + i, origin: "/etc/tildegate/balance.bin:" + (i + 1) + ":1", connected: true, address: "127.0.3.4",
+				agent: "tildegate-agent/1.0", since: now, last_heard: now, tls: true, channel_binding: true, back_connections: 0,
+				sessions: {http: 0, rdp: 0}, sessions_total: {http: 0, rdp: 0}, requests: 0, bytes_to_agent: 0, bytes_from_agent: 0});
+		}
+		window.fake = JSON.stringify({names: ns, agents: as}); window.fetchCalls = [];
+		window.fetch = () => {
+			window.fetchCalls.push(performance.now());
+			return Promise.resolve(new Response(window.fake, {headers: {"Content-Type": "application/json"}}));
+		}`, nil)
+	var at []float64
+	for deadline := time.Now().Add(5 * time.Minute); len(at) < 1+b.N; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d refreshes in 5 minutes, want %d", len(at), 1+b.N)
+		}
+		page.eval(b, "window.fetchCalls", &at)
+	}
+	var rows int
+	if page.eval(b, "document.querySelectorAll('#agents tbody tr').length", &rows); rows != 10000 {
+		b.Fatalf("%d rows of agents, want 10000", rows)
+	}
+	// The page waits ten times as long as a refresh took: the gap between
+	// two is eleven of them.
+	gap := (at[len(at)-1] - at[0]) / float64(len(at)-1) / 1000
+	b.ReportMetric(gap/11, "s/refresh")
+	b.ReportMetric(gap, "s/between-refreshes")
+}
+
+// lookChromium returns the path of Chromium, which the page's tests need.
+func lookChromium(t testing.TB) string {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("install chromium (make deps)")
+	}
+	return chromium
+}
+
+// startWithStatusPage starts a gateway with balance and tildegate_status
+// on /status of its plain site.
+func startWithStatusPage(t testing.TB, balance string) *e2e.Gateway {
+	g := e2e.StartGateway(t, env, balance)
+	withPage := strings.ReplaceAll(g.Config(), `respond "gateway"`, "handle /status* {\n\t\ttildegate_status\n\t}\n\trespond \"gateway\"")
+	if err := g.Reload(withPage); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 // pageRow is a table row of the page: the text of each cell by its
 // data-field, with its data-value.
 type pageRow map[string]struct {
@@ -225,7 +283,7 @@ type devtools struct {
 }
 
 // openInChromium starts headless Chromium on url and connects to its page.
-func openInChromium(t *testing.T, chromium, url string) *devtools {
+func openInChromium(t testing.TB, chromium, url string) *devtools {
 	t.Helper()
 	p := e2e.StartProcess(t, "chromium", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-extensions",
@@ -268,10 +326,11 @@ func openInChromium(t *testing.T, chromium, url string) *devtools {
 }
 
 // eval evaluates a JavaScript expression in the page and decodes its
-// value into v, unless v is nil.
-func (d *devtools) eval(t *testing.T, expression string, v any) {
+// value into v, unless v is nil. It waits up to a minute: the page's
+// layout of thousands of rows holds the answer up.
+func (d *devtools) eval(t testing.TB, expression string, v any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	d.lastID++
 	call, _ := json.Marshal(map[string]any{"id": d.lastID, "method": "Runtime.evaluate",
