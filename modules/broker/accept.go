@@ -270,26 +270,26 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 	}
 	settings := entry.Settings.WithDefaults()
 	reg := &registration{
-		b:          b,
-		name:       a.name,
-		key:        a.key,
-		entry:      *entry,
-		settings:   settings,
-		addr:       a.addr,
-		ip:         a.ip,
-		tls:        r.TLS != nil,
-		bound:      binding != nil,
-		agent:      hello.Agent,
-		since:      time.Now(),
-		stats:      b.stats(a.key),
-		session:    randomBytes(wire.SessionSize),
-		sessionKey: keys.Session,
-		conn:       conn,
-		sealer:     wire.NewSealer(keys.Session, false),
-		muxAdded:   make(chan struct{}),
-		muxChanged: make(chan struct{}, 1),
-		wanted:     make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		b:           b,
+		name:        a.name,
+		key:         a.key,
+		credentials: credentialsOf(entry),
+		settings:    settings,
+		addr:        a.addr,
+		ip:          a.ip,
+		tls:         r.TLS != nil,
+		bound:       binding != nil,
+		agent:       hello.Agent,
+		since:       time.Now(),
+		stats:       b.stats(a.key),
+		session:     randomBytes(wire.SessionSize),
+		sessionKey:  keys.Session,
+		conn:        conn,
+		sealer:      wire.NewSealer(keys.Session, false),
+		muxAdded:    make(chan struct{}),
+		muxChanged:  make(chan struct{}, 1),
+		wanted:      make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 	reg.lastHeard.Store(clock())
 	reg.lastSent.Store(clock()) // the WELCOME, about to go
@@ -373,8 +373,7 @@ func (b *Broker) register(reg *registration, resume []byte, auth wire.Frame, key
 	switch {
 	case current == nil:
 		return nil, false, wire.CodeEntryRemoved, "the entry was removed from the gateway's configuration"
-	case !current.entry.sameSecret(&reg.entry) || current.entry.RequireTLS != reg.entry.RequireTLS ||
-		current.entry.Filter != reg.entry.Filter:
+	case !reg.credentials.sameAs(&current.entry):
 		// The entry changed during the handshake, which ran on the old
 		// one: the agent must start again under the new.
 		return nil, false, wire.CodeShuttingDown, "the entry changed on the gateway during the handshake; try again"

@@ -96,8 +96,27 @@ type Entry struct {
 	Settings Settings
 }
 
-func (e *Entry) sameSecret(o *Entry) bool {
-	return subtle.ConstantTimeCompare([]byte(e.Password), []byte(o.Password)) == 1
+// credentials are what an agent's registration was checked against: its
+// entry's password, TLS requirement and address filter as they were then.
+type credentials struct {
+	password   string
+	filter     balancebin.Filter
+	requireTLS bool
+}
+
+func credentialsOf(e *Entry) credentials {
+	return credentials{password: e.Password, filter: e.Filter, requireTLS: e.RequireTLS}
+}
+
+// samePassword compares the passwords in constant time.
+func (c *credentials) samePassword(e *Entry) bool {
+	return subtle.ConstantTimeCompare([]byte(c.password), []byte(e.Password)) == 1
+}
+
+// sameAs reports whether e has the same password, TLS requirement and
+// address filter.
+func (c *credentials) sameAs(e *Entry) bool {
+	return c.samePassword(e) && c.requireTLS == e.RequireTLS && c.filter == e.Filter
 }
 
 // claim is an entry and how many routing tables currently define it.

@@ -4,18 +4,18 @@ import "container/list"
 
 // lru is a map of at most max entries that forgets the least recently used
 // one to make room. It is not safe for concurrent use.
-type lru[K comparable, V any] struct {
+type lru[K, V comparable] struct {
 	max   int
 	order *list.List // of *lruEntry, most recent first
 	items map[K]*list.Element
 }
 
-type lruEntry[K comparable, V any] struct {
+type lruEntry[K, V comparable] struct {
 	key K
 	val V
 }
 
-func newLRU[K comparable, V any](max int) *lru[K, V] {
+func newLRU[K, V comparable](max int) *lru[K, V] {
 	return &lru[K, V]{max: max, order: list.New(), items: make(map[K]*list.Element)}
 }
 
@@ -34,4 +34,13 @@ func (l *lru[K, V]) get(key K, create func() V) V {
 	v := create()
 	l.items[key] = l.order.PushFront(&lruEntry[K, V]{key: key, val: v})
 	return v
+}
+
+// remove forgets key while its value is v, not one made since v was
+// forgotten to make room.
+func (l *lru[K, V]) remove(key K, v V) {
+	if e, ok := l.items[key]; ok && e.Value.(*lruEntry[K, V]).val == v {
+		delete(l.items, key)
+		l.order.Remove(e)
+	}
 }

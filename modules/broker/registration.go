@@ -21,10 +21,10 @@ const frameWriteTimeout = 5 * time.Second
 
 // registration is an agent's live control connection for one name.
 type registration struct {
-	b        *Broker
-	name     string
-	key      string
-	entry    Entry // as it was when the agent registered
+	b    *Broker
+	name string
+	key  string
+	credentials
 	settings Settings
 	addr     string
 	ip       netip.Addr
@@ -215,7 +215,7 @@ func resumable(code wire.Code) bool {
 // under a changed entry, and why.
 func (r *registration) disqualifiedBy(e *Entry) (wire.Code, string, bool) {
 	switch {
-	case !e.sameSecret(&r.entry):
+	case !r.samePassword(e):
 		return wire.CodePasswordChanged, "the entry's password changed on the gateway", true
 	case e.RequireTLS && !r.tls:
 		return wire.CodeTLSRequired, "the entry now requires TLS; this connection is plain", true

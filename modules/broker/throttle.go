@@ -113,10 +113,11 @@ type throttled struct {
 
 // admission is one admitted control handshake.
 type admission struct {
-	t      *throttle
-	source netip.Prefix
-	pair   *bucket // nil when no token of it was taken
-	name   *nameState
+	t       *throttle
+	source  netip.Prefix
+	nameKey string
+	pair    *bucket // nil when no token of it was taken
+	name    *nameState
 	// nameToken is set when the admission took a token of the name's
 	// budget.
 	nameToken bool
@@ -139,7 +140,7 @@ func (t *throttle) admit(ip netip.Addr, name string, resumes bool) (*admission, 
 	}
 	pair := t.pairs.get(pairKey{source, name}, func() *bucket { return new(bucket) })
 	ns := t.names.get(name, func() *nameState { return new(nameState) })
-	a := &admission{t: t, source: source, name: ns}
+	a := &admission{t: t, source: source, nameKey: name, name: ns}
 	owner := ns.owner.IsValid() && ns.owner == source
 	switch ok, wait := pair.take(now, pairBurst, pairRefill); {
 	case !ok && !resumes:
@@ -179,6 +180,11 @@ func (a *admission) done(success bool) {
 		}
 		if a.pair != nil {
 			a.pair.give(pairBurst)
+			if a.pair.tokens >= pairBurst {
+				// Full, as a new one would be: no other attempt holds a
+				// token of it. A registered agent keeps no entry here.
+				t.pairs.remove(pairKey{a.source, a.nameKey}, a.pair)
+			}
 		}
 		if a.nameToken {
 			a.name.give(nameBurst)

@@ -91,6 +91,40 @@ func TestThrottleSuccessRefunds(t *testing.T) {
 	}
 }
 
+// TestThrottleForgetsRegisteredPairs: an address whose handshake at a name
+// succeeded with its budget full leaves no entry for the pair, so that
+// thousands of registered agents cost the throttle nothing there; one
+// with failures behind it keeps its entry, and its spent budget.
+func TestThrottleForgetsRegisteredPairs(t *testing.T) {
+	th, _ := clockedThrottle()
+	ip := addr("10.0.0.1")
+	a, _ := th.admit(ip, "home", false)
+	b, _ := th.admit(ip, "home", false) // in flight with a: holds a token
+	a.done(true)
+	if len(th.pairs.items) != 1 {
+		t.Fatal("the pair was forgotten while another attempt held a token of it")
+	}
+	b.done(true)
+	if len(th.pairs.items) != 0 {
+		t.Fatalf("%d pairs remembered after the successes, want none", len(th.pairs.items))
+	}
+
+	for range pairBurst - 1 {
+		fail(th, ip, "work")
+	}
+	a, _ = th.admit(ip, "work", false)
+	a.done(true)
+	if len(th.pairs.items) != 1 {
+		t.Fatal("the pair with failures behind it was forgotten")
+	}
+	if !fail(th, ip, "work") {
+		t.Fatal("the success did not give its token back")
+	}
+	if fail(th, ip, "work") {
+		t.Error("the failures before the success were forgotten")
+	}
+}
+
 // TestThrottleNameBudget: many addresses together get nameBurst attempts
 // at a name, then one per nameRefill; other names are not affected.
 func TestThrottleNameBudget(t *testing.T) {
