@@ -10,8 +10,12 @@
 #   per name           KiB   resident memory per configured name, no agent yet
 #   register           s     agents started to all registered
 #   per agent          KiB   resident memory per connected agent (and its Go
-#                            heap and goroutine stacks; and again after the
-#                            idle CPU's minute)
+#                            heap and goroutine stacks; again after the idle
+#                            CPU's minute; and settled, once the runtime's
+#                            next collection freed the handshakes' garbage
+#                            and gave the pages back, with its heap and
+#                            stacks; and the live heap alone, after a
+#                            collection asked for)
 #   idle CPU           %     of a core, all agents connected and idle, over SCALE_IDLE
 #   /metrics scrape    MB s  its size, and the gateway's CPU for it
 #   /tildegate/agents  MB s  the admin API's list of agents: its size and
@@ -82,6 +86,10 @@ value() {
 	row "  Go heap" KiB heap-KiB/agent
 	row "  stacks" KiB stack-KiB/agent
 	row "  after idle CPU" KiB KiB/agent-idle
+	row "  settled" KiB KiB/agent-steady
+	row "    Go heap" KiB heap-KiB/agent-steady
+	row "    stacks" KiB stack-KiB/agent-steady
+	row "  live heap" KiB live-KiB/agent
 	row "idle CPU" "%" %core-idle
 	row "/metrics scrape" MB MB/metrics
 	row "  gateway CPU" s s/metrics-cpu
@@ -102,6 +110,10 @@ value() {
 	frow "  Go heap" KiB heap-KiB/conn
 	frow "  stacks" KiB stack-KiB/conn
 	frow "  after idle CPU" KiB KiB/conn-idle
+	frow "  settled" KiB KiB/conn-steady
+	frow "    Go heap" KiB heap-KiB/conn-steady
+	frow "    stacks" KiB stack-KiB/conn-steady
+	frow "  live heap" KiB live-KiB/conn
 	frow "idle CPU" "%" %core-idle
 	echo "one agent process with 10,000 entries"
 	arow() { printf '  %-20s %-6s %s\n' "$1" "$2" "$(value BenchmarkAgent10000 "$3" | paste -sd' ')"; }

@@ -25,8 +25,13 @@ import (
 //   - KiB/agent, heap-KiB/agent and stack-KiB/agent: resident memory, Go
 //     heap in use and goroutine stacks per connected agent, against before
 //     they came; KiB/agent-idle, the resident memory per agent again after
-//     SCALE_IDLE, when the garbage of their handshakes is collected and
-//     given back;
+//     SCALE_IDLE; and KiB/agent-steady, heap-KiB/agent-steady and
+//     stack-KiB/agent-steady once the runtime's first collection after
+//     SCALE_IDLE (forced within 2 minutes of the last one) has freed the
+//     garbage of their handshakes and the freed pages went back to the
+//     system: what a gateway that has been idle a few minutes holds; and
+//     live-KiB/agent, its live heap per agent, from a collection asked
+//     for before the agents came and after;
 //   - idle-cpu: the gateway's CPU with all agents connected and idle, in
 //     percent of a core, over SCALE_IDLE (default 1m), at the alive
 //     interval SCALE_ALIVE (default 20s, dead after three);
@@ -56,18 +61,22 @@ func BenchmarkScale(b *testing.B) {
 		startup := time.Since(started)
 		time.Sleep(2 * time.Second)
 		configured := rss(b, g.Process)
-		configuredHeap, configuredStacks := memory(b, g)
+		configuredMemory := memory(b, g)
+		configuredLive := liveHeap(b, g)
 
 		l := startLoad(b, g, names)
 		register, _ := l.waitRegistered(names, 10*time.Minute)
 		time.Sleep(5 * time.Second)
 		connected := rss(b, g.Process)
-		connectedHeap, connectedStacks := memory(b, g)
+		connectedMemory := memory(b, g)
 
 		cpu0 := cpu(b, g.Process)
 		time.Sleep(idle)
 		idleCPU := float64(cpu(b, g.Process)-cpu0) / float64(idle) * 100
 		connectedIdle := rss(b, g.Process)
+		steady := settledRSS(b, g.Process, func() uint32 { return memory(b, g).NumGC })
+		steadyMemory := memory(b, g)
+		steadyLive := liveHeap(b, g)
 		scrapeBytes, scrapeCPU := scrape(b, g, idleCPU)
 		agentsBytes, agentsCPU := adminCost(b, g, "/tildegate/agents", 3)
 		_, namesCPU := adminCost(b, g, "/tildegate/names", 3)
@@ -102,7 +111,7 @@ func BenchmarkScale(b *testing.B) {
 		}
 		next := time.Since(started)
 
-		steady := rss(b, g.Process)
+		beforeStorm := rss(b, g.Process)
 		g.Stop()
 		for l.last().Registered > 0 {
 			time.Sleep(50 * time.Millisecond)
@@ -128,8 +137,13 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(register.Seconds(), "s/register")
 		b.ReportMetric(float64(connected-configured)/float64(names), "KiB/agent")
 		b.ReportMetric(float64(connectedIdle-configured)/float64(names), "KiB/agent-idle")
-		b.ReportMetric(float64(connectedHeap-configuredHeap)/1024/float64(names), "heap-KiB/agent")
-		b.ReportMetric(float64(connectedStacks-configuredStacks)/1024/float64(names), "stack-KiB/agent")
+		b.ReportMetric(float64(steady-configured)/float64(names), "KiB/agent-steady")
+		perAgent := func(after, before uint64) float64 { return (float64(after) - float64(before)) / 1024 / float64(names) }
+		b.ReportMetric(perAgent(connectedMemory.HeapInuse, configuredMemory.HeapInuse), "heap-KiB/agent")
+		b.ReportMetric(perAgent(connectedMemory.StackInuse, configuredMemory.StackInuse), "stack-KiB/agent")
+		b.ReportMetric(perAgent(steadyMemory.HeapInuse, configuredMemory.HeapInuse), "heap-KiB/agent-steady")
+		b.ReportMetric(perAgent(steadyMemory.StackInuse, configuredMemory.StackInuse), "stack-KiB/agent-steady")
+		b.ReportMetric(perAgent(steadyLive, configuredLive), "live-KiB/agent")
 		b.ReportMetric(idleCPU, "%core-idle")
 		b.ReportMetric(float64(scrapeBytes)/1e6, "MB/metrics")
 		b.ReportMetric(scrapeCPU.Seconds(), "s/metrics-cpu")
@@ -143,9 +157,9 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(float64(first.Microseconds())/1000, "ms/first-request")
 		b.ReportMetric(float64(next.Microseconds())/1000, "ms/next-request")
 		b.ReportMetric(storm.Seconds(), "s/storm")
-		b.ReportMetric(float64(peak)/float64(steady), "peak/steady-RSS")
-		b.Logf("%d names: baseline %d KiB, configured %d KiB, connected %d KiB, steady %d KiB, storm peak %d KiB",
-			names, baseline, configured, connected, steady, peak)
+		b.ReportMetric(float64(peak)/float64(beforeStorm), "peak/steady-RSS")
+		b.Logf("%d names: baseline %d KiB, configured %d KiB, connected %d KiB, steady %d KiB, before the storm %d KiB, storm peak %d KiB",
+			names, baseline, configured, connected, steady, beforeStorm, peak)
 		l.Stop()
 		g.Stop()
 	}
@@ -197,21 +211,64 @@ func cpu(b *testing.B, p *e2e.Process) time.Duration {
 	return v
 }
 
-// memory returns the gateway's Go heap in use and goroutine stacks, in
-// bytes, from the admin API's /debug/vars: a few kilobytes, where a scrape
-// of /metrics with thousands of names leaves tens of megabytes of garbage
-// that the collector would scan during the idle minute.
-func memory(b *testing.B, g *e2e.Gateway) (heap, stacks float64) {
+// memory returns the gateway's Go memory figures from the admin API's
+// /debug/vars: a few kilobytes, where a scrape of /metrics with thousands
+// of names leaves tens of megabytes of garbage that the collector would
+// scan during the idle minute.
+func memory(b *testing.B, g *e2e.Gateway) goMemory {
 	b.Helper()
 	res := adminGet(b, g, "/debug/vars")
 	defer res.Body.Close()
-	var vars struct {
-		Memstats struct{ HeapInuse, StackInuse uint64 }
-	}
+	var vars struct{ Memstats goMemory }
 	if err := json.NewDecoder(res.Body).Decode(&vars); err != nil {
 		b.Fatalf("the gateway's /debug/vars: %v", err)
 	}
-	return float64(vars.Memstats.HeapInuse), float64(vars.Memstats.StackInuse)
+	return vars.Memstats
+}
+
+// goMemory is what the benchmarks read of a process's runtime.MemStats.
+type goMemory struct {
+	HeapInuse, HeapAlloc, StackInuse uint64
+	NumGC                            uint32
+}
+
+// liveHeap has the gateway collect its garbage (the admin API's heap
+// profile does when asked) and returns its heap then: what is live, in
+// bytes.
+func liveHeap(b *testing.B, g *e2e.Gateway) uint64 {
+	b.Helper()
+	res := adminGet(b, g, "/debug/pprof/heap?gc=1")
+	_, err := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if err != nil {
+		b.Fatalf("the gateway's heap profile: %v", err)
+	}
+	return memory(b, g).HeapAlloc
+}
+
+// settledRSS waits for p's next garbage collection, which the runtime
+// forces within 2 minutes of the last one, and then for p's resident
+// memory to stop falling as the runtime gives the freed pages back to the
+// system; and returns that resident memory in KiB. numGC reads p's count
+// of collections.
+func settledRSS(b *testing.B, p *e2e.Process, numGC func() uint32) int64 {
+	b.Helper()
+	deadline := time.Now().Add(4 * time.Minute)
+	for gc := numGC(); numGC() == gc; time.Sleep(2 * time.Second) {
+		if time.Now().After(deadline) {
+			b.Fatal("no garbage collection within 4 minutes")
+		}
+	}
+	last := rss(b, p)
+	for time.Now().Before(deadline) {
+		time.Sleep(5 * time.Second)
+		v := rss(b, p)
+		if v > last-256 {
+			return min(v, last)
+		}
+		last = v
+	}
+	return last
 }
 
 // scrape reads /metrics once and returns its size and the gateway's CPU

@@ -13,8 +13,9 @@
 //	tlsfloor -dial 127.0.0.1:8443 -ca ca.pem -count 10000
 //
 // The server prints "listening ADDR", then on SIGUSR1 one JSON line: its
-// connections, the answers it read so far, its Go heap in use and its
-// goroutine stacks. The client connects -count times, from source
+// connections, the answers it read so far, its Go heap in use, its live
+// heap (and garbage not collected yet), its goroutine stacks and its count
+// of collections; on SIGUSR2 the same line after a collection. The client connects -count times, from source
 // addresses 127.3.x.y, answers every record it reads with one of the same
 // size, and prints "connected N" when all are up. Both stop on SIGTERM.
 package main
@@ -43,12 +44,13 @@ const recordSize = 40
 // its default alive interval.
 const window = time.Second
 
-// Stats is the server's answer to SIGUSR1.
+// Stats is the server's answer to SIGUSR1; its memory figures are named
+// as in runtime.MemStats.
 type Stats struct {
-	Conns      int64  `json:"conns"`
-	Answers    int64  `json:"answers"`
-	HeapInuse  uint64 `json:"heap_inuse"`
-	StackInuse uint64 `json:"stack_inuse"`
+	Conns                            int64 `json:"conns"`
+	Answers                          int64 `json:"answers"`
+	HeapInuse, HeapAlloc, StackInuse uint64
+	NumGC                            uint32
 }
 
 func main() {
@@ -158,12 +160,16 @@ func (s *server) sweep() {
 }
 
 func (s *server) printStats() {
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	for range usr1 {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGUSR1, syscall.SIGUSR2)
+	for sig := range signals {
+		if sig == syscall.SIGUSR2 {
+			runtime.GC()
+		}
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
-		line, _ := json.Marshal(Stats{Conns: s.conns.Load(), Answers: s.answers.Load(), HeapInuse: m.HeapInuse, StackInuse: m.StackInuse})
+		line, _ := json.Marshal(Stats{Conns: s.conns.Load(), Answers: s.answers.Load(),
+			HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, StackInuse: m.StackInuse, NumGC: m.NumGC})
 		fmt.Println(string(line))
 	}
 }
