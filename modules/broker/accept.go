@@ -286,7 +286,6 @@ func (b *Broker) serveControl(w http.ResponseWriter, r *http.Request, a *attempt
 		sessionKey:  keys.Session,
 		conn:        conn,
 		sealer:      wire.NewSealer(keys.Session, false),
-		muxAdded:    make(chan struct{}),
 		muxChanged:  make(chan struct{}, 1),
 		wanted:      make(chan struct{}, 1),
 		done:        make(chan struct{}),

@@ -155,8 +155,10 @@ func (r *registration) addMux(conn net.Conn, ticket []byte) {
 	default:
 	}
 	r.muxes = append(r.muxes, m)
-	close(r.muxAdded)
-	r.muxAdded = make(chan struct{})
+	if r.muxAdded != nil {
+		close(r.muxAdded)
+		r.muxAdded = nil
+	}
 	r.b.mu.Unlock()
 	// A connection that arrives after its keeper left, the name idle
 	// meanwhile, gets one again, to close it when it stays idle.
@@ -240,6 +242,9 @@ func (r *registration) pickMux() (*muxConn, <-chan struct{}) {
 		if best == nil || m.session.NumStreams() < best.session.NumStreams() {
 			best = m
 		}
+	}
+	if best == nil && r.muxAdded == nil {
+		r.muxAdded = make(chan struct{})
 	}
 	return best, r.muxAdded
 }

@@ -55,8 +55,9 @@ type registration struct {
 
 	// muxes are the multiplexed back connections that carry the
 	// sessions; pending counts the mux tickets not yet presented nor
-	// expired. Both guarded by the broker's mutex. muxAdded is closed, and
-	// replaced, when a mux connection arrives; muxChanged wakes keepMuxes.
+	// expired. Both guarded by the broker's mutex, as is muxAdded: made
+	// when a session waits for a mux connection, closed and cleared when
+	// one arrives. muxChanged wakes keepMuxes.
 	muxes      []*muxConn
 	pending    int
 	muxAdded   chan struct{}
