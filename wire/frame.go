@@ -3,7 +3,6 @@ package wire
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -239,38 +238,32 @@ func DecodeFrame(t FrameType, p []byte) (Frame, error) {
 // frame the side sends, so a frame cannot be injected, replayed, dropped
 // or reordered without the next tag failing.
 //
-// It keeps the SHA-256 states after the key's inner and outer pads, as
-// crypto/hmac keeps them once reset, and computes each tag from them with a
-// pooled digest: a quarter of the cost of keying an HMAC anew, in about 220
-// bytes where a kept crypto/hmac takes about 600, of which a gateway holds
-// two per agent.
+// It keeps the key alone, a block long, and computes each tag with a
+// pooled digest, hashing both pads again: 72 bytes, of which a gateway
+// holds two per agent, where the digests' states after the pads (as
+// crypto/hmac keeps them) take 256 with their slice. Restoring those
+// states took 205 ns a tag and hashing the pads again takes 390
+// (BenchmarkSealAlive): with 10,000 idle agents, a thousand tags a second,
+// 0.02 % of a core buys 3.6 MB.
 type frameTags struct {
-	pads    []byte // the marshaled inner state, then the outer one
+	key     [sha256.BlockSize]byte // zero-padded, hashed first when longer
 	counter uint64
 }
 
 func newFrameTags(key []byte) frameTags {
+	var t frameTags
 	if len(key) > sha256.BlockSize {
 		sum := sha256.Sum256(key)
 		key = sum[:]
 	}
-	var inner, outer [sha256.BlockSize]byte
-	copy(inner[:], key)
-	copy(outer[:], key)
-	for i := range inner {
-		inner[i] ^= 0x36
-		outer[i] ^= 0x5c
-	}
-	d := digests.Get().(*digest)
-	defer digests.Put(d)
-	innerState := d.marshalAfter(inner[:])
-	pads := append(make([]byte, 0, 2*len(innerState)), innerState...)
-	return frameTags{pads: append(pads, d.marshalAfter(outer[:])...)}
+	copy(t.key[:], key)
+	return t
 }
 
-// digest is a SHA-256 digest with room for its sum.
+// digest is a SHA-256 digest with room for a pad and its sum.
 type digest struct {
 	h   hash.Hash
+	pad [sha256.BlockSize]byte
 	sum [sha256.Size]byte
 }
 
@@ -280,8 +273,7 @@ var digests = sync.Pool{New: func() any { return &digest{h: sha256.New()} }}
 func (t *frameTags) next(typ FrameType, payload []byte) [TagSize]byte {
 	d := digests.Get().(*digest)
 	defer digests.Put(d)
-	inner, outer := t.pads[:len(t.pads)/2], t.pads[len(t.pads)/2:]
-	d.restore(inner)
+	d.startPad(&t.key, 0x36)
 	var hdr [9]byte
 	binary.BigEndian.PutUint64(hdr[:8], t.counter)
 	hdr[8] = byte(typ)
@@ -289,28 +281,19 @@ func (t *frameTags) next(typ FrameType, payload []byte) [TagSize]byte {
 	d.h.Write(payload)
 	t.counter++
 	d.h.Sum(d.sum[:0])
-	d.restore(outer)
+	d.startPad(&t.key, 0x5c)
 	d.h.Write(d.sum[:])
 	d.h.Sum(d.sum[:0])
 	return [TagSize]byte(d.sum[:TagSize])
 }
 
-// marshalAfter returns the digest's state after hashing pad alone.
-func (d *digest) marshalAfter(pad []byte) []byte {
+// startPad resets the digest and hashes the key XORed with the pad byte.
+func (d *digest) startPad(key *[sha256.BlockSize]byte, pad byte) {
+	for i, k := range key {
+		d.pad[i] = k ^ pad
+	}
 	d.h.Reset()
-	d.h.Write(pad)
-	state, err := d.h.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		panic(err) // SHA-256 always marshals its state
-	}
-	return state
-}
-
-// restore sets the digest to a state marshalAfter returned.
-func (d *digest) restore(state []byte) {
-	if err := d.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
-		panic(err) // the state is SHA-256's own
-	}
+	d.h.Write(d.pad[:])
 }
 
 // Sealer tags the frames one side sends on a registered control
