@@ -4,6 +4,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/tildegate/tildegate/wire"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // aliveRegistration adds a registration called name with the given alive
@@ -248,6 +251,63 @@ func TestGatewayNeverAnswersAlive(t *testing.T) {
 	}
 	if heard := time.Duration(clock() - reg.lastHeard.Load()); heard > time.Second {
 		t.Errorf("the gateway last heard the agent %s ago: it did not read the ALIVEs", heard)
+	}
+}
+
+// TestReaderRestarts: a registration's reader goes on in a new goroutine
+// once past readerRestart, with the same frame counter: the frames after it
+// are read and their tags pass, up to the agent's CLOSE.
+func TestReaderRestarts(t *testing.T) {
+	restart := readerRestart
+	readerRestart = 0
+	t.Cleanup(func() { readerRestart = restart })
+	core, logs := observer.New(zap.InfoLevel)
+	b := newBroker(zap.New(core))
+	t.Cleanup(func() { b.Destruct() })
+	agent, key := aliveRegistration(t, b, "home", time.Hour, 0)
+	b.mu.Lock()
+	reg := b.regs["home"]
+	b.mu.Unlock()
+	go reg.run()
+	sealer := wire.NewSealer(key, true)
+	send := func(f wire.Frame) {
+		t.Helper()
+		frame, _ := sealer.Append(nil, f)
+		if _, err := agent.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(wire.Frame{Type: wire.FrameAlive})
+	readers := func() (run, read int) {
+		buf := make([]byte, 1<<20)
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "(*registration).run(") {
+				run++
+			} else if strings.Contains(g, "(*registration).read(") {
+				read++
+			}
+		}
+		return run, read
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if run, read := readers(); run == 0 && read == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			run, read := readers()
+			t.Fatalf("readers after the first frame: %d started by run, %d restarted; want 0 and 1", run, read)
+		}
+	}
+	send(wire.Frame{Type: wire.FrameAlive})
+	send(wire.Frame{Type: wire.FrameClose, Code: wire.CodeShuttingDown, Reason: "stopping"})
+	select {
+	case <-reg.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the restarted reader did not close the registration on the agent's CLOSE")
+	}
+	closed := logs.FilterMessage("agent registration closed").All()
+	if len(closed) != 1 || !strings.HasPrefix(closed[0].ContextMap()["reason"].(string), "the agent closed") {
+		t.Errorf("closed: %v, want once, for the agent's CLOSE", closed)
 	}
 }
 

@@ -126,24 +126,40 @@ func (r *registration) writeFrameLocked(f wire.Frame) error {
 // connection ends; the alive sweep closes it when it stays silent for the
 // dead time.
 func (r *registration) run() {
-	r.close(0, r.readFrames())
+	r.read(wire.NewOpener(r.sessionKey, true), clock()+int64(readerRestart))
 }
 
-// readFrames reads the agent's frames until the connection ends or the
-// agent closes it, and returns why. Its goroutine, one per agent, waits for
-// the next frame's header with only this loop and io.ReadFull above the
-// connection's Read on its stack, 1.6 KiB in all (2.8 when it waited
-// inside the frame decoder), so that a reader the runtime starts at 4 KiB
-// stays within it while it reads a frame.
-func (r *registration) readFrames() string {
-	opener := wire.NewOpener(r.sessionKey, true)
+// readerRestart is how long after its start a registration's reader goes
+// on in a new goroutine, once. The runtime starts a goroutine with a stack
+// as large as the average in use at its last collection: during a storm
+// of handshakes, 8 KiB, which the collector never halves for a reader
+// parked in crypto/tls's read (halving needs a quarter of the stack free
+// of the frames and the runtime's reserve). Started once the storm is
+// over, the reader gets 4 KiB.
+var readerRestart = time.Minute
+
+// read reads the agent's frames with opener until the connection ends or
+// the agent closes it, and then closes the registration; past restartAt
+// on the sweep's clock (0: never), it goes on in a new goroutine. Its
+// goroutine, one per agent, waits for the next frame's header with only
+// this loop and io.ReadFull above the connection's Read on its stack, 1.6
+// KiB in all (2.8 when it waited inside the frame decoder), so that a
+// reader the runtime starts at 4 KiB stays within it while it reads a
+// frame.
+func (r *registration) read(opener *wire.Opener, restartAt int64) {
 	var hdr [wire.HeaderSize]byte
 	for {
 		if _, err := io.ReadFull(r.conn, hdr[:]); err != nil {
-			return "control connection lost: " + err.Error()
+			r.close(0, "control connection lost: "+err.Error())
+			return
 		}
 		if why, end := r.readFrame(opener, hdr); end {
-			return why
+			r.close(0, why)
+			return
+		}
+		if restartAt != 0 && clock() >= restartAt {
+			go r.read(opener, 0)
+			return
 		}
 	}
 }
