@@ -34,7 +34,7 @@ func registered(t *testing.T, settings Settings, answer func(wire.Kind) []byte) 
 	go func() { _, _ = io.Copy(io.Discard, agentControl) }() // the OPENs the keeper sends
 	reg := &registration{b: b, name: "home", key: "home", conn: control, settings: settings.WithDefaults(),
 		sessionKey: key, sealer: wire.NewSealer(key, false),
-		muxAdded: make(chan struct{}), muxChanged: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
+		muxChanged: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
 	reg.stats = b.stats("home")
 	reg.lastUse.Store(time.Now().UnixNano()) // in use: the keeper keeps the connection
 	b.regs["home"] = reg

@@ -232,8 +232,8 @@ func (r *registration) closeMuxes() {
 }
 
 // pickMux returns the multiplexed back connection with the fewest
-// streams, or, when there is none yet, a channel that closes when one
-// arrives.
+// streams (and a nil channel), or, when there is none yet, a channel that
+// closes when one arrives.
 func (r *registration) pickMux() (*muxConn, <-chan struct{}) {
 	r.b.mu.Lock()
 	defer r.b.mu.Unlock()

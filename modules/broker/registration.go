@@ -21,17 +21,17 @@ const frameWriteTimeout = 5 * time.Second
 
 // registration is an agent's live control connection for one name.
 type registration struct {
-	b    *Broker
-	name string
-	key  string
-	credentials
-	settings Settings
-	addr     string
-	ip       netip.Addr
-	tls      bool
-	bound    bool   // the handshake is bound to the TLS session
-	agent    string // the agent's software and version, from its hello
-	since    time.Time
+	b           *Broker
+	name        string
+	key         string
+	credentials credentials
+	settings    Settings
+	addr        string
+	ip          netip.Addr
+	tls         bool
+	bound       bool   // the handshake is bound to the TLS session
+	agent       string // the agent's software and version, from its hello
+	since       time.Time
 	// lastHeard is when the agent's last frame arrived, on the sweep's
 	// clock.
 	lastHeard atomic.Int64
@@ -135,7 +135,8 @@ func (r *registration) run() {
 // of handshakes, 8 KiB, which the collector never halves for a reader
 // parked in crypto/tls's read (halving needs a quarter of the stack free
 // of the frames and the runtime's reserve). Started once the storm is
-// over, the reader gets 4 KiB.
+// over, the reader gets 4 KiB; one that restarts during a storm longer
+// than a minute keeps 8.
 var readerRestart = time.Minute
 
 // read reads the agent's frames with opener until the connection ends or
@@ -232,7 +233,7 @@ func resumable(code wire.Code) bool {
 // under a changed entry, and why.
 func (r *registration) disqualifiedBy(e *Entry) (wire.Code, string, bool) {
 	switch {
-	case !r.samePassword(e):
+	case !r.credentials.samePassword(e):
 		return wire.CodePasswordChanged, "the entry's password changed on the gateway", true
 	case e.RequireTLS && !r.tls:
 		return wire.CodeTLSRequired, "the entry now requires TLS; this connection is plain", true

@@ -115,7 +115,7 @@ type throttled struct {
 type admission struct {
 	t       *throttle
 	source  netip.Prefix
-	nameKey string
+	pairKey pairKey
 	pair    *bucket // nil when no token of it was taken
 	name    *nameState
 	// nameToken is set when the admission took a token of the name's
@@ -138,9 +138,10 @@ func (t *throttle) admit(ip netip.Addr, name string, resumes bool) (*admission, 
 	if t.inFlight[source] >= maxInFlight {
 		return nil, &throttled{budget: "in-flight", reason: fmt.Sprintf("too many handshakes in flight from this address (at most %d)", maxInFlight), retryAfter: time.Second}
 	}
-	pair := t.pairs.get(pairKey{source, name}, func() *bucket { return new(bucket) })
+	key := pairKey{source, name}
+	pair := t.pairs.get(key, func() *bucket { return new(bucket) })
 	ns := t.names.get(name, func() *nameState { return new(nameState) })
-	a := &admission{t: t, source: source, nameKey: name, name: ns}
+	a := &admission{t: t, source: source, pairKey: key, name: ns}
 	owner := ns.owner.IsValid() && ns.owner == source
 	switch ok, wait := pair.take(now, pairBurst, pairRefill); {
 	case !ok && !resumes:
@@ -181,9 +182,10 @@ func (a *admission) done(success bool) {
 		if a.pair != nil {
 			a.pair.give(pairBurst)
 			if a.pair.tokens >= pairBurst {
-				// Full, as a new one would be: no other attempt holds a
-				// token of it. A registered agent keeps no entry here.
-				t.pairs.remove(pairKey{a.source, a.nameKey}, a.pair)
+				// Full: a new one would be the same, so a registered
+				// agent keeps no entry here. Attempts still in flight
+				// give back to this one, which can only be stricter.
+				t.pairs.remove(a.pairKey, a.pair)
 			}
 		}
 		if a.nameToken {

@@ -19,7 +19,7 @@ func TestUnansweredMuxTicketsAreReplaced(t *testing.T) {
 	key := make(wire.SessionKey, wire.SessionKeySize)
 	settings := Settings{TicketTTL: 300 * time.Millisecond}.WithDefaults()
 	reg := &registration{b: b, name: "home", key: "home", conn: ours, settings: settings, sealer: wire.NewSealer(key, false),
-		muxAdded: make(chan struct{}), muxChanged: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
+		muxChanged: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
 	reg.lastUse.Store(time.Now().UnixNano()) // in use, as after registering
 	defer reg.close(0, "test over")
 	opens := make(chan time.Time, 16)
