@@ -35,6 +35,22 @@ func aliveRegistration(t *testing.T, b *Broker, name string, alive, dead time.Du
 	return agent, key
 }
 
+// readingRegistration adds a registration called home that is never due
+// an ALIVE to a new broker logging to logger, and starts its reader; and
+// returns it, the agent's end of its control connection, its session key
+// and the agent's sealer.
+func readingRegistration(t *testing.T, logger *zap.Logger) (*registration, net.Conn, wire.SessionKey, *wire.Sealer) {
+	t.Helper()
+	b := newBroker(logger)
+	t.Cleanup(func() { b.Destruct() })
+	agent, key := aliveRegistration(t, b, "home", time.Hour, 0)
+	b.mu.Lock()
+	reg := b.regs["home"]
+	b.mu.Unlock()
+	go reg.run()
+	return reg, agent, key, wire.NewSealer(key, true)
+}
+
 // countAlives reads ALIVEs from an agent's end for d.
 func countAlives(conn net.Conn, key wire.SessionKey, d time.Duration) int {
 	opener := wire.NewOpener(key, false)
@@ -230,14 +246,7 @@ func TestAliveWindow(t *testing.T) {
 // draw nothing from the gateway but its own on its schedule, so that the
 // agent's answers to the gateway's can never start a loop.
 func TestGatewayNeverAnswersAlive(t *testing.T) {
-	b := newBroker(zap.NewNop())
-	t.Cleanup(func() { b.Destruct() })
-	agent, key := aliveRegistration(t, b, "home", time.Hour, 0)
-	b.mu.Lock()
-	reg := b.regs["home"]
-	b.mu.Unlock()
-	go reg.run()
-	sealer := wire.NewSealer(key, true)
+	reg, agent, key, sealer := readingRegistration(t, zap.NewNop())
 	go func() {
 		for range 50 {
 			frame, _ := sealer.Append(nil, wire.Frame{Type: wire.FrameAlive})
@@ -262,14 +271,7 @@ func TestReaderRestarts(t *testing.T) {
 	readerRestart = 0
 	t.Cleanup(func() { readerRestart = restart })
 	core, logs := observer.New(zap.InfoLevel)
-	b := newBroker(zap.New(core))
-	t.Cleanup(func() { b.Destruct() })
-	agent, key := aliveRegistration(t, b, "home", time.Hour, 0)
-	b.mu.Lock()
-	reg := b.regs["home"]
-	b.mu.Unlock()
-	go reg.run()
-	sealer := wire.NewSealer(key, true)
+	reg, agent, _, sealer := readingRegistration(t, zap.New(core))
 	send := func(f wire.Frame) {
 		t.Helper()
 		frame, _ := sealer.Append(nil, f)
