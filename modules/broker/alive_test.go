@@ -302,13 +302,14 @@ func TestReaderRestarts(t *testing.T) {
 	}
 	send(wire.Frame{Type: wire.FrameAlive})
 	send(wire.Frame{Type: wire.FrameClose, Code: wire.CodeShuttingDown, Reason: "stopping"})
-	select {
-	case <-reg.done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the restarted reader did not close the registration on the agent's CLOSE")
+	// The registration logs its end last, after it is done.
+	for deadline := time.Now().Add(5 * time.Second); logs.FilterMessage("agent registration closed").Len() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted reader did not close the registration on the agent's CLOSE")
+		}
 	}
 	closed := logs.FilterMessage("agent registration closed").All()
-	if len(closed) != 1 || !strings.HasPrefix(closed[0].ContextMap()["reason"].(string), "the agent closed") {
+	if len(closed) != 1 || !strings.HasPrefix(closed[0].ContextMap()["reason"].(string), "the agent closed") || !reg.closed() {
 		t.Errorf("closed: %v, want once, for the agent's CLOSE", closed)
 	}
 }
