@@ -114,12 +114,24 @@ type AgentStatus struct {
 }
 
 // agentEntry is a configured back entry as its status is read: its
-// claim, its registration and its hold, taken under the broker's mutex.
+// claim, its registration with its count of mux connections, and its
+// hold, taken under the broker's mutex.
 type agentEntry struct {
 	key   string
 	claim Entry
 	reg   *registration
+	muxes int
 	held  time.Time
+}
+
+// agentEntryLocked reads the back entry key, whose claim is c; b.mu is
+// held.
+func (b *Broker) agentEntryLocked(key string, c *claim) agentEntry {
+	e := agentEntry{key: key, claim: c.entry, reg: b.regs[key], held: b.holds[key]}
+	if e.reg != nil {
+		e.muxes = len(e.reg.muxes)
+	}
+	return e
 }
 
 // Agents returns the status of every configured back entry, by name.
@@ -128,7 +140,7 @@ func (b *Broker) Agents() []AgentStatus {
 	b.mu.Lock()
 	entries := make([]agentEntry, 0, len(b.claims))
 	for key, c := range b.claims {
-		entries = append(entries, agentEntry{key, c.entry, b.regs[key], b.holds[key]})
+		entries = append(entries, b.agentEntryLocked(key, c))
 	}
 	b.mu.Unlock()
 	slices.SortFunc(entries, func(x, y agentEntry) int { return strings.Compare(x.key, y.key) })
@@ -149,7 +161,7 @@ func (b *Broker) Agent(name string) (AgentStatus, bool) {
 	c := b.claims[key]
 	var e agentEntry
 	if c != nil {
-		e = agentEntry{key, c.entry, b.regs[key], b.holds[key]}
+		e = b.agentEntryLocked(key, c)
 	}
 	b.mu.Unlock()
 	if c == nil {
@@ -168,10 +180,7 @@ func (b *Broker) agentStatus(e agentEntry, now time.Time) AgentStatus {
 	if r := e.reg; r != nil {
 		since, heard := r.since, clockStart.Add(time.Duration(r.lastHeard.Load()))
 		st.Connected, st.Address, st.Agent, st.Since, st.LastHeard = true, r.addr, r.agent, &since, &heard
-		st.TLS, st.Bound = r.tls, r.bound
-		b.mu.Lock()
-		st.BackConnections = len(r.muxes)
-		b.mu.Unlock()
+		st.TLS, st.Bound, st.BackConnections = r.tls, r.bound, e.muxes
 		for k := range kinds {
 			st.Sessions[wire.Kind(k).String()] = r.sessions[k].Load()
 		}
