@@ -265,18 +265,14 @@ var oneBlock, chainAt = oneBlockLayout()
 // state of a digest that hashed one block: the 32 bytes in which digests
 // of four different blocks differ.
 func oneBlockLayout() ([]byte, int) {
+	const unexpected = "wire: SHA-256's marshaled state is not laid out as expected"
 	d := &digest{h: sha256.New()}
-	var block [sha256.BlockSize]byte
-	first := d.marshalAfter(block[:])
+	first := d.marshalAfter(make([]byte, sha256.BlockSize))
 	lo, hi := len(first), -1
 	for _, fill := range []byte{0x36, 0x5c, 0xff} {
-		for i := range block {
-			block[i] = fill
-		}
-		other := d.marshalAfter(block[:])
+		other := d.marshalAfter(bytes.Repeat([]byte{fill}, sha256.BlockSize))
 		if len(other) != len(first) {
-			hi = -1
-			break
+			panic(unexpected)
 		}
 		for i := range first {
 			if first[i] != other[i] {
@@ -285,7 +281,7 @@ func oneBlockLayout() ([]byte, int) {
 		}
 	}
 	if hi-lo != sha256.Size-1 {
-		panic("wire: SHA-256's marshaled state is not laid out as expected")
+		panic(unexpected)
 	}
 	return first, lo
 }
